@@ -1,0 +1,149 @@
+package storage
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Counters are a link's committed click counts. The click committer adds to them after
+// each successful commit and checkpoints them with the batch that made them true, so
+// after a crash they are restored from the checkpoint plus the outbox entries past it.
+type Counters struct {
+	key   string
+	Human atomic.Int64
+	Bot   atomic.Int64
+	Test  atomic.Int64
+}
+
+// Counters returns the counters of a link, creating them at zero.
+func (db *DB) Counters(domain, slug string) *Counters {
+	return db.countersFor(LinkKey(domain, slug))
+}
+
+func (db *DB) countersFor(lk string) *Counters {
+	db.countersMu.Lock()
+	defer db.countersMu.Unlock()
+	c := db.counters[lk]
+	if c == nil {
+		c = &Counters{key: lk}
+		db.counters[lk] = c
+	}
+	return c
+}
+
+func (c *Counters) encode() []byte {
+	b := make([]byte, 24)
+	binary.BigEndian.PutUint64(b[0:], uint64(c.Human.Load()))
+	binary.BigEndian.PutUint64(b[8:], uint64(c.Bot.Load()))
+	binary.BigEndian.PutUint64(b[16:], uint64(c.Test.Load()))
+	return b
+}
+
+func (c *Counters) add(kind ClickKind, n int64) {
+	switch kind {
+	case KindHuman:
+		c.Human.Add(n)
+	case KindBot:
+		c.Bot.Add(n)
+	case KindTest:
+		c.Test.Add(n)
+	}
+}
+
+// restore loads the outbox sequence and the counter checkpoint, then replays the outbox
+// entries written after the checkpoint.
+func (db *DB) restore() error {
+	var countersSeq uint64
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		var err error
+		if db.outboxNext, err = readUint64(txn, metaOutboxSeq); err != nil {
+			return err
+		}
+		db.outboxNext++
+		if countersSeq, err = readUint64(txn, metaCountersSeq); err != nil {
+			return err
+		}
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixCounters}, PrefetchValues: true})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			item := it.Item()
+			c := &Counters{key: string(item.Key()[1:])}
+			err := item.Value(func(v []byte) error {
+				if len(v) != 24 {
+					return fmt.Errorf("counters of %q: %d bytes", c.key, len(v))
+				}
+				c.Human.Store(int64(binary.BigEndian.Uint64(v[0:])))
+				c.Bot.Store(int64(binary.BigEndian.Uint64(v[8:])))
+				c.Test.Store(int64(binary.BigEndian.Uint64(v[16:])))
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			db.counters[c.key] = c
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("storage: restore counters: %w", err)
+	}
+	replayed := map[*Counters]bool{}
+	err = db.ScanOutbox(countersSeq+1, func(e OutboxEntry) bool {
+		if e.Kind != EventClick {
+			return true
+		}
+		c, err := db.GetClick(e.Ref)
+		if err != nil {
+			db.log.Error("outbox entry points at a missing click", "seq", e.Seq, "err", err)
+			return true
+		}
+		ctr := db.countersFor(LinkKey(c.Domain, c.Slug))
+		ctr.add(c.Kind(), 1)
+		replayed[ctr] = true
+		return true
+	})
+	if err != nil {
+		return fmt.Errorf("storage: replay counters: %w", err)
+	}
+	if len(replayed) == 0 {
+		return nil
+	}
+	// Checkpoint at once: a later checkpoint writes only the links it saw clicks for, and
+	// would otherwise move the checkpoint past the entries replayed here.
+	err = db.bdb.Update(func(txn *badger.Txn) error {
+		for c := range replayed {
+			if err := txn.Set(countersKey(c.key), c.encode()); err != nil {
+				return err
+			}
+		}
+		return txn.Set(metaKey(metaCountersSeq), binary.BigEndian.AppendUint64(nil, db.outboxNext-1))
+	})
+	if err != nil {
+		return fmt.Errorf("storage: checkpoint replayed counters: %w", err)
+	}
+	db.log.Info("restored click counters from the outbox", "links", len(replayed), "from_seq", countersSeq+1)
+	return nil
+}
+
+func readUint64(txn *badger.Txn, name string) (uint64, error) {
+	it, err := txn.Get(metaKey(name))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	var n uint64
+	err = it.Value(func(v []byte) error {
+		if len(v) != 8 {
+			return fmt.Errorf("meta %s: %d bytes", name, len(v))
+		}
+		n = binary.BigEndian.Uint64(v)
+		return nil
+	})
+	return n, err
+}

@@ -1,0 +1,145 @@
+// Package storage keeps everything clickgate must not lose, in one Badger directory:
+// links, clicks, per-link counters, recipient tokens, and the outbox log that Kafka and
+// plugins read at their own cursors. It knows nothing about HTTP; the proxy calls it.
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Options size the database. Badger's defaults take several hundred megabytes (five 64 MB
+// memtables and a 256 MB block cache); an edge runs beside other things, so the defaults
+// here are chosen for a small, predictable footprint.
+type Options struct {
+	// Dir is the Badger directory. Only one process may open it at a time.
+	Dir string
+	// MemTableMB is the size of one memtable. Default 32. Bigger batches fewer flushes at
+	// the price of memory: Badger keeps two of them.
+	MemTableMB int64
+	// BlockCacheMB caches decompressed table blocks for reads. Default 32.
+	BlockCacheMB int64
+	// IndexCacheMB caches table indexes and bloom filters. Default 16; 0 would keep
+	// every index in memory, which grows without bound with the data.
+	IndexCacheMB int64
+	// SyncWrites fsyncs every commit. Default false: writes go through the memory-mapped
+	// log, so they survive a process crash (kill -9) but not a power loss. Turning it on
+	// costs one fsync per group commit.
+	SyncWrites bool
+	// Logger receives Badger's warnings and errors.
+	Logger *slog.Logger
+}
+
+// DB is the open store.
+type DB struct {
+	bdb *badger.DB
+	log *slog.Logger
+
+	countersMu sync.Mutex
+	counters   map[string]*Counters
+
+	outboxMu   sync.Mutex // guards outboxNext for writers outside the click committer
+	outboxNext uint64
+
+	clicks *ClickCommitter
+}
+
+// Open opens (or creates) the store and restores what a crash may have left behind:
+// the outbox sequence and the per-link counters, replayed from the outbox past their
+// last checkpoint.
+func Open(opt Options) (*DB, error) {
+	if opt.Dir == "" {
+		return nil, errors.New("storage: no directory")
+	}
+	if opt.MemTableMB <= 0 {
+		opt.MemTableMB = 32
+	}
+	if opt.BlockCacheMB <= 0 {
+		opt.BlockCacheMB = 32
+	}
+	if opt.IndexCacheMB <= 0 {
+		opt.IndexCacheMB = 16
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	bo := badger.DefaultOptions(opt.Dir).
+		WithMemTableSize(opt.MemTableMB << 20).
+		WithNumMemtables(2).
+		WithNumLevelZeroTables(2).
+		WithNumLevelZeroTablesStall(8).
+		WithBlockCacheSize(opt.BlockCacheMB << 20).
+		WithIndexCacheSize(opt.IndexCacheMB << 20).
+		WithValueLogFileSize(256 << 20).
+		WithNumCompactors(2).
+		WithSyncWrites(opt.SyncWrites).
+		// Clicks never conflict with each other (each has a fresh key), and conflict
+		// tracking costs a map insert per key on the hot path.
+		WithDetectConflicts(false).
+		// Badger's expvar metrics cost map lookups on every write; ours are enough.
+		WithMetricsEnabled(false).
+		WithLogger(badgerLogger{opt.Logger.With("component", "badger")})
+	bdb, err := badger.Open(bo)
+	if err != nil {
+		return nil, fmt.Errorf("storage: open %s: %w", opt.Dir, err)
+	}
+	db := &DB{bdb: bdb, log: opt.Logger, counters: map[string]*Counters{}}
+	if err := db.restore(); err != nil {
+		bdb.Close()
+		return nil, err
+	}
+	db.clicks = newClickCommitter(db)
+	return db, nil
+}
+
+// Clicks returns the group committer that makes clicks durable.
+func (db *DB) Clicks() *ClickCommitter { return db.clicks }
+
+// Run runs the background work (the click committer, value-log GC) until ctx ends.
+func (db *DB) Run(ctx context.Context) {
+	db.clicks.run(ctx)
+}
+
+// Close flushes and closes the store. Callers stop Run first.
+func (db *DB) Close() error {
+	if err := db.bdb.Close(); err != nil {
+		return fmt.Errorf("storage: close: %w", err)
+	}
+	return nil
+}
+
+// Ping reports whether the store answers a read, for readiness checks.
+func (db *DB) Ping() error {
+	if db.bdb.IsClosed() {
+		return errors.New("storage closed")
+	}
+	return db.bdb.View(func(txn *badger.Txn) error {
+		_, err := txn.Get(metaKey(metaOutboxSeq))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		return err
+	})
+}
+
+// Size returns the on-disk size of the LSM tree and value log in bytes.
+func (db *DB) Size() (lsm, vlog int64) { return db.bdb.Size() }
+
+type badgerLogger struct{ l *slog.Logger }
+
+func (b badgerLogger) Errorf(f string, a ...any)   { b.l.Error(trim(fmt.Sprintf(f, a...))) }
+func (b badgerLogger) Warningf(f string, a ...any) { b.l.Warn(trim(fmt.Sprintf(f, a...))) }
+func (b badgerLogger) Infof(f string, a ...any)    { b.l.Debug(trim(fmt.Sprintf(f, a...))) }
+func (b badgerLogger) Debugf(f string, a ...any)   {}
+
+func trim(s string) string {
+	for len(s) > 0 && (s[len(s)-1] == '\n' || s[len(s)-1] == ' ') {
+		s = s[:len(s)-1]
+	}
+	return s
+}

@@ -1,0 +1,89 @@
+package storage
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// EventKind is the kind of event an outbox entry announces.
+type EventKind uint8
+
+// Event kinds in the outbox.
+const (
+	EventClick EventKind = 1
+)
+
+// OutboxEntry is one event of the outbox log: a sequence number, strictly increasing in
+// commit order, and a reference to the record it announces. Consumers (the Kafka relay,
+// each plugin) read the log at their own durable cursor.
+//
+// On disk, one Badger entry per committed transaction holds all its events: the key is
+// the first event's sequence number, the value is kind(1)+ref(16) per event.
+type OutboxEntry struct {
+	Seq  uint64
+	Kind EventKind
+	Ref  [16]byte
+}
+
+const outboxEventLen = 17
+
+func appendOutboxValue(dst []byte, kind EventKind, ref []byte) []byte {
+	dst = append(dst, byte(kind))
+	return append(dst, ref...)
+}
+
+// ScanOutbox calls fn for each event with Seq >= from, in order, until fn returns false.
+func (db *DB) ScanOutbox(from uint64, fn func(OutboxEntry) bool) error {
+	return db.bdb.View(func(txn *badger.Txn) error {
+		// The event numbered `from` may sit inside an entry that starts before it: find
+		// the last entry starting at or before it.
+		start := outboxKey(from)
+		rit := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixOutbox}, Reverse: true})
+		rit.Seek(start)
+		if rit.Valid() {
+			start = rit.Item().KeyCopy(nil)
+		}
+		rit.Close()
+
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixOutbox}, PrefetchValues: true, PrefetchSize: 64})
+		defer it.Close()
+		for it.Seek(start); it.Valid(); it.Next() {
+			item := it.Item()
+			first := binary.BigEndian.Uint64(item.Key()[1:])
+			stop := false
+			err := item.Value(func(v []byte) error {
+				if len(v) == 0 || len(v)%outboxEventLen != 0 {
+					return fmt.Errorf("outbox entry %d: %w", first, ErrCorrupt)
+				}
+				for i := 0; i < len(v)/outboxEventLen; i++ {
+					e := OutboxEntry{Seq: first + uint64(i), Kind: EventKind(v[i*outboxEventLen])}
+					if e.Seq < from {
+						continue
+					}
+					copy(e.Ref[:], v[i*outboxEventLen+1:(i+1)*outboxEventLen])
+					if !fn(e) {
+						stop = true
+						return nil
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			if stop {
+				return nil
+			}
+		}
+		return nil
+	})
+}
+
+// OutboxHead returns the sequence number the next outbox event will get.
+func (db *DB) OutboxHead() uint64 {
+	db.outboxMu.Lock()
+	defer db.outboxMu.Unlock()
+	return db.outboxNext
+}

@@ -1,0 +1,204 @@
+package storage
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+)
+
+func openTest(t *testing.T, dir string) *DB {
+	t.Helper()
+	db, err := Open(Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+func testClick(i int, slug string, bot bool) *Click {
+	var id [16]byte
+	binary.BigEndian.PutUint64(id[8:], uint64(i+1))
+	binary.BigEndian.PutUint64(id[:8], uint64(time.Now().UnixNano()))
+	return &Click{
+		ID: id, Time: time.Now().Truncate(time.Microsecond).UTC(), Node: "n1", Slug: slug,
+		Campaign: "spring", UTM: UTM{Source: "sms", Medium: "promotional", Campaign: "spring"},
+		Variant: -1, Destination: "https://shop.example.com/?cgid=x", VisitorID: fmt.Sprintf("v%d", i),
+		IP: "127.0.0.1", UserAgent: "ua", Bot: bot, BotReason: map[bool]string{true: "head"}[bot],
+	}
+}
+
+func TestClickRecordRoundTrip(t *testing.T) {
+	c := testClick(1, "s", true)
+	c.Variant = 2
+	c.IdentityKind, c.IdentityValue, c.IdentitySource, c.Token = "email", "abc", "token", "tok"
+	got, err := DecodeClick(AppendClick(nil, c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(*got) != fmt.Sprint(*c) {
+		t.Fatalf("round trip:\n got %+v\nwant %+v", *got, *c)
+	}
+}
+
+func TestClickRecordCapsFields(t *testing.T) {
+	c := testClick(1, "s", false)
+	c.UserAgent = string(make([]byte, 10000))
+	got, err := DecodeClick(AppendClick(nil, c))
+	if err != nil || len(got.UserAgent) != maxUserAgent {
+		t.Fatalf("user agent not capped: %d %v", len(got.UserAgent), err)
+	}
+}
+
+func TestDecodeClickHostile(t *testing.T) {
+	good := AppendClick(nil, testClick(1, "s", false))
+	cases := map[string][]byte{
+		"empty":       {},
+		"short":       good[:10],
+		"bad version": append(append(append([]byte{}, good[:16]...), 9), good[17:]...),
+		"truncated":   good[:len(good)-1],
+		"trailing":    append(append([]byte{}, good...), 0),
+		"huge length": append(append([]byte{}, good[:20]...), 0xff, 0xff, 0xff, 0xff, 0x0f),
+	}
+	for name, b := range cases {
+		if _, err := DecodeClick(b); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s: err = %v, want ErrCorrupt", name, err)
+		}
+	}
+}
+
+func FuzzDecodeClick(f *testing.F) {
+	f.Add(AppendClick(nil, testClick(1, "s", false)))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := DecodeClick(b)
+		if err != nil {
+			return
+		}
+		if _, err := DecodeClick(AppendClick(nil, c)); err != nil {
+			t.Fatalf("re-encoded record does not decode: %v", err)
+		}
+	})
+}
+
+// Concurrent commits land in the outbox in order, counters are right, and both survive a
+// reopen; counters are rebuilt from the outbox when no checkpoint covers the clicks.
+func TestCommitOutboxAndCounters(t *testing.T) {
+	dir := t.TempDir()
+	db := openTest(t, dir)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { db.Run(ctx); close(done) }()
+
+	ctr := db.Counters("", "s")
+	const n = 2000
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			c := testClick(i, "s", i%4 == 0)
+			kind := c.Kind()
+			if err := db.Clicks().Commit(AppendClick(nil, c), ctr, kind); err != nil {
+				t.Error(err)
+			}
+		}(i)
+	}
+	wg.Wait()
+	if h, b := ctr.Human.Load(), ctr.Bot.Load(); h != n*3/4 || b != n/4 {
+		t.Fatalf("counters human=%d bot=%d", h, b)
+	}
+	if db.OutboxHead() != n+1 {
+		t.Fatalf("outbox head %d", db.OutboxHead())
+	}
+	// Simulate a crash: skip the shutdown checkpoint by not cancelling Run before close.
+	db.clicks.mu.Lock()
+	db.clicks.closed = true
+	db.clicks.mu.Unlock()
+	clear(db.clicks.dirty)
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	<-done
+
+	db = openTest(t, dir)
+	defer db.Close()
+	ctr = db.Counters("", "s")
+	if h, b := ctr.Human.Load(), ctr.Bot.Load(); h != n*3/4 || b != n/4 {
+		t.Fatalf("after reopen counters human=%d bot=%d", h, b)
+	}
+	var seqs []uint64
+	seen := map[[16]byte]bool{}
+	err := db.ScanOutbox(1, func(e OutboxEntry) bool {
+		seqs = append(seqs, e.Seq)
+		seen[e.Ref] = true
+		return true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(seqs) != n || len(seen) != n {
+		t.Fatalf("outbox has %d entries, %d distinct clicks", len(seqs), len(seen))
+	}
+	for i, s := range seqs {
+		if s != uint64(i+1) {
+			t.Fatalf("outbox sequence gap at %d: %d", i, s)
+		}
+	}
+	if db.OutboxHead() != n+1 {
+		t.Fatalf("outbox head after reopen %d", db.OutboxHead())
+	}
+	// A scan may start inside a transaction's entry.
+	for _, from := range []uint64{2, n / 2, n - 1, n, n + 1} {
+		var got []uint64
+		db.ScanOutbox(from, func(e OutboxEntry) bool { got = append(got, e.Seq); return true })
+		if want := int(n + 1 - from); len(got) != want || (want > 0 && got[0] != from) {
+			t.Fatalf("scan from %d: %d events starting %v, want %d", from, len(got), got[:min(len(got), 1)], want)
+		}
+	}
+}
+
+func TestCommitAfterStopFails(t *testing.T) {
+	db := openTest(t, t.TempDir())
+	defer db.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	db.Run(ctx)
+	err := db.Clicks().Commit(AppendClick(nil, testClick(1, "s", false)), db.Counters("", "s"), KindHuman)
+	if !errors.Is(err, ErrClosed) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestLinksAndRecipients(t *testing.T) {
+	db := openTest(t, t.TempDir())
+	defer db.Close()
+	l := &Link{Slug: "a", Destination: "https://x.example/", Status: StatusActive}
+	if err := db.PutLinks([]*Link{l}, true); err != nil {
+		t.Fatal(err)
+	}
+	var ee *ExistsError
+	if err := db.PutLinks([]*Link{{Slug: "b"}, l}, true); !errors.As(err, &ee) {
+		t.Fatalf("duplicate slug: %v", err)
+	}
+	if _, err := db.GetLink("", "b"); !errors.Is(err, ErrNotFound) {
+		t.Fatal("a refused batch wrote something")
+	}
+	got, err := db.GetLink("", "a")
+	if err != nil || got.Destination != l.Destination {
+		t.Fatalf("get: %v %v", got, err)
+	}
+	if err := db.PutRecipients("", "a", []Recipient{{Token: "t1", Kind: "customer_id", Value: "42"}}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := db.GetRecipient("", "a", "t1")
+	if err != nil || r.Kind != "customer_id" || r.Value != "42" {
+		t.Fatalf("recipient %v %v", r, err)
+	}
+	if err := db.PutRecipients("", "a", []Recipient{{Token: "t2"}, {Token: "t1"}}); err == nil {
+		t.Fatal("taken token accepted")
+	}
+}
