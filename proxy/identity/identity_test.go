@@ -1,0 +1,66 @@
+package identity
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestNormalize(t *testing.T) {
+	cases := []struct {
+		kind, in, want string
+		ok             bool
+	}{
+		{Email, "  Jane.Doe@Example.COM ", "jane.doe@example.com", true},
+		{Email, "no-at-sign", "", false},
+		{Email, "a@b", "", false},
+		{Email, "a b@c.com", "", false},
+		{Phone, "+1 (415) 555-2671", "+14155552671", true},
+		{Phone, "415-555-2671", "+14155552671", true},
+		{Phone, "+44 20 7946 0958", "+442079460958", true},
+		{Phone, "12", "", false},
+		{Phone, "call me", "", false},
+		{CustomerID, " 42 ", "42", true},
+		{CustomerID, "", "", false},
+		{CustomerID, "a\r\nb", "", false},
+		{CustomerID, strings.Repeat("x", 300), "", false},
+		{CustomerID, "\xff", "", false},
+		{"ssn", "1", "", false},
+	}
+	for _, c := range cases {
+		got, err := Normalize(c.kind, c.in, "US")
+		if (err == nil) != c.ok || got != c.want {
+			t.Errorf("Normalize(%s, %q) = %q, %v; want %q ok=%v", c.kind, c.in, got, err, c.want, c.ok)
+		}
+	}
+}
+
+func TestHasherKeyed(t *testing.T) {
+	a, b := NewHasher([]byte("k1")), NewHasher([]byte("k2"))
+	if a.Stored(Email, "x@y.com") == b.Stored(Email, "x@y.com") {
+		t.Fatal("hash does not depend on the key")
+	}
+	if a.Stored(Email, "x@y.com") == a.Stored(Phone, "x@y.com") {
+		t.Fatal("hash does not depend on the kind")
+	}
+	if a.Stored(CustomerID, "42") != "42" {
+		t.Fatal("customer IDs are stored as given")
+	}
+	if len(a.Stored(Phone, "+14155552671")) != 64 {
+		t.Fatal("want hex SHA-256")
+	}
+}
+
+func FuzzNormalize(f *testing.F) {
+	f.Add(Email, "a@b.co")
+	f.Add(Phone, "+14155552671")
+	f.Fuzz(func(t *testing.T, kind, v string) {
+		n, err := Normalize(kind, v, "US")
+		if err != nil {
+			return
+		}
+		again, err := Normalize(kind, n, "US")
+		if err != nil || again != n {
+			t.Fatalf("not a fixed point: %q -> %q -> %q (%v)", v, n, again, err)
+		}
+	})
+}
