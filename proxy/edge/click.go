@@ -1,0 +1,123 @@
+package edge
+
+import (
+	"bytes"
+	"net/netip"
+	"sync"
+	"unsafe"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/clickgate/clickgate/proxy/bot"
+	"github.com/clickgate/clickgate/proxy/identity"
+	"github.com/clickgate/clickgate/proxy/links"
+	"github.com/clickgate/clickgate/storage"
+)
+
+// scratch is the per-request working memory of a redirect, pooled so a redirect
+// allocates nothing in the steady state.
+type scratch struct {
+	click  storage.Click
+	id     []byte
+	loc    []byte
+	rec    []byte
+	vid    []byte
+	ip     []byte
+	reason []byte
+	ident  []byte
+}
+
+var scratchPool = sync.Pool{New: func() any {
+	return &scratch{
+		id: make([]byte, 0, 32), loc: make([]byte, 0, 512), rec: make([]byte, 0, 1024),
+		vid: make([]byte, 0, 32), ip: make([]byte, 0, 64), reason: make([]byte, 0, 64),
+	}
+}}
+
+func acquireScratch() *scratch { return scratchPool.Get().(*scratch) }
+
+func releaseScratch(s *scratch) {
+	s.click = storage.Click{}
+	scratchPool.Put(s)
+}
+
+// b2s views bytes as a string without copying. Every such string is encoded into the
+// click record before the handler returns and never kept, so the bytes (request memory
+// or scratch) outlive every use.
+func b2s(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+// fillClick records who tapped, from where, and what identity the tap carried.
+func (e *Edge) fillClick(ctx *fasthttp.RequestCtx, s *scratch, l *links.Link, t *links.Target, v bot.Verdict, token []byte) {
+	c := &s.click
+	st := l.Stored
+	c.Node, c.Domain, c.Slug, c.Campaign = e.NodeID, st.Domain, st.Slug, st.Campaign
+	c.UTM, c.Variant = t.UTM, t.Variant
+	c.UserAgent = b2s(ctx.UserAgent())
+	c.Referrer = b2s(ctx.Referer())
+	s.ip = e.clientIP(ctx, s.ip[:0])
+	c.IP = b2s(s.ip)
+	if c.Bot {
+		s.reason = v.AppendReason(s.reason[:0])
+		c.BotReason = b2s(s.reason)
+	}
+	if len(token) > 0 {
+		c.Token = b2s(token)
+		c.IdentitySource = "token"
+	}
+	if len(l.IdentityParams) > 0 && c.IdentitySource == "" {
+		args := ctx.QueryArgs()
+		for _, p := range l.IdentityParams {
+			raw := args.Peek(p.Name)
+			if len(raw) == 0 {
+				continue
+			}
+			norm, err := identity.Normalize(p.Kind, b2s(raw), e.Region)
+			if err != nil {
+				// An unfilled merge tag ("{{subscriber_id}}") or a typo: keep the click,
+				// not the identity.
+				continue
+			}
+			s.ident = append(s.ident[:0], e.Hasher.Stored(p.Kind, norm)...)
+			c.IdentityKind, c.IdentityValue = p.Kind, b2s(s.ident)
+			c.IdentitySource = p.Source
+			break
+		}
+	}
+}
+
+// clientIP is the peer address, or the first address of the configured header when the
+// edge sits behind a proxy that sets it.
+func (e *Edge) clientIP(ctx *fasthttp.RequestCtx, dst []byte) []byte {
+	if e.ClientIPHeader != "" {
+		v := ctx.Request.Header.Peek(e.ClientIPHeader)
+		if i := bytes.IndexByte(v, ','); i >= 0 {
+			v = v[:i]
+		}
+		if a, err := netip.ParseAddr(b2s(bytes.TrimSpace(v))); err == nil {
+			return a.AppendTo(dst)
+		}
+	}
+	ip := ctx.RemoteIP()
+	if a, ok := netip.AddrFromSlice(ip); ok {
+		return a.Unmap().AppendTo(dst)
+	}
+	return dst
+}
+
+// requestHost lowercases the Host header and drops its port, into dst.
+func requestHost(dst, host []byte) []byte {
+	if len(host) > cap(dst) {
+		return dst
+	}
+	end := len(host)
+	if i := bytes.LastIndexByte(host, ':'); i >= 0 && bytes.IndexByte(host, ']') < i {
+		end = i
+	}
+	for _, c := range host[:end] {
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		dst = append(dst, c)
+	}
+	return dst
+}
