@@ -1,0 +1,365 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/clickgate/clickgate/proxy/preflight"
+)
+
+// client talks to the admin API.
+type client struct {
+	base  string
+	token string
+	http  *http.Client
+}
+
+func newClient() (*client, error) {
+	base := os.Getenv("CLICKGATE_ADMIN_URL")
+	if base == "" {
+		addr := os.Getenv("CLICKGATE_ADMIN_LISTEN")
+		if addr == "" {
+			addr = "127.0.0.1:8081"
+		}
+		if strings.HasPrefix(addr, ":") {
+			addr = "127.0.0.1" + addr
+		}
+		base = "http://" + addr
+	}
+	tok := os.Getenv("CLICKGATE_ADMIN_TOKEN")
+	if tok == "" {
+		dir := os.Getenv("CLICKGATE_DATA_DIR")
+		if dir == "" {
+			dir = "./data"
+		}
+		b, err := os.ReadFile(filepath.Join(dir, "admin.token"))
+		if err != nil {
+			return nil, fmt.Errorf("no admin token: set CLICKGATE_ADMIN_TOKEN or run from the directory holding %s", filepath.Join(dir, "admin.token"))
+		}
+		tok = strings.TrimSpace(string(b))
+	}
+	return &client{base: strings.TrimSuffix(base, "/"), token: tok, http: &http.Client{Timeout: 60 * time.Second}}, nil
+}
+
+// do calls the API and decodes a 2xx answer into out; a JSON error body becomes the error.
+func (c *client) do(method, path string, body any, out any) error {
+	var rd io.Reader
+	if body != nil {
+		if raw, ok := body.(json.RawMessage); ok {
+			rd = bytes.NewReader(raw)
+		} else {
+			b, err := json.Marshal(body)
+			if err != nil {
+				return err
+			}
+			rd = bytes.NewReader(b)
+		}
+	}
+	req, err := http.NewRequest(method, c.base+path, rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode >= 300 {
+		var e struct {
+			Error struct{ Code, Message, Field string } `json:"error"`
+		}
+		if json.Unmarshal(raw, &e) == nil && e.Error.Message != "" {
+			if e.Error.Field != "" {
+				return fmt.Errorf("%s (%s): %s", e.Error.Field, e.Error.Code, e.Error.Message)
+			}
+			return fmt.Errorf("%s: %s", e.Error.Code, e.Error.Message)
+		}
+		return fmt.Errorf("%s %s: %s", method, path, resp.Status)
+	}
+	if out == nil {
+		return nil
+	}
+	if p, ok := out.(*json.RawMessage); ok {
+		*p = raw
+		return nil
+	}
+	return json.Unmarshal(raw, out)
+}
+
+func printJSON(raw json.RawMessage) {
+	var b bytes.Buffer
+	if json.Indent(&b, raw, "", "  ") != nil {
+		os.Stdout.Write(raw)
+		return
+	}
+	b.WriteByte('\n')
+	os.Stdout.Write(b.Bytes())
+}
+
+func linksCmd(args []string) error {
+	if len(args) == 0 {
+		return errors.New("links: want create, bulk, get, list, update, archive, tokens or check")
+	}
+	c, err := newClient()
+	if err != nil {
+		return err
+	}
+	sub, args := args[0], args[1:]
+	fs := flag.NewFlagSet("links "+sub, flag.ContinueOnError)
+	domain := fs.String("domain", "", "domain the link is on (empty: the default)")
+	q := func() string {
+		if *domain == "" {
+			return ""
+		}
+		return "?domain=" + url.QueryEscape(*domain)
+	}
+	var raw json.RawMessage
+	switch sub {
+	case "create":
+		slug := fs.String("slug", "", "custom slug (default: generated)")
+		dest := fs.String("destination", "", "destination URL (required)")
+		medium := fs.String("medium", "", "utm_medium (promotional, transactional, abandoned_cart, welcome_series)")
+		campaign := fs.String("campaign", "", "utm_campaign")
+		content := fs.String("content", "", "utm_content")
+		term := fs.String("term", "", "utm_term")
+		maxClicks := fs.Int64("max-clicks", 0, "stop after this many human clicks (0: no limit)")
+		expires := fs.String("expires-at", "", "RFC 3339 expiry")
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		body := map[string]any{"destination": *dest, "utm": map[string]string{"medium": *medium, "campaign": *campaign, "content": *content, "term": *term}}
+		if *slug != "" {
+			body["slug"] = *slug
+		}
+		if *domain != "" {
+			body["domain"] = *domain
+		}
+		if *maxClicks > 0 {
+			body["max_clicks"] = *maxClicks
+		}
+		if *expires != "" {
+			body["expires_at"] = *expires
+		}
+		var out struct {
+			ShortURL    string   `json:"short_url"`
+			Destination string   `json:"destination"`
+			Warnings    []string `json:"warnings"`
+		}
+		if err := c.do("POST", "/api/v1/links", body, &out); err != nil {
+			return err
+		}
+		fmt.Printf("%s -> %s\n", out.ShortURL, out.Destination)
+		for _, w := range out.Warnings {
+			fmt.Println("warning:", w)
+		}
+		return nil
+	case "bulk":
+		if len(args) != 1 {
+			return errors.New("links bulk FILE.json")
+		}
+		b, err := os.ReadFile(args[0])
+		if err != nil {
+			return err
+		}
+		err = c.do("POST", "/api/v1/links/bulk", json.RawMessage(b), &raw)
+	case "get", "archive":
+		if err := fs.Parse(args); err != nil || fs.NArg() != 1 {
+			return fmt.Errorf("links %s [-domain D] SLUG", sub)
+		}
+		method, path := "GET", "/api/v1/links/"+url.PathEscape(fs.Arg(0))
+		if sub == "archive" {
+			method, path = "POST", path+"/archive"
+		}
+		err = c.do(method, path+q(), nil, &raw)
+	case "update":
+		if err := fs.Parse(args); err != nil || fs.NArg() != 2 {
+			return errors.New(`links update [-domain D] SLUG '{"max_clicks": 100}'`)
+		}
+		err = c.do("PATCH", "/api/v1/links/"+url.PathEscape(fs.Arg(0))+q(), json.RawMessage(fs.Arg(1)), &raw)
+	case "list":
+		campaign := fs.String("campaign", "", "only this campaign")
+		status := fs.String("status", "", "active, paused or archived")
+		limit := fs.Int("limit", 100, "page size")
+		cursor := fs.String("cursor", "", "next_cursor of the previous page")
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		v := url.Values{}
+		for k, s := range map[string]string{"campaign": *campaign, "status": *status, "cursor": *cursor, "domain": *domain} {
+			if s != "" {
+				v.Set(k, s)
+			}
+		}
+		v.Set("limit", fmt.Sprint(*limit))
+		err = c.do("GET", "/api/v1/links?"+v.Encode(), nil, &raw)
+	case "tokens":
+		if err := fs.Parse(args); err != nil || fs.NArg() != 2 {
+			return errors.New("links tokens [-domain D] SLUG FILE.csv")
+		}
+		recips, err := readRecipients(fs.Arg(1))
+		if err != nil {
+			return err
+		}
+		var out struct {
+			Tokens []struct{ Token, URL string } `json:"tokens"`
+		}
+		if err := c.do("POST", "/api/v1/links/"+url.PathEscape(fs.Arg(0))+"/tokens"+q(), map[string]any{"recipients": recips}, &out); err != nil {
+			return err
+		}
+		w := csv.NewWriter(os.Stdout)
+		w.Write([]string{"row", "token", "url"})
+		for i, t := range out.Tokens {
+			w.Write([]string{fmt.Sprint(i + 1), t.Token, t.URL})
+		}
+		w.Flush()
+		return w.Error()
+	case "check":
+		base := fs.String("base", "", "public base URL to test against (default: the link's short URL)")
+		if err := fs.Parse(args); err != nil || fs.NArg() != 1 {
+			return errors.New("links check [-domain D] [-base URL] SLUG")
+		}
+		return check(c, fs.Arg(0), q(), *base)
+	default:
+		return fmt.Errorf("links: unknown subcommand %q", sub)
+	}
+	if err != nil {
+		return err
+	}
+	printJSON(raw)
+	return nil
+}
+
+// readRecipients reads a CSV send list: either a header naming phone, email and/or
+// customer_id columns, or a single column whose kind is guessed per row.
+func readRecipients(path string) ([]map[string]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(rows) == 0 {
+		return nil, fmt.Errorf("%s is empty", path)
+	}
+	cols := rows[0]
+	header := false
+	for _, c := range cols {
+		if c == "phone" || c == "email" || c == "customer_id" {
+			header = true
+		}
+	}
+	var out []map[string]string
+	if header {
+		for _, r := range rows[1:] {
+			m := map[string]string{}
+			for i, c := range cols {
+				if i < len(r) && r[i] != "" && (c == "phone" || c == "email" || c == "customer_id") {
+					m[c] = r[i]
+					break
+				}
+			}
+			out = append(out, m)
+		}
+		return out, nil
+	}
+	for _, r := range rows {
+		v := strings.TrimSpace(r[0])
+		switch {
+		case strings.Contains(v, "@"):
+			out = append(out, map[string]string{"email": v})
+		case strings.HasPrefix(v, "+"):
+			out = append(out, map[string]string{"phone": v})
+		default:
+			out = append(out, map[string]string{"customer_id": v})
+		}
+	}
+	return out, nil
+}
+
+func check(c *client, slug, q, base string) error {
+	var l struct {
+		ShortURL string            `json:"short_url"`
+		UTM      map[string]string `json:"utm"`
+		Slug     string            `json:"slug"`
+	}
+	if err := c.do("GET", "/api/v1/links/"+url.PathEscape(slug)+q, nil, &l); err != nil {
+		return err
+	}
+	short := l.ShortURL
+	if base != "" {
+		short = strings.TrimSuffix(base, "/") + "/" + l.Slug
+	}
+	param := os.Getenv("CLICKGATE_CLICK_PARAM")
+	if param == "" {
+		param = "cgid"
+	}
+	want := map[string]string{}
+	for k, v := range l.UTM {
+		want["utm_"+k] = v
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rep, err := preflight.Run(ctx, nil, preflight.Expect{ShortURL: short, UTM: want, ClickParam: param})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("checking %s\n", short)
+	for _, s := range rep.Steps {
+		mark := "ok  "
+		if !s.OK {
+			mark = "FAIL"
+		}
+		if s.Detail != "" {
+			fmt.Printf("  %s %s (%s)\n", mark, s.What, s.Detail)
+		} else {
+			fmt.Printf("  %s %s\n", mark, s.What)
+		}
+	}
+	if rep.Location != "" {
+		fmt.Printf("  Location: %s\n", rep.Location)
+	}
+	if !rep.OK() {
+		return errors.New("preflight failed")
+	}
+	fmt.Println("preflight passed; recorded as a test click, not counted")
+	return nil
+}
+
+func clicksCmd(args []string) error {
+	if len(args) != 2 || args[0] != "get" {
+		return errors.New("clicks get CLICK_ID")
+	}
+	c, err := newClient()
+	if err != nil {
+		return err
+	}
+	var raw json.RawMessage
+	if err := c.do("GET", "/api/v1/clicks/"+url.PathEscape(args[1]), nil, &raw); err != nil {
+		return err
+	}
+	printJSON(raw)
+	return nil
+}

@@ -1,0 +1,57 @@
+// Command clickgate is the edge redirect proxy for SMS links. `clickgate serve` runs it;
+// the other subcommands are conveniences over the admin API.
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `clickgate — edge redirect proxy for SMS marketing links
+
+Usage:
+  clickgate serve                     run the proxy (configured by CLICKGATE_* variables)
+  clickgate links create [flags]      create a link (see clickgate links create -h)
+  clickgate links bulk FILE.json      create links from {"links": [...]}
+  clickgate links get SLUG            show a link and its click counts
+  clickgate links list [flags]        list links
+  clickgate links update SLUG JSON    change a link (JSON like the create body)
+  clickgate links archive SLUG        retire a link (answers 410 from then on)
+  clickgate links tokens SLUG FILE    per-recipient tokens for a send list (CSV: phone,email,customer_id or one column)
+  clickgate links check SLUG          preflight: follow the link without counting a click
+  clickgate clicks get CLICK_ID       show one click
+  clickgate version                   print the version
+
+The admin commands talk to CLICKGATE_ADMIN_URL (default http://CLICKGATE_ADMIN_LISTEN)
+with CLICKGATE_ADMIN_TOKEN (default: the token in CLICKGATE_DATA_DIR/admin.token).
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "serve":
+		err = serve()
+	case "links":
+		err = linksCmd(os.Args[2:])
+	case "clicks":
+		err = clicksCmd(os.Args[2:])
+	case "version", "--version", "-v":
+		fmt.Println("clickgate", version)
+	case "help", "-h", "--help":
+		fmt.Print(usage)
+	default:
+		fmt.Fprintf(os.Stderr, "clickgate: unknown command %q\n\n%s", os.Args[1], usage)
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "clickgate:", err)
+		os.Exit(1)
+	}
+}
