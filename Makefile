@@ -1,0 +1,49 @@
+# clickgate — see README.md. `make run` serves demo links; `make test` runs every test.
+SHELL := /bin/bash
+GO ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+KAFKA := configs/kafka/kafka.sh
+FUZZTIME ?= 10s
+
+.PHONY: all build run test test-go fuzz bench lint vet tools kafka-up kafka-down clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/clickgate ./cmd/clickgate
+
+# Serve the demo links from configs/ on the embedded default (Badger in ./data, no Kafka).
+run: build
+	CLICKGATE_SEED_LINKS=configs/demo-links.json CLICKGATE_LOG_FORMAT=text ./bin/clickgate serve
+
+# Every test: unit, end to end over real TCP and Badger, crash tests with kill -9.
+test: vet
+	$(GO) test -count=1 -timeout 12m ./...
+
+vet:
+	$(GO) vet ./...
+
+# Run every fuzz target for FUZZTIME each (go test -fuzz takes one target at a time).
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "== $$pkg $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; done
+
+# Micro-benchmarks of the hot code (redirect handler, click IDs, UTM merge, commit).
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./proxy/... ./storage/...
+
+lint: vet
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+
+kafka-up:
+	$(KAFKA) up
+
+kafka-down:
+	$(KAFKA) down
+
+clean:
+	rm -rf bin
