@@ -4,7 +4,10 @@ package main
 
 import (
 	"fmt"
+	"net"
+	"net/http"
 	"os"
+	"time"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -23,6 +26,7 @@ Usage:
   clickgate links tokens SLUG FILE    per-recipient tokens for a send list (CSV: phone,email,customer_id or one column)
   clickgate links check SLUG          preflight: follow the link without counting a click
   clickgate clicks get CLICK_ID       show one click
+  clickgate healthcheck               exit 0 if the local edge answers /healthz (for containers)
   clickgate version                   print the version
 
 The admin commands talk to CLICKGATE_ADMIN_URL (default http://CLICKGATE_ADMIN_LISTEN)
@@ -42,6 +46,8 @@ func main() {
 		err = linksCmd(os.Args[2:])
 	case "clicks":
 		err = clicksCmd(os.Args[2:])
+	case "healthcheck":
+		err = healthcheck()
 	case "version", "--version", "-v":
 		fmt.Println("clickgate", version)
 	case "help", "-h", "--help":
@@ -54,4 +60,29 @@ func main() {
 		fmt.Fprintln(os.Stderr, "clickgate:", err)
 		os.Exit(1)
 	}
+}
+
+// healthcheck asks the local public listener for /healthz; images without curl use it.
+func healthcheck() error {
+	addr := os.Getenv("CLICKGATE_LISTEN")
+	if addr == "" {
+		addr = ":8080"
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("CLICKGATE_LISTEN: %w", err)
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	c := &http.Client{Timeout: 3 * time.Second}
+	resp, err := c.Get("http://" + net.JoinHostPort(host, port) + "/healthz")
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("healthz answered %d", resp.StatusCode)
+	}
+	return nil
 }
