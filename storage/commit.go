@@ -234,6 +234,8 @@ func (w *ClickCommitter) finish(txn *badger.Txn, first uint64, events []byte, ch
 	}
 	w.db.outboxMu.Lock()
 	w.db.outboxNext = last + 1
+	close(w.db.outboxSignal)
+	w.db.outboxSignal = make(chan struct{})
 	w.db.outboxMu.Unlock()
 	return nil
 }

@@ -43,8 +43,10 @@ type DB struct {
 	countersMu sync.Mutex
 	counters   map[string]*Counters
 
-	outboxMu   sync.Mutex // guards outboxNext for writers outside the click committer
-	outboxNext uint64
+	outboxMu     sync.Mutex // guards outboxNext and outboxSignal
+	outboxNext   uint64
+	outboxSignal chan struct{}
+	retention    Retention
 
 	clicks *ClickCommitter
 }
@@ -88,7 +90,7 @@ func Open(opt Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("storage: open %s: %w", opt.Dir, err)
 	}
-	db := &DB{bdb: bdb, log: opt.Logger, counters: map[string]*Counters{}}
+	db := &DB{bdb: bdb, log: opt.Logger, counters: map[string]*Counters{}, outboxSignal: make(chan struct{})}
 	if err := db.restore(); err != nil {
 		bdb.Close()
 		return nil, err

@@ -36,49 +36,51 @@ func appendOutboxValue(dst []byte, kind EventKind, ref []byte) []byte {
 
 // ScanOutbox calls fn for each event with Seq >= from, in order, until fn returns false.
 func (db *DB) ScanOutbox(from uint64, fn func(OutboxEntry) bool) error {
-	return db.bdb.View(func(txn *badger.Txn) error {
-		// The event numbered `from` may sit inside an entry that starts before it: find
-		// the last entry starting at or before it.
-		start := outboxKey(from)
-		rit := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixOutbox}, Reverse: true})
-		rit.Seek(start)
-		if rit.Valid() {
-			start = rit.Item().KeyCopy(nil)
-		}
-		rit.Close()
+	return db.bdb.View(func(txn *badger.Txn) error { return scanOutboxTxn(txn, from, fn) })
+}
 
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixOutbox}, PrefetchValues: true, PrefetchSize: 64})
-		defer it.Close()
-		for it.Seek(start); it.Valid(); it.Next() {
-			item := it.Item()
-			first := binary.BigEndian.Uint64(item.Key()[1:])
-			stop := false
-			err := item.Value(func(v []byte) error {
-				if len(v) == 0 || len(v)%outboxEventLen != 0 {
-					return fmt.Errorf("outbox entry %d: %w", first, ErrCorrupt)
-				}
-				for i := 0; i < len(v)/outboxEventLen; i++ {
-					e := OutboxEntry{Seq: first + uint64(i), Kind: EventKind(v[i*outboxEventLen])}
-					if e.Seq < from {
-						continue
-					}
-					copy(e.Ref[:], v[i*outboxEventLen+1:(i+1)*outboxEventLen])
-					if !fn(e) {
-						stop = true
-						return nil
-					}
-				}
-				return nil
-			})
-			if err != nil {
-				return err
+func scanOutboxTxn(txn *badger.Txn, from uint64, fn func(OutboxEntry) bool) error {
+	// The event numbered `from` may sit inside an entry that starts before it: find
+	// the last entry starting at or before it.
+	start := outboxKey(from)
+	rit := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixOutbox}, Reverse: true})
+	rit.Seek(start)
+	if rit.Valid() {
+		start = rit.Item().KeyCopy(nil)
+	}
+	rit.Close()
+
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixOutbox}, PrefetchValues: true, PrefetchSize: 64})
+	defer it.Close()
+	for it.Seek(start); it.Valid(); it.Next() {
+		item := it.Item()
+		first := binary.BigEndian.Uint64(item.Key()[1:])
+		stop := false
+		err := item.Value(func(v []byte) error {
+			if len(v) == 0 || len(v)%outboxEventLen != 0 {
+				return fmt.Errorf("outbox entry %d: %w", first, ErrCorrupt)
 			}
-			if stop {
-				return nil
+			for i := 0; i < len(v)/outboxEventLen; i++ {
+				e := OutboxEntry{Seq: first + uint64(i), Kind: EventKind(v[i*outboxEventLen])}
+				if e.Seq < from {
+					continue
+				}
+				copy(e.Ref[:], v[i*outboxEventLen+1:(i+1)*outboxEventLen])
+				if !fn(e) {
+					stop = true
+					return nil
+				}
 			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
-		return nil
-	})
+		if stop {
+			return nil
+		}
+	}
+	return nil
 }
 
 // OutboxHead returns the sequence number the next outbox event will get.
@@ -86,4 +88,48 @@ func (db *DB) OutboxHead() uint64 {
 	db.outboxMu.Lock()
 	defer db.outboxMu.Unlock()
 	return db.outboxNext
+}
+
+// Event is an outbox event with its record, for consumers.
+type Event struct {
+	OutboxEntry
+	// Record is the announced record (for clicks, a record from AppendClick), copied.
+	Record []byte
+}
+
+// ReadEvents returns up to max events with Seq >= from, each with its record, read in
+// one transaction. An event whose record is missing is returned with a nil Record.
+func (db *DB) ReadEvents(from uint64, max int) ([]Event, error) {
+	var out []Event
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		var refs []OutboxEntry
+		if err := scanOutboxTxn(txn, from, func(e OutboxEntry) bool {
+			refs = append(refs, e)
+			return len(refs) < max
+		}); err != nil {
+			return err
+		}
+		out = make([]Event, len(refs))
+		for i, e := range refs {
+			out[i].OutboxEntry = e
+			if e.Kind != EventClick {
+				continue
+			}
+			it, err := txn.Get(clickKey(e.Ref))
+			if err == badger.ErrKeyNotFound {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if out[i].Record, err = it.ValueCopy(nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("storage: read events: %w", err)
+	}
+	return out, nil
 }

@@ -37,6 +37,24 @@ type Config struct {
 	IngestTokens []string `env:"INGEST_TOKENS" envSeparator:","`
 	// KafkaBrokers, when set, turns on the Kafka relay.
 	KafkaBrokers []string `env:"KAFKA_BROKERS" envSeparator:","`
+	// Kafka settings, used when KafkaBrokers is set.
+	KafkaClicksTopic      string        `env:"KAFKA_CLICKS_TOPIC" envDefault:"clickgate.clicks"`
+	KafkaConversionsTopic string        `env:"KAFKA_CONVERSIONS_TOPIC" envDefault:"clickgate.conversions"`
+	KafkaPartitions       int           `env:"KAFKA_PARTITIONS" envDefault:"6"`
+	KafkaReplication      int           `env:"KAFKA_REPLICATION" envDefault:"-1"`
+	KafkaBatchSize        int           `env:"KAFKA_BATCH_SIZE" envDefault:"1000"`
+	KafkaLinger           time.Duration `env:"KAFKA_LINGER" envDefault:"5ms"`
+	KafkaCompression      string        `env:"KAFKA_COMPRESSION" envDefault:"lz4"`
+	KafkaTLS              bool          `env:"KAFKA_TLS" envDefault:"false"`
+	KafkaTLSCAFile        string        `env:"KAFKA_TLS_CA_FILE"`
+	KafkaTLSCertFile      string        `env:"KAFKA_TLS_CERT_FILE"`
+	KafkaTLSKeyFile       string        `env:"KAFKA_TLS_KEY_FILE"`
+	KafkaTLSSkipVerify    bool          `env:"KAFKA_TLS_SKIP_VERIFY" envDefault:"false"`
+	KafkaSASLMechanism    string        `env:"KAFKA_SASL_MECHANISM"`
+	KafkaSASLUsername     string        `env:"KAFKA_SASL_USERNAME"`
+	KafkaSASLPassword     string        `env:"KAFKA_SASL_PASSWORD"`
+	// OutboxMaxBacklog is the backlog (events) past which a consumer raises an alert.
+	OutboxMaxBacklog uint64 `env:"OUTBOX_MAX_BACKLOG" envDefault:"10000000"`
 	// ClickParam carries the click ID to the destination.
 	ClickParam string `env:"CLICK_PARAM" envDefault:"cgid"`
 	// CookieDomain is the visitor cookie's Domain (e.g. ".brand.com"). Empty: the
@@ -151,6 +169,36 @@ func (c *Config) validate() error {
 		if _, _, err := net.SplitHostPort(c.KafkaBrokers[i]); err != nil {
 			return bad("KAFKA_BROKERS", "%q is not host:port", b)
 		}
+	}
+	switch c.KafkaCompression {
+	case "none", "gzip", "snappy", "lz4", "zstd":
+	default:
+		return bad("KAFKA_COMPRESSION", "%q must be none, gzip, snappy, lz4 or zstd", c.KafkaCompression)
+	}
+	for name, t := range map[string]string{"KAFKA_CLICKS_TOPIC": c.KafkaClicksTopic, "KAFKA_CONVERSIONS_TOPIC": c.KafkaConversionsTopic} {
+		if t == "" || len(t) > 249 || strings.Trim(t, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != "" {
+			return bad(name, "%q is not a Kafka topic name", t)
+		}
+	}
+	if c.KafkaPartitions < 1 || c.KafkaPartitions > 10000 {
+		return bad("KAFKA_PARTITIONS", "%d is outside 1..10000", c.KafkaPartitions)
+	}
+	if c.KafkaReplication == 0 || c.KafkaReplication < -1 {
+		return bad("KAFKA_REPLICATION", "must be -1 (broker default) or at least 1")
+	}
+	if c.KafkaBatchSize < 1 || c.KafkaBatchSize > 100000 {
+		return bad("KAFKA_BATCH_SIZE", "%d is outside 1..100000", c.KafkaBatchSize)
+	}
+	if c.KafkaLinger < 0 || c.KafkaLinger > time.Second {
+		return bad("KAFKA_LINGER", "must be between 0 and 1s")
+	}
+	switch strings.ToLower(c.KafkaSASLMechanism) {
+	case "", "plain", "scram-sha-256", "scram-sha-512":
+	default:
+		return bad("KAFKA_SASL_MECHANISM", "%q must be plain, scram-sha-256 or scram-sha-512", c.KafkaSASLMechanism)
+	}
+	if c.KafkaSASLMechanism != "" && c.KafkaSASLUsername == "" {
+		return bad("KAFKA_SASL_USERNAME", "is required with CLICKGATE_KAFKA_SASL_MECHANISM")
 	}
 	if !validParam(c.ClickParam) {
 		return bad("CLICK_PARAM", "%q must be 1 to 32 of letters, digits, '_' and '-'", c.ClickParam)

@@ -68,6 +68,12 @@ var (
 		Help: "Handler panics recovered and answered with 500, by listener.",
 	}, []string{"listener"})
 
+	// OutboxBytes estimates the outbox's share of the store.
+	OutboxBytes = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "clickgate_outbox_bytes",
+		Help: "Estimated on-disk size of the outbox (events kept until every consumer passed them).",
+	})
+
 	// StorageBytes is the on-disk size of the store.
 	StorageBytes = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "clickgate_storage_bytes",
@@ -80,6 +86,6 @@ func init() {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		redirects, clicks, RedirectSeconds, CommitSeconds, CommitBatch, CommitErrors,
-		Links, Panics, StorageBytes,
+		Links, Panics, StorageBytes, OutboxBytes,
 	)
 }

@@ -1,4 +1,4 @@
-package server
+package server_test
 
 import (
 	"context"
@@ -10,13 +10,14 @@ import (
 	"testing"
 
 	"github.com/clickgate/clickgate/proxy/preflight"
+	"github.com/clickgate/clickgate/proxy/server/servertest"
 )
 
 // Previews and crawlers are redirected and recorded as bots: never human, never a
 // max_clicks slot.
 func TestBotsFlaggedNotDropped(t *testing.T) {
-	g := startGate(t, t.TempDir())
-	g.mustCreate(map[string]any{"slug": "once", "destination": "https://x.example/", "max_clicks": 1,
+	g := servertest.Start(t, t.TempDir())
+	g.MustCreate(map[string]any{"slug": "once", "destination": "https://x.example/", "max_clicks": 1,
 		"utm": map[string]any{"medium": "promotional", "campaign": "c"}})
 	bots := []map[string]string{
 		{"User-Agent": "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_11_1) AppleWebKit/601.2.4 (KHTML, like Gecko) Version/9.0.1 Safari/601.2.4 facebookexternalhit/1.1 Facebot Twitterbot/1.0"},
@@ -34,38 +35,38 @@ func TestBotsFlaggedNotDropped(t *testing.T) {
 		{"User-Agent": "bitlybot/3.0 (+http://bit.ly/)"},
 		{"User-Agent": "Mozilla/5.0 (compatible; SomeCrawler/1.0; +http://crawler.example)"},
 		{"User-Agent": ""},
-		{"User-Agent": iPhone, "Purpose": "prefetch"},
-		{"User-Agent": iPhone, "Sec-Purpose": "prefetch;prerender"},
+		{"User-Agent": servertest.IPhone, "Purpose": "prefetch"},
+		{"User-Agent": servertest.IPhone, "Sec-Purpose": "prefetch;prerender"},
 	}
 	for i, h := range bots {
-		resp := g.tap("GET", "/once", h)
+		resp := g.Tap("GET", "/once", h)
 		if resp.StatusCode != 302 {
 			t.Fatalf("bot %d (%q) not redirected: %d", i, h["User-Agent"], resp.StatusCode)
 		}
 		u, _ := url.Parse(resp.Header.Get("Location"))
-		_, c := g.api("GET", "/api/v1/clicks/"+u.Query().Get("cgid"), nil)
+		_, c := g.API("GET", "/api/v1/clicks/"+u.Query().Get("cgid"), nil)
 		if c["bot"] != true || c["bot_reason"] == "" || c["bot_reason"] == nil {
 			t.Errorf("bot %d (%q) recorded as %v / %v", i, h["User-Agent"], c["bot"], c["bot_reason"])
 		}
 	}
-	if r := g.tap("HEAD", "/once", nil); r.StatusCode != 302 {
+	if r := g.Tap("HEAD", "/once", nil); r.StatusCode != 302 {
 		t.Fatalf("HEAD: %d", r.StatusCode)
 	}
-	if h, b, _ := g.counts("once"); h != 0 || b != len(bots)+1 {
+	if h, b, _ := g.Counts("once"); h != 0 || b != len(bots)+1 {
 		t.Fatalf("after %d bot taps: human=%d bot=%d", len(bots)+1, h, b)
 	}
 	// The one max_clicks slot is still free for a person, then the link is used up.
-	if r := g.tap("GET", "/once", map[string]string{"User-Agent": android}); r.StatusCode != 302 {
+	if r := g.Tap("GET", "/once", map[string]string{"User-Agent": servertest.Android}); r.StatusCode != 302 {
 		t.Fatalf("first human: %d", r.StatusCode)
 	}
-	if r := g.tap("GET", "/once", map[string]string{"User-Agent": android}); r.StatusCode != 410 {
+	if r := g.Tap("GET", "/once", map[string]string{"User-Agent": servertest.Android}); r.StatusCode != 410 {
 		t.Fatalf("second human past max_clicks: %d", r.StatusCode)
 	}
 	// Bots still pass a used-up link (they never took a slot).
-	if r := g.tap("GET", "/once", bots[1]); r.StatusCode != 302 {
+	if r := g.Tap("GET", "/once", bots[1]); r.StatusCode != 302 {
 		t.Fatalf("bot on a used-up link: %d", r.StatusCode)
 	}
-	if h, _, _ := g.counts("once"); h != 1 {
+	if h, _, _ := g.Counts("once"); h != 1 {
 		t.Fatalf("human count %d", h)
 	}
 }
@@ -79,11 +80,11 @@ func TestPreflightIsNotCounted(t *testing.T) {
 		w.Write([]byte("shop"))
 	}))
 	defer dest.Close()
-	g := startGate(t, t.TempDir())
-	g.mustCreate(map[string]any{"slug": "pf", "destination": dest.URL + "/landing?x=1",
+	g := servertest.Start(t, t.TempDir())
+	g.MustCreate(map[string]any{"slug": "pf", "destination": dest.URL + "/landing?x=1",
 		"utm": map[string]any{"medium": "promotional", "campaign": "spring", "content": "a", "term": "b"}})
 	rep, err := preflight.Run(context.Background(), nil, preflight.Expect{
-		ShortURL: g.pub + "/pf", ClickParam: "cgid",
+		ShortURL: g.Pub + "/pf", ClickParam: "cgid",
 		UTM: map[string]string{"utm_source": "sms", "utm_medium": "promotional", "utm_campaign": "spring", "utm_content": "a", "utm_term": "b"},
 	})
 	if err != nil || !rep.OK() {
@@ -92,25 +93,25 @@ func TestPreflightIsNotCounted(t *testing.T) {
 	if rep.DestinationStatus != 200 {
 		t.Errorf("destination status %d", rep.DestinationStatus)
 	}
-	if h, b, tc := g.counts("pf"); h != 0 || b != 0 || tc != 1 {
+	if h, b, tc := g.Counts("pf"); h != 0 || b != 0 || tc != 1 {
 		t.Fatalf("preflight counted: human=%d bot=%d test=%d", h, b, tc)
 	}
-	_, c := g.api("GET", "/api/v1/clicks/"+rep.ClickID, nil)
+	_, c := g.API("GET", "/api/v1/clicks/"+rep.ClickID, nil)
 	if c["test"] != true {
 		t.Errorf("preflight click not marked test: %v", c)
 	}
 	// A broken destination fails the check.
-	g.mustCreate(map[string]any{"slug": "pf404", "destination": dest.URL + "/gone",
+	g.MustCreate(map[string]any{"slug": "pf404", "destination": dest.URL + "/gone",
 		"utm": map[string]any{"medium": "promotional", "campaign": "spring"}})
-	rep, _ = preflight.Run(context.Background(), nil, preflight.Expect{ShortURL: g.pub + "/pf404", ClickParam: "cgid"})
+	rep, _ = preflight.Run(context.Background(), nil, preflight.Expect{ShortURL: g.Pub + "/pf404", ClickParam: "cgid"})
 	if rep.OK() {
 		t.Errorf("preflight passed for a destination answering 404: %+v", rep.Steps)
 	}
 }
 
 func TestVariantsWeightedAndSticky(t *testing.T) {
-	g := startGate(t, t.TempDir())
-	g.mustCreate(map[string]any{"slug": "ab", "destination": "https://x.example/",
+	g := servertest.Start(t, t.TempDir())
+	g.MustCreate(map[string]any{"slug": "ab", "destination": "https://x.example/",
 		"utm": map[string]any{"medium": "promotional", "campaign": "launch"},
 		"variants": []any{
 			map[string]any{"destination": "https://x.example/a", "weight": 80, "content": "Layout A"},
@@ -121,7 +122,7 @@ func TestVariantsWeightedAndSticky(t *testing.T) {
 	var cookie string
 	var first string
 	for i := 0; i < n; i++ {
-		resp := g.tap("GET", "/ab", nil)
+		resp := g.Tap("GET", "/ab", nil)
 		loc := resp.Header.Get("Location")
 		switch {
 		case strings.HasPrefix(loc, "https://x.example/a?utm_source=sms&utm_medium=promotional&utm_campaign=launch&utm_content=layout_a&cgid="):
@@ -140,13 +141,13 @@ func TestVariantsWeightedAndSticky(t *testing.T) {
 		t.Fatalf("variant a served %d of %d, want about 1600", a, n)
 	}
 	for i := 0; i < 50; i++ {
-		loc := g.tap("GET", "/ab", map[string]string{"Cookie": cookie}).Header.Get("Location")
+		loc := g.Tap("GET", "/ab", map[string]string{"Cookie": cookie}).Header.Get("Location")
 		if strings.Split(loc, "?")[0] != first {
 			t.Fatalf("returning visitor switched variant: %s then %s", first, loc)
 		}
 	}
 	// Two variants with the same content are refused.
-	st, out := g.api("POST", "/api/v1/links", map[string]any{"slug": "ab2", "destination": "https://x.example/",
+	st, out := g.API("POST", "/api/v1/links", map[string]any{"slug": "ab2", "destination": "https://x.example/",
 		"utm": map[string]any{"medium": "promotional", "campaign": "launch"},
 		"variants": []any{
 			map[string]any{"destination": "https://x.example/a", "weight": 1, "content": "same"},
@@ -158,8 +159,8 @@ func TestVariantsWeightedAndSticky(t *testing.T) {
 }
 
 func TestAdminAuth(t *testing.T) {
-	g := startGate(t, t.TempDir())
-	g.mustCreate(map[string]any{"slug": "keep", "destination": "https://x.example/", "utm": map[string]any{"medium": "promotional", "campaign": "c"}})
+	g := servertest.Start(t, t.TempDir())
+	g.MustCreate(map[string]any{"slug": "keep", "destination": "https://x.example/", "utm": map[string]any{"medium": "promotional", "campaign": "c"}})
 	calls := []struct {
 		method, path string
 		body         any
@@ -173,25 +174,25 @@ func TestAdminAuth(t *testing.T) {
 		{"POST", "/api/v1/links/keep/tokens", map[string]any{"recipients": []any{map[string]any{"customer_id": "1"}}}},
 		{"GET", "/api/v1/clicks/00000000000000000000000000", nil},
 	}
-	for _, auth := range []string{"", "Bearer ", "Bearer wrong-token", "Basic " + testToken, "bearer " + testToken, "Bearer " + testToken + "x", testToken} {
+	for _, auth := range []string{"", "Bearer ", "Bearer wrong-token", "Basic " + servertest.Token, "bearer " + servertest.Token, "Bearer " + servertest.Token + "x", servertest.Token} {
 		for _, c := range calls {
-			st, out := g.apiAuth(c.method, c.path, c.body, auth)
+			st, out := g.APIAuth(c.method, c.path, c.body, auth)
 			if st != 401 || out["error"].(map[string]any)["code"] != "unauthorized" {
 				t.Errorf("%s %s with %q: %d %v", c.method, c.path, auth, st, out)
 			}
 		}
 	}
-	if r := g.tap("GET", "/keep", nil); !strings.HasPrefix(r.Header.Get("Location"), "https://x.example/?") {
+	if r := g.Tap("GET", "/keep", nil); !strings.HasPrefix(r.Header.Get("Location"), "https://x.example/?") {
 		t.Error("an unauthorised call changed the link")
 	}
-	if st, _ := g.api("GET", "/api/v1/links/new", nil); st != 404 {
+	if st, _ := g.API("GET", "/api/v1/links/new", nil); st != 404 {
 		t.Error("an unauthorised call created a link")
 	}
 }
 
 // Hostile admin bodies get a 4xx with the JSON error shape and change nothing.
 func TestAdminHostileJSON(t *testing.T) {
-	g := startGate(t, t.TempDir())
+	g := servertest.Start(t, t.TempDir())
 	valid := `"destination":"https://x.example/","utm":{"medium":"promotional","campaign":"c"}`
 	cases := []struct {
 		name, body string
@@ -228,7 +229,7 @@ func TestAdminHostileJSON(t *testing.T) {
 		{"oversized", `{"slug":"` + strings.Repeat("a", 70000) + `"}`, 413, ""},
 	}
 	for _, c := range cases {
-		st, out := g.api("POST", "/api/v1/links", c.body)
+		st, out := g.API("POST", "/api/v1/links", c.body)
 		e, _ := out["error"].(map[string]any)
 		if st != c.status || e == nil || e["code"] == "" || e["message"] == "" {
 			t.Errorf("%s: %d %v", c.name, st, out)
@@ -238,20 +239,20 @@ func TestAdminHostileJSON(t *testing.T) {
 			t.Errorf("%s: field %v, want %s (%v)", c.name, e["field"], c.field, e["message"])
 		}
 	}
-	if _, out := g.api("GET", "/api/v1/links", nil); len(out["links"].([]any)) != 0 {
+	if _, out := g.API("GET", "/api/v1/links", nil); len(out["links"].([]any)) != 0 {
 		t.Fatalf("hostile bodies created links: %v", out["links"])
 	}
-	if st, _ := g.apiAuth("POST", "/api/v1/links", nil, "Bearer "+testToken); st != 400 {
+	if st, _ := g.APIAuth("POST", "/api/v1/links", nil, "Bearer "+servertest.Token); st != 400 {
 		t.Errorf("no body: %d", st)
 	}
-	if st, out := g.api("GET", "/api/v1/clicks/not-a-click-id", nil); st != 400 || out["error"].(map[string]any)["field"] != "click_id" {
+	if st, out := g.API("GET", "/api/v1/clicks/not-a-click-id", nil); st != 400 || out["error"].(map[string]any)["field"] != "click_id" {
 		t.Errorf("malformed click id: %d %v", st, out)
 	}
 }
 
 func TestUTMNormalisedAndReported(t *testing.T) {
-	g := startGate(t, t.TempDir())
-	out := g.mustCreate(map[string]any{"slug": "n", "destination": "https://x.example/?utm_source=x&a=1",
+	g := servertest.Start(t, t.TempDir())
+	out := g.MustCreate(map[string]any{"slug": "n", "destination": "https://x.example/?utm_source=x&a=1",
 		"utm": map[string]any{"source": "SMS", "medium": "promo", "campaign": "Black-Friday  VIP!", "content": "Hero Banner"}})
 	if !strings.Contains(out["destination"].(string), "utm_source=sms&utm_medium=promotional&utm_campaign=black_friday_vip&utm_content=hero_banner") {
 		t.Errorf("destination %v", out["destination"])
@@ -262,22 +263,22 @@ func TestUTMNormalisedAndReported(t *testing.T) {
 			t.Errorf("warnings %s lack %s", w, want)
 		}
 	}
-	strict := startGate(t, t.TempDir(), "CLICKGATE_UTM_STRICT=true")
-	st, o := strict.api("POST", "/api/v1/links", map[string]any{"destination": "https://x.example/", "utm": map[string]any{"medium": "promo", "campaign": "x"}})
+	strict := servertest.Start(t, t.TempDir(), "CLICKGATE_UTM_STRICT=true")
+	st, o := strict.API("POST", "/api/v1/links", map[string]any{"destination": "https://x.example/", "utm": map[string]any{"medium": "promo", "campaign": "x"}})
 	if st != 400 || o["error"].(map[string]any)["field"] != "utm.medium" {
 		t.Errorf("strict policy accepted a non-canonical medium: %d %v", st, o)
 	}
 }
 
 func TestBulkCreateListAndPaginate(t *testing.T) {
-	g := startGate(t, t.TempDir())
+	g := servertest.Start(t, t.TempDir())
 	var specs []any
 	for i := 0; i < 10000; i++ {
 		specs = append(specs, map[string]any{"destination": fmt.Sprintf("https://x.example/p/%d", i),
 			"utm": map[string]any{"medium": "promotional", "campaign": fmt.Sprintf("camp_%d", i%3)}})
 	}
 	specs[5] = map[string]any{"destination": "ftp://x", "utm": map[string]any{"medium": "promotional", "campaign": "c"}}
-	st, out := g.api("POST", "/api/v1/links/bulk", map[string]any{"links": specs})
+	st, out := g.API("POST", "/api/v1/links/bulk", map[string]any{"links": specs})
 	if st != 201 || out["created"].(float64) != 9999 || out["failed"].(float64) != 1 {
 		t.Fatalf("bulk: %d created=%v failed=%v", st, out["created"], out["failed"])
 	}
@@ -289,17 +290,17 @@ func TestBulkCreateListAndPaginate(t *testing.T) {
 	if len(slug) != 7 {
 		t.Errorf("generated slug %q", slug)
 	}
-	if r := g.tap("GET", "/"+slug, nil); !strings.HasPrefix(r.Header.Get("Location"), "https://x.example/p/7?utm_source=sms") {
+	if r := g.Tap("GET", "/"+slug, nil); !strings.HasPrefix(r.Header.Get("Location"), "https://x.example/p/7?utm_source=sms") {
 		t.Errorf("bulk link does not redirect: %v", r.Header.Get("Location"))
 	}
-	if st, _ := g.api("POST", "/api/v1/links/bulk", map[string]any{"links": make([]any, 10001)}); st != 400 {
+	if st, _ := g.API("POST", "/api/v1/links/bulk", map[string]any{"links": make([]any, 10001)}); st != 400 {
 		t.Errorf("10,001 links accepted: %d", st)
 	}
 	// Page through one campaign: every link once.
 	seen := map[string]bool{}
 	cursor := ""
 	for pages := 0; ; pages++ {
-		_, page := g.api("GET", "/api/v1/links?campaign=camp_1&limit=1000&cursor="+url.QueryEscape(cursor), nil)
+		_, page := g.API("GET", "/api/v1/links?campaign=camp_1&limit=1000&cursor="+url.QueryEscape(cursor), nil)
 		for _, l := range page["links"].([]any) {
 			m := l.(map[string]any)
 			if m["campaign"] != "camp_1" || seen[m["slug"].(string)] {
@@ -319,7 +320,7 @@ func TestBulkCreateListAndPaginate(t *testing.T) {
 	if len(seen) != 3333 {
 		t.Fatalf("paged %d links of camp_1, want 3333", len(seen))
 	}
-	if st, _ := g.api("GET", "/api/v1/links?cursor=!!", nil); st != 400 {
+	if st, _ := g.API("GET", "/api/v1/links?cursor=!!", nil); st != 400 {
 		t.Errorf("garbage cursor: %d", st)
 	}
 }
@@ -328,13 +329,13 @@ func TestHundredThousandRecipientTokens(t *testing.T) {
 	if testing.Short() {
 		t.Skip("large send list")
 	}
-	g := startGate(t, t.TempDir())
-	g.mustCreate(map[string]any{"slug": "big", "destination": "https://x.example/", "utm": map[string]any{"medium": "promotional", "campaign": "c"}})
+	g := servertest.Start(t, t.TempDir())
+	g.MustCreate(map[string]any{"slug": "big", "destination": "https://x.example/", "utm": map[string]any{"medium": "promotional", "campaign": "c"}})
 	rs := make([]any, 100000)
 	for i := range rs {
 		rs[i] = map[string]any{"phone": fmt.Sprintf("+1 415 %03d %04d", 200+i/10000, i%10000)}
 	}
-	st, out := g.api("POST", "/api/v1/links/big/tokens", map[string]any{"recipients": rs})
+	st, out := g.API("POST", "/api/v1/links/big/tokens", map[string]any{"recipients": rs})
 	if st != 201 {
 		t.Fatalf("100,000 tokens: %d %v", st, out["error"])
 	}
@@ -347,7 +348,7 @@ func TestHundredThousandRecipientTokens(t *testing.T) {
 		t.Fatalf("%d tokens, %d distinct", len(toks), len(uniq))
 	}
 	last := toks[99999].(map[string]any)["token"].(string)
-	if r := g.tap("GET", "/big/"+last, nil); r.StatusCode != 302 {
+	if r := g.Tap("GET", "/big/"+last, nil); r.StatusCode != 302 {
 		t.Fatalf("token tap %d", r.StatusCode)
 	}
 }
@@ -355,18 +356,18 @@ func TestHundredThousandRecipientTokens(t *testing.T) {
 // Links and counters survive a restart.
 func TestRestartKeepsLinksAndCounts(t *testing.T) {
 	dir := t.TempDir()
-	g := startGate(t, dir)
-	g.mustCreate(map[string]any{"slug": "r", "destination": "https://x.example/", "utm": map[string]any{"medium": "promotional", "campaign": "c"}})
+	g := servertest.Start(t, dir)
+	g.MustCreate(map[string]any{"slug": "r", "destination": "https://x.example/", "utm": map[string]any{"medium": "promotional", "campaign": "c"}})
 	for i := 0; i < 5; i++ {
-		g.tap("GET", "/r", nil)
+		g.Tap("GET", "/r", nil)
 	}
-	g.tap("GET", "/r", map[string]string{"User-Agent": "WhatsApp/2.23"})
-	g.stop()
-	g = startGate(t, dir)
-	if h, b, _ := g.counts("r"); h != 5 || b != 1 {
+	g.Tap("GET", "/r", map[string]string{"User-Agent": "WhatsApp/2.23"})
+	g.Stop()
+	g = servertest.Start(t, dir)
+	if h, b, _ := g.Counts("r"); h != 5 || b != 1 {
 		t.Fatalf("after restart human=%d bot=%d", h, b)
 	}
-	if r := g.tap("GET", "/r", nil); r.StatusCode != 302 {
+	if r := g.Tap("GET", "/r", nil); r.StatusCode != 302 {
 		t.Fatalf("after restart: %d", r.StatusCode)
 	}
 }

@@ -1,4 +1,4 @@
-package server
+package server_test
 
 import (
 	"fmt"
@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/clickgate/clickgate/proxy/ids"
+	"github.com/clickgate/clickgate/proxy/server/servertest"
 )
 
 const utmQuery = "utm_source=sms&utm_medium=promotional&utm_campaign=spring_sale_2026&utm_content=version_a"
@@ -16,7 +17,7 @@ const utmQuery = "utm_source=sms&utm_medium=promotional&utm_campaign=spring_sale
 // The redirect serves the stored destination's bytes exactly, merges the UTM values and
 // the click ID in a stable order, and puts the fragment last.
 func TestTapEndToEnd(t *testing.T) {
-	g := startGate(t, t.TempDir())
+	g := servertest.Start(t, t.TempDir())
 	cases := []struct {
 		name, dest string
 		// want is the Location with CGID standing for the click ID.
@@ -44,7 +45,7 @@ func TestTapEndToEnd(t *testing.T) {
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			slug := fmt.Sprintf("dest%d", i)
-			created := g.mustCreate(map[string]any{"slug": slug, "destination": c.dest,
+			created := g.MustCreate(map[string]any{"slug": slug, "destination": c.dest,
 				"utm": map[string]any{"medium": "promotional", "campaign": "spring_sale_2026", "content": "version_a"}})
 			if want := strings.TrimSuffix(strings.Split(c.want, "&cgid=")[0], ""); !strings.HasPrefix(created["destination"].(string), want) {
 				t.Errorf("create answered destination %q, want prefix %q", created["destination"], want)
@@ -52,7 +53,7 @@ func TestTapEndToEnd(t *testing.T) {
 			if created["short_url"] != "https://go.example.com/"+slug {
 				t.Errorf("short_url %v", created["short_url"])
 			}
-			resp := g.tap("GET", "/"+slug, nil)
+			resp := g.Tap("GET", "/"+slug, nil)
 			if resp.StatusCode != http.StatusFound {
 				t.Fatalf("status %d", resp.StatusCode)
 			}
@@ -72,10 +73,10 @@ func TestTapEndToEnd(t *testing.T) {
 }
 
 func TestTapRecordsEveryField(t *testing.T) {
-	g := startGate(t, t.TempDir())
-	g.mustCreate(map[string]any{"slug": "spring", "destination": "https://shop.example.com/p?ref=x",
+	g := servertest.Start(t, t.TempDir())
+	g.MustCreate(map[string]any{"slug": "spring", "destination": "https://shop.example.com/p?ref=x",
 		"utm": map[string]any{"medium": "Promo", "campaign": "Spring Sale 2026", "content": "version_a", "term": "vip"}})
-	resp := g.tap("GET", "/spring", map[string]string{"Referer": "https://sms.example/thread"})
+	resp := g.Tap("GET", "/spring", map[string]string{"Referer": "https://sms.example/thread"})
 	if resp.StatusCode != 302 {
 		t.Fatalf("status %d", resp.StatusCode)
 	}
@@ -99,13 +100,13 @@ func TestTapRecordsEveryField(t *testing.T) {
 	u, _ := url.Parse(loc)
 	cid := u.Query().Get("cgid")
 
-	st, c := g.api("GET", "/api/v1/clicks/"+cid, nil)
+	st, c := g.API("GET", "/api/v1/clicks/"+cid, nil)
 	if st != 200 {
 		t.Fatalf("click: %d %v", st, c)
 	}
 	want := map[string]any{
 		"click_id": cid, "slug": "spring", "visitor_id": vid, "new_visitor": true, "bot": false, "test": false,
-		"campaign": "spring_sale_2026", "destination": loc, "ip": "127.0.0.1", "user_agent": iPhone,
+		"campaign": "spring_sale_2026", "destination": loc, "ip": "127.0.0.1", "user_agent": servertest.IPhone,
 		"referrer": "https://sms.example/thread", "node": "test-node",
 	}
 	for k, v := range want {
@@ -121,32 +122,32 @@ func TestTapRecordsEveryField(t *testing.T) {
 	}
 
 	// A returning visitor keeps its ID and gets no new cookie.
-	resp = g.tap("GET", "/spring", map[string]string{"Cookie": "cg_vid=" + vid})
+	resp = g.Tap("GET", "/spring", map[string]string{"Cookie": "cg_vid=" + vid})
 	if resp.Header.Get("Set-Cookie") != "" {
 		t.Error("cookie set again for a returning visitor")
 	}
 	u2, _ := url.Parse(resp.Header.Get("Location"))
-	_, c2 := g.api("GET", "/api/v1/clicks/"+u2.Query().Get("cgid"), nil)
+	_, c2 := g.API("GET", "/api/v1/clicks/"+u2.Query().Get("cgid"), nil)
 	if c2["visitor_id"] != vid || c2["new_visitor"] != false {
 		t.Errorf("returning visitor recorded as %v / %v", c2["visitor_id"], c2["new_visitor"])
 	}
 	// A tampered cookie is replaced, not trusted.
-	resp = g.tap("GET", "/spring", map[string]string{"Cookie": "cg_vid=../../etc/passwd"})
+	resp = g.Tap("GET", "/spring", map[string]string{"Cookie": "cg_vid=../../etc/passwd"})
 	if !strings.HasPrefix(resp.Header.Get("Set-Cookie"), "cg_vid=") {
 		t.Error("a malformed cookie was kept")
 	}
-	if h, b, _ := g.counts("spring"); h != 3 || b != 0 {
+	if h, b, _ := g.Counts("spring"); h != 3 || b != 0 {
 		t.Errorf("counts human=%d bot=%d", h, b)
 	}
 }
 
 func TestCookieDomain(t *testing.T) {
-	g := startGate(t, t.TempDir(), "CLICKGATE_COOKIE_DOMAIN=.brand.com")
-	g.mustCreate(map[string]any{"slug": "c", "destination": "https://brand.com/", "utm": map[string]any{"medium": "promotional", "campaign": "c"}})
-	if ck := g.tap("GET", "/c", map[string]string{"Host": "go.brand.com"}).Header.Get("Set-Cookie"); !strings.Contains(strings.ToLower(ck), "domain=.brand.com") {
+	g := servertest.Start(t, t.TempDir(), "CLICKGATE_COOKIE_DOMAIN=.brand.com")
+	g.MustCreate(map[string]any{"slug": "c", "destination": "https://brand.com/", "utm": map[string]any{"medium": "promotional", "campaign": "c"}})
+	if ck := g.Tap("GET", "/c", map[string]string{"Host": "go.brand.com"}).Header.Get("Set-Cookie"); !strings.Contains(strings.ToLower(ck), "domain=.brand.com") {
 		t.Errorf("cookie on go.brand.com lacks the brand domain: %q", ck)
 	}
-	if ck := g.tap("GET", "/c", map[string]string{"Host": "other.example"}).Header.Get("Set-Cookie"); strings.Contains(strings.ToLower(ck), "domain=") {
+	if ck := g.Tap("GET", "/c", map[string]string{"Host": "other.example"}).Header.Get("Set-Cookie"); strings.Contains(strings.ToLower(ck), "domain=") {
 		t.Errorf("cookie for a host outside the domain carries Domain: %q", ck)
 	}
 }
@@ -155,12 +156,12 @@ func TestCookieDomain(t *testing.T) {
 // link says not to; the click parameter cannot be forged; nothing a client sends can
 // break out of the query.
 func TestQueryForwarding(t *testing.T) {
-	g := startGate(t, t.TempDir())
-	g.mustCreate(map[string]any{"slug": "fw", "destination": "https://x.example/p?ref=stored",
+	g := servertest.Start(t, t.TempDir())
+	g.MustCreate(map[string]any{"slug": "fw", "destination": "https://x.example/p?ref=stored",
 		"utm": map[string]any{"medium": "promotional", "campaign": "c1"}})
-	g.mustCreate(map[string]any{"slug": "nofw", "destination": "https://x.example/p", "forward_query": false,
+	g.MustCreate(map[string]any{"slug": "nofw", "destination": "https://x.example/p", "forward_query": false,
 		"utm": map[string]any{"medium": "promotional", "campaign": "c1"}})
-	loc := g.tap("GET", "/fw?utm_source=evil&Utm_Medium=evil&gclid=abc&cgid=forged&ref=evil&x=%0d%0aSet-Cookie:%20a&y=<script>&z=1%", nil).Header.Get("Location")
+	loc := g.Tap("GET", "/fw?utm_source=evil&Utm_Medium=evil&gclid=abc&cgid=forged&ref=evil&x=%0d%0aSet-Cookie:%20a&y=<script>&z=1%", nil).Header.Get("Location")
 	for _, bad := range []string{"evil", "forged", "\r", "\n", "<", ">"} {
 		if strings.Contains(loc, bad) {
 			t.Errorf("Location carries %q: %s", bad, loc)
@@ -174,47 +175,47 @@ func TestQueryForwarding(t *testing.T) {
 	if n := strings.Count(loc, "cgid="); n != 1 {
 		t.Errorf("%d click parameters in %s", n, loc)
 	}
-	loc = g.tap("GET", "/nofw?gclid=abc", nil).Header.Get("Location")
+	loc = g.Tap("GET", "/nofw?gclid=abc", nil).Header.Get("Location")
 	if strings.Contains(loc, "gclid") {
 		t.Errorf("forward_query=false forwarded: %s", loc)
 	}
 }
 
 func TestIdentityParamCapturedAndStripped(t *testing.T) {
-	g := startGate(t, t.TempDir())
-	g.mustCreate(map[string]any{"slug": "cart", "destination": "https://x.example/cart",
+	g := servertest.Start(t, t.TempDir())
+	g.MustCreate(map[string]any{"slug": "cart", "destination": "https://x.example/cart",
 		"utm":             map[string]any{"medium": "abandoned_cart", "campaign": "c"},
 		"identity_params": map[string]any{"rid": "customer_id", "em": "email"}})
-	loc := g.tap("GET", "/cart?rid=cust-42&keep=1", nil).Header.Get("Location")
+	loc := g.Tap("GET", "/cart?rid=cust-42&keep=1", nil).Header.Get("Location")
 	if strings.Contains(loc, "rid=") || !strings.Contains(loc, "keep=1") {
 		t.Fatalf("identity parameter not stripped or others dropped: %s", loc)
 	}
 	u, _ := url.Parse(loc)
-	_, c := g.api("GET", "/api/v1/clicks/"+u.Query().Get("cgid"), nil)
+	_, c := g.API("GET", "/api/v1/clicks/"+u.Query().Get("cgid"), nil)
 	id, _ := c["identity"].(map[string]any)
 	if id["kind"] != "customer_id" || id["value"] != "cust-42" || id["source"] != "param:rid" {
 		t.Fatalf("identity %v", c["identity"])
 	}
-	loc = g.tap("GET", "/cart?em=Jane%40Example.com", nil).Header.Get("Location")
+	loc = g.Tap("GET", "/cart?em=Jane%40Example.com", nil).Header.Get("Location")
 	u, _ = url.Parse(loc)
-	_, c = g.api("GET", "/api/v1/clicks/"+u.Query().Get("cgid"), nil)
+	_, c = g.API("GET", "/api/v1/clicks/"+u.Query().Get("cgid"), nil)
 	id, _ = c["identity"].(map[string]any)
 	if id["kind"] != "email" || len(fmt.Sprint(id["value"])) != 64 || strings.Contains(fmt.Sprint(c), "jane") {
 		t.Fatalf("email identity must be a keyed hash, got %v", c["identity"])
 	}
 	// An unfilled merge tag keeps the click, not an identity.
-	loc = g.tap("GET", "/cart?em={{email}}", nil).Header.Get("Location")
+	loc = g.Tap("GET", "/cart?em={{email}}", nil).Header.Get("Location")
 	u, _ = url.Parse(loc)
-	_, c = g.api("GET", "/api/v1/clicks/"+u.Query().Get("cgid"), nil)
+	_, c = g.API("GET", "/api/v1/clicks/"+u.Query().Get("cgid"), nil)
 	if c["identity"] != nil {
 		t.Fatalf("invalid identity kept: %v", c["identity"])
 	}
 }
 
 func TestRecipientTokens(t *testing.T) {
-	g := startGate(t, t.TempDir())
-	g.mustCreate(map[string]any{"slug": "vip", "destination": "https://x.example/vip", "utm": map[string]any{"medium": "promotional", "campaign": "vip"}})
-	st, out := g.api("POST", "/api/v1/links/vip/tokens", map[string]any{"recipients": []any{
+	g := servertest.Start(t, t.TempDir())
+	g.MustCreate(map[string]any{"slug": "vip", "destination": "https://x.example/vip", "utm": map[string]any{"medium": "promotional", "campaign": "vip"}})
+	st, out := g.API("POST", "/api/v1/links/vip/tokens", map[string]any{"recipients": []any{
 		map[string]any{"phone": "+1 415 555 2671"}, map[string]any{"email": "A@B.co"}, map[string]any{"customer_id": "c-9"},
 	}})
 	if st != 201 {
@@ -230,12 +231,12 @@ func TestRecipientTokens(t *testing.T) {
 		if tk["url"] != "https://go.example.com/vip/"+tk["token"].(string) {
 			t.Errorf("token url %v", tk["url"])
 		}
-		resp := g.tap("GET", "/vip/"+tk["token"].(string), nil)
+		resp := g.Tap("GET", "/vip/"+tk["token"].(string), nil)
 		if resp.StatusCode != 302 {
 			t.Fatalf("token tap %d", resp.StatusCode)
 		}
 		u, _ := url.Parse(resp.Header.Get("Location"))
-		_, c := g.api("GET", "/api/v1/clicks/"+u.Query().Get("cgid"), nil)
+		_, c := g.API("GET", "/api/v1/clicks/"+u.Query().Get("cgid"), nil)
 		id := c["identity"].(map[string]any)
 		if id["kind"] != wantKinds[i] || id["token"] != tk["token"] || id["source"] != "token" {
 			t.Errorf("token click identity %v", id)
@@ -250,47 +251,47 @@ func TestRecipientTokens(t *testing.T) {
 		[]any{map[string]any{"phone": "+14155552671", "email": "a@b.co"}},
 		[]any{},
 	} {
-		if st, out := g.api("POST", "/api/v1/links/vip/tokens", map[string]any{"recipients": bad}); st != 400 || out["error"] == nil {
+		if st, out := g.API("POST", "/api/v1/links/vip/tokens", map[string]any{"recipients": bad}); st != 400 || out["error"] == nil {
 			t.Errorf("bad recipients %v: %d %v", bad, st, out)
 		}
 	}
-	if st, _ := g.api("POST", "/api/v1/links/nope/tokens", map[string]any{"recipients": []any{map[string]any{"customer_id": "1"}}}); st != 404 {
+	if st, _ := g.API("POST", "/api/v1/links/nope/tokens", map[string]any{"recipients": []any{map[string]any{"customer_id": "1"}}}); st != 404 {
 		t.Errorf("tokens for a missing link: %d", st)
 	}
 }
 
 func TestGoneAndNotFound(t *testing.T) {
-	g := startGate(t, t.TempDir())
+	g := servertest.Start(t, t.TempDir())
 	for _, s := range []string{"arch", "paused", "exp"} {
-		g.mustCreate(map[string]any{"slug": s, "destination": "https://x.example/", "utm": map[string]any{"medium": "promotional", "campaign": "c"}})
+		g.MustCreate(map[string]any{"slug": s, "destination": "https://x.example/", "utm": map[string]any{"medium": "promotional", "campaign": "c"}})
 	}
-	g.api("DELETE", "/api/v1/links/arch", nil)
-	g.api("PATCH", "/api/v1/links/paused", map[string]any{"status": "paused"})
-	g.api("PATCH", "/api/v1/links/exp", map[string]any{"expires_at": "2001-01-01T00:00:00Z"})
+	g.API("DELETE", "/api/v1/links/arch", nil)
+	g.API("PATCH", "/api/v1/links/paused", map[string]any{"status": "paused"})
+	g.API("PATCH", "/api/v1/links/exp", map[string]any{"expires_at": "2001-01-01T00:00:00Z"})
 	for _, s := range []string{"arch", "paused", "exp"} {
-		resp := g.tap("GET", "/"+s, nil)
+		resp := g.Tap("GET", "/"+s, nil)
 		if resp.StatusCode != 410 || resp.Header.Get("Location") != "" || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
 			t.Errorf("%s: %d %q", s, resp.StatusCode, resp.Header.Get("Location"))
 		}
 	}
-	if resp := g.tap("GET", "/no-such-slug", nil); resp.StatusCode != 404 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+	if resp := g.Tap("GET", "/no-such-slug", nil); resp.StatusCode != 404 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
 		t.Errorf("unknown slug: %d", resp.StatusCode)
 	}
-	if h, b, _ := g.counts("arch"); h+b != 0 {
+	if h, b, _ := g.Counts("arch"); h+b != 0 {
 		t.Error("a gone link counted a click")
 	}
 }
 
 // Open-redirect attempts never produce a Location other than a stored destination.
 func TestOpenRedirectAttempts(t *testing.T) {
-	g := startGate(t, t.TempDir())
-	g.mustCreate(map[string]any{"slug": "evil", "destination": "https://good.example/", "utm": map[string]any{"medium": "promotional", "campaign": "c"}})
+	g := servertest.Start(t, t.TempDir())
+	g.MustCreate(map[string]any{"slug": "evil", "destination": "https://good.example/", "utm": map[string]any{"medium": "promotional", "campaign": "c"}})
 	for _, p := range []string{
 		"//evil.example", "//evil.example/", "/\\evil.example", "/%2F%2Fevil.example", "/%5Cevil.example",
 		"/https://evil.example", "/https:%2F%2Fevil.example", "/.%2e/evil", "/%0d%0aLocation:%20https://evil.example",
 		"/evil/..%2f..%2fevil.example", "/evil/%2F%2Fevil.example", "/evil/a/b", "/evil?next=https://evil.example",
 	} {
-		resp := g.tap("GET", p, nil)
+		resp := g.Tap("GET", p, nil)
 		loc := resp.Header.Get("Location")
 		if loc != "" && !strings.HasPrefix(loc, "https://good.example/?utm_source=sms") {
 			t.Errorf("%s redirected to %q", p, loc)
@@ -302,29 +303,29 @@ func TestOpenRedirectAttempts(t *testing.T) {
 }
 
 func TestOversizedHeadersAnswered431(t *testing.T) {
-	g := startGate(t, t.TempDir())
-	g.mustCreate(map[string]any{"slug": "big", "destination": "https://x.example/", "utm": map[string]any{"medium": "promotional", "campaign": "c"}})
-	resp := g.tap("GET", "/big", map[string]string{"Cookie": "x=" + strings.Repeat("a", 20000)})
+	g := servertest.Start(t, t.TempDir())
+	g.MustCreate(map[string]any{"slug": "big", "destination": "https://x.example/", "utm": map[string]any{"medium": "promotional", "campaign": "c"}})
+	resp := g.Tap("GET", "/big", map[string]string{"Cookie": "x=" + strings.Repeat("a", 20000)})
 	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
 		t.Errorf("oversized headers: %d", resp.StatusCode)
 	}
-	if h, b, _ := g.counts("big"); h+b != 0 {
+	if h, b, _ := g.Counts("big"); h+b != 0 {
 		t.Error("a refused request counted a click")
 	}
 }
 
 func TestMethodsAndHealth(t *testing.T) {
-	g := startGate(t, t.TempDir())
-	if r := g.tap("POST", "/anything", nil); r.StatusCode != 405 {
+	g := servertest.Start(t, t.TempDir())
+	if r := g.Tap("POST", "/anything", nil); r.StatusCode != 405 {
 		t.Errorf("POST on a link path: %d", r.StatusCode)
 	}
-	if r := g.tap("GET", "/healthz", nil); r.StatusCode != 200 {
+	if r := g.Tap("GET", "/healthz", nil); r.StatusCode != 200 {
 		t.Errorf("healthz %d", r.StatusCode)
 	}
-	if r := g.tap("GET", "/readyz", nil); r.StatusCode != 200 {
+	if r := g.Tap("GET", "/readyz", nil); r.StatusCode != 200 {
 		t.Errorf("readyz %d", r.StatusCode)
 	}
-	resp, err := http.Get(g.adm + "/metrics")
+	resp, err := http.Get(g.Adm + "/metrics")
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("metrics: %v %v", resp, err)
 	}

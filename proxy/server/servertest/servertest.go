@@ -1,4 +1,6 @@
-package server
+// Package servertest starts a real clickgate in-process for tests: real 127.0.0.1
+// listeners, a real Badger directory, and helpers for the admin API and taps.
+package servertest
 
 import (
 	"bytes"
@@ -12,27 +14,30 @@ import (
 	"time"
 
 	"github.com/clickgate/clickgate/proxy/config"
+	"github.com/clickgate/clickgate/proxy/server"
 )
 
-const testToken = "test-admin-token-0123456789"
+// Token is the admin token of every test gate.
+const Token = "test-admin-token-0123456789"
 
-// gate is a clickgate started in-process on real 127.0.0.1 listeners and a real Badger
-// directory.
-type gate struct {
-	t      *testing.T
-	s      *Server
-	pub    string
-	adm    string
+// Gate is a clickgate started in-process.
+type Gate struct {
+	t *testing.T
+	// S is the running server; Pub and Adm are the base URLs of its listeners.
+	S      *server.Server
+	Pub    string
+	Adm    string
 	cancel context.CancelFunc
 	done   chan error
 	client *http.Client
 }
 
-func startGate(t *testing.T, dir string, env ...string) *gate {
+// Start runs clickgate on dir with extra CLICKGATE_* settings; it stops at test cleanup.
+func Start(t *testing.T, dir string, env ...string) *Gate {
 	t.Helper()
 	base := []string{
 		"CLICKGATE_LISTEN=127.0.0.1:0", "CLICKGATE_ADMIN_LISTEN=127.0.0.1:0",
-		"CLICKGATE_DATA_DIR=" + dir, "CLICKGATE_ADMIN_TOKEN=" + testToken,
+		"CLICKGATE_DATA_DIR=" + dir, "CLICKGATE_ADMIN_TOKEN=" + Token,
 		"CLICKGATE_NODE_ID=test-node", "CLICKGATE_PUBLIC_URL=https://go.example.com",
 		"CLICKGATE_LOG_LEVEL=error",
 	}
@@ -44,18 +49,18 @@ func startGate(t *testing.T, dir string, env ...string) *gate {
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(&testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-	s, err := New(cfg, log)
+	s, err := server.New(cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	g := &gate{t: t, s: s, pub: "http://" + s.PublicAddr(), adm: "http://" + s.AdminAddr(), cancel: cancel, done: make(chan error, 1)}
+	g := &Gate{t: t, S: s, Pub: "http://" + s.PublicAddr(), Adm: "http://" + s.AdminAddr(), cancel: cancel, done: make(chan error, 1)}
 	g.client = &http.Client{
 		Timeout:       10 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 	go func() { g.done <- s.Run(ctx) }()
-	t.Cleanup(g.stop)
+	t.Cleanup(g.Stop)
 	return g
 }
 
@@ -66,7 +71,8 @@ func (w *testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (g *gate) stop() {
+// Stop shuts the gate down gracefully (idempotent).
+func (g *Gate) Stop() {
 	if g.cancel == nil {
 		return
 	}
@@ -77,12 +83,13 @@ func (g *gate) stop() {
 	}
 }
 
-// api calls the admin API with the admin token and decodes the JSON answer.
-func (g *gate) api(method, path string, body any) (int, map[string]any) {
-	return g.apiAuth(method, path, body, "Bearer "+testToken)
+// API calls the admin API with the admin token and decodes the JSON answer.
+func (g *Gate) API(method, path string, body any) (int, map[string]any) {
+	return g.APIAuth(method, path, body, "Bearer "+Token)
 }
 
-func (g *gate) apiAuth(method, path string, body any, auth string) (int, map[string]any) {
+// APIAuth calls the admin API with the given Authorization header.
+func (g *Gate) APIAuth(method, path string, body any, auth string) (int, map[string]any) {
 	g.t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
@@ -98,7 +105,7 @@ func (g *gate) apiAuth(method, path string, body any, auth string) (int, map[str
 		}
 		rd = bytes.NewReader(raw)
 	}
-	req, err := http.NewRequest(method, g.adm+path, rd)
+	req, err := http.NewRequest(method, g.Adm+path, rd)
 	if err != nil {
 		g.t.Fatal(err)
 	}
@@ -121,25 +128,25 @@ func (g *gate) apiAuth(method, path string, body any, auth string) (int, map[str
 	return resp.StatusCode, out
 }
 
-// mustCreate creates a link and returns the answer.
-func (g *gate) mustCreate(spec map[string]any) map[string]any {
+// MustCreate creates a link and returns the answer.
+func (g *Gate) MustCreate(spec map[string]any) map[string]any {
 	g.t.Helper()
-	st, out := g.api("POST", "/api/v1/links", spec)
+	st, out := g.API("POST", "/api/v1/links", spec)
 	if st != http.StatusCreated {
 		g.t.Fatalf("create %v: %d %v", spec, st, out)
 	}
 	return out
 }
 
-// tap requests a public path without following redirects.
-func (g *gate) tap(method, path string, hdr map[string]string) *http.Response {
+// Tap requests a public path without following redirects.
+func (g *Gate) Tap(method, path string, hdr map[string]string) *http.Response {
 	g.t.Helper()
-	req, err := http.NewRequest(method, g.pub+path, nil)
+	req, err := http.NewRequest(method, g.Pub+path, nil)
 	if err != nil {
 		g.t.Fatal(err)
 	}
 	if _, ok := hdr["User-Agent"]; !ok {
-		req.Header.Set("User-Agent", iPhone)
+		req.Header.Set("User-Agent", IPhone)
 	}
 	for k, v := range hdr {
 		if k == "Host" {
@@ -157,9 +164,10 @@ func (g *gate) tap(method, path string, hdr map[string]string) *http.Response {
 	return resp
 }
 
-func (g *gate) counts(slug string) (human, bot, test int) {
+// Counts returns a link's click counters.
+func (g *Gate) Counts(slug string) (human, bot, test int) {
 	g.t.Helper()
-	st, out := g.api("GET", "/api/v1/links/"+slug, nil)
+	st, out := g.API("GET", "/api/v1/links/"+slug, nil)
 	if st != 200 {
 		g.t.Fatalf("get link %s: %d %v", slug, st, out)
 	}
@@ -167,7 +175,8 @@ func (g *gate) counts(slug string) (human, bot, test int) {
 	return int(c["human"].(float64)), int(c["bot"].(float64)), int(c["test"].(float64))
 }
 
+// User agents of ordinary phones.
 const (
-	iPhone  = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1"
-	android = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Mobile Safari/537.36"
+	IPhone  = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1"
+	Android = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Mobile Safari/537.36"
 )

@@ -1,0 +1,418 @@
+// Package relay streams the outbox to Kafka. It reads events at its own durable cursor,
+// publishes them with acknowledgements from all in-sync replicas, and moves the cursor
+// only past what the broker acknowledged. It is never on the redirect path: while Kafka
+// is down, clicks pile up in the outbox and drain when it returns.
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/clickgate/clickgate/proxy/events"
+	"github.com/clickgate/clickgate/proxy/ids"
+	"github.com/clickgate/clickgate/storage"
+)
+
+// Consumer is the relay's cursor name in the outbox.
+const Consumer = "kafka"
+
+// Config configures the relay. Zero values take the defaults noted.
+type Config struct {
+	Brokers []string
+	// ClicksTopic defaults to clickgate.clicks; ConversionsTopic to clickgate.conversions.
+	ClicksTopic      string
+	ConversionsTopic string
+	// Partitions and ReplicationFactor apply when the relay creates a missing topic.
+	// ReplicationFactor -1 takes the broker's default.
+	Partitions        int
+	ReplicationFactor int
+	// BatchSize bounds the events per produce call (default 1000), BatchBytes its size
+	// (default 1 MiB), Linger how long a small batch waits for more (default 5 ms,
+	// against kafka-go's 1 s).
+	BatchSize  int
+	BatchBytes int64
+	Linger     time.Duration
+	// Compression is none, gzip, snappy, lz4 or zstd.
+	Compression string
+	// MaxBacklog is the backlog, in events, past which the relay raises an alert
+	// (metric and log line). Nothing is ever dropped.
+	MaxBacklog uint64
+	// Transport carries TLS and SASL settings; nil is plaintext.
+	Transport *kafka.Transport
+}
+
+func (c *Config) defaults() {
+	if c.ClicksTopic == "" {
+		c.ClicksTopic = "clickgate.clicks"
+	}
+	if c.ConversionsTopic == "" {
+		c.ConversionsTopic = "clickgate.conversions"
+	}
+	if c.Partitions <= 0 {
+		c.Partitions = 6
+	}
+	if c.ReplicationFactor == 0 {
+		c.ReplicationFactor = -1
+	}
+	if c.BatchSize <= 0 {
+		c.BatchSize = 1000
+	}
+	if c.BatchBytes <= 0 {
+		c.BatchBytes = 1 << 20
+	}
+	if c.Linger <= 0 {
+		c.Linger = 5 * time.Millisecond
+	}
+	if c.MaxBacklog == 0 {
+		c.MaxBacklog = 10_000_000
+	}
+	if c.Transport == nil {
+		c.Transport = &kafka.Transport{DialTimeout: 5 * time.Second}
+	}
+}
+
+// ParseCompression maps a configuration word to a kafka-go codec.
+func ParseCompression(s string) (kafka.Compression, error) {
+	switch s {
+	case "", "none":
+		return 0, nil
+	case "gzip":
+		return kafka.Gzip, nil
+	case "snappy":
+		return kafka.Snappy, nil
+	case "lz4":
+		return kafka.Lz4, nil
+	case "zstd":
+		return kafka.Zstd, nil
+	}
+	return 0, fmt.Errorf("compression %q is not none, gzip, snappy, lz4 or zstd", s)
+}
+
+// Relay publishes outbox events to Kafka.
+type Relay struct {
+	db  *storage.DB
+	cfg Config
+	log *slog.Logger
+	w   *kafka.Writer
+
+	mu        sync.Mutex
+	state     string
+	lastError string
+	lastOK    time.Time
+	cursor    uint64
+}
+
+// New prepares a relay; Run starts it.
+func New(db *storage.DB, cfg Config, log *slog.Logger) (*Relay, error) {
+	cfg.defaults()
+	comp, err := ParseCompression(cfg.Compression)
+	if err != nil {
+		return nil, err
+	}
+	db.Register(Consumer)
+	r := &Relay{db: db, cfg: cfg, log: log.With("component", "kafka-relay"), state: "connecting"}
+	r.w = &kafka.Writer{
+		Addr: kafka.TCP(cfg.Brokers...),
+		// Murmur2 on the key, as the Java client's default partitioner does, so other
+		// producers keyed by visitor ID land on the same partitions.
+		Balancer:     &kafka.Murmur2Balancer{},
+		RequiredAcks: kafka.RequireAll,
+		// Retries are the relay's: it keeps the events in the outbox and tries again
+		// with back-off, forever. kafka-go's own attempts only smooth blips.
+		MaxAttempts:     2,
+		WriteBackoffMin: 50 * time.Millisecond,
+		WriteBackoffMax: 500 * time.Millisecond,
+		BatchSize:       cfg.BatchSize,
+		BatchBytes:      cfg.BatchBytes,
+		BatchTimeout:    cfg.Linger,
+		ReadTimeout:     10 * time.Second,
+		WriteTimeout:    10 * time.Second,
+		Compression:     comp,
+		Transport:       cfg.Transport,
+	}
+	return r, nil
+}
+
+// Status reports the relay's state for /readyz: "connecting", "ok" or "down", with the
+// last error.
+func (r *Relay) Status() (state, lastError string, lastOK time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.state, r.lastError, r.lastOK
+}
+
+func (r *Relay) setState(state string, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.state = state
+	if err != nil {
+		r.lastError = err.Error()
+	}
+	if state == "ok" {
+		r.lastOK = time.Now()
+	}
+}
+
+// Run relays until ctx ends.
+func (r *Relay) Run(ctx context.Context) {
+	defer r.w.Close()
+	go r.watch(ctx)
+	cursor, err := r.db.Cursor(Consumer)
+	for err != nil {
+		r.log.Error("cannot read the relay cursor", "err", err)
+		if !sleep(ctx, time.Second) {
+			return
+		}
+		cursor, err = r.db.Cursor(Consumer)
+	}
+	r.setCursor(cursor)
+	topicsReady := false
+	backoff := newBackoff(100*time.Millisecond, 10*time.Second)
+	for ctx.Err() == nil {
+		if !topicsReady {
+			if err := r.ensureTopics(ctx); err != nil {
+				r.fail(err, "kafka unreachable or topics missing; clicks wait in the outbox")
+				if !sleep(ctx, backoff.next()) {
+					return
+				}
+				continue
+			}
+			topicsReady = true
+		}
+		changed := r.db.OutboxChanged()
+		evs, err := r.db.ReadEvents(cursor, r.cfg.BatchSize)
+		if err != nil {
+			r.log.Error("cannot read the outbox", "err", err)
+			sleep(ctx, time.Second)
+			continue
+		}
+		if len(evs) == 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-changed:
+				// Let a few more commits land so batches are not one click each.
+				sleep(ctx, r.cfg.Linger)
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		msgs, err := r.messages(evs)
+		if err != nil {
+			r.log.Error("cannot encode events", "err", err)
+			sleep(ctx, time.Second)
+			continue
+		}
+		start := time.Now()
+		err = r.w.WriteMessages(ctx, msgs...)
+		produceSeconds.Observe(time.Since(start).Seconds())
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			errorsTotal.Inc()
+			var ke kafka.Error
+			if errors.As(err, &ke) && ke == kafka.UnknownTopicOrPartition {
+				topicsReady = false
+			}
+			r.fail(err, "kafka write failed; retrying the same events")
+			if !sleep(ctx, backoff.next()) {
+				return
+			}
+			continue
+		}
+		backoff.reset()
+		next := evs[len(evs)-1].Seq + 1
+		// The cursor moves only now that every message of the batch was acknowledged.
+		if err := r.db.SetCursor(Consumer, next); err != nil {
+			r.log.Error("cannot store the relay cursor; events will be sent again", "err", err)
+			sleep(ctx, time.Second)
+			continue
+		}
+		cursor = next
+		r.setCursor(cursor)
+		batches.Inc()
+		messagesTotal.Add(float64(len(msgs)))
+		lastSuccess.SetToCurrentTime()
+		if st, _, _ := r.Status(); st != "ok" {
+			r.log.Info("kafka writes succeed", "cursor", cursor)
+		}
+		r.setState("ok", nil)
+	}
+}
+
+// summarize shortens kafka-go's per-message error lists (one entry per message of the
+// batch) to a count and the distinct errors.
+func summarize(err error) error {
+	var we kafka.WriteErrors
+	if !errors.As(err, &we) {
+		return err
+	}
+	distinct := map[string]bool{}
+	var list []string
+	for _, e := range we {
+		if e != nil && !distinct[e.Error()] && len(list) < 3 {
+			distinct[e.Error()] = true
+			list = append(list, e.Error())
+		}
+	}
+	return fmt.Errorf("%d of %d messages failed: %s", we.Count(), len(we), strings.Join(list, "; "))
+}
+
+func (r *Relay) fail(err error, msg string) {
+	err = summarize(err)
+	st, last, _ := r.Status()
+	if st != "down" || last != err.Error() {
+		r.log.Warn(msg, "err", err, "brokers", r.cfg.Brokers)
+	}
+	r.setState("down", err)
+}
+
+func (r *Relay) setCursor(c uint64) {
+	r.mu.Lock()
+	r.cursor = c
+	r.mu.Unlock()
+}
+
+// messages encodes events as Kafka messages: JSON value, key = visitor ID so one
+// visitor's events stay in order on one partition, headers naming type and version.
+func (r *Relay) messages(evs []storage.Event) ([]kafka.Message, error) {
+	msgs := make([]kafka.Message, 0, len(evs))
+	version := []byte(fmt.Sprint(events.SchemaVersion))
+	for _, e := range evs {
+		if e.Record == nil {
+			r.log.Error("outbox event without its record; skipped", "seq", e.Seq)
+			continue
+		}
+		switch e.Kind {
+		case storage.EventClick:
+			c, err := storage.DecodeClick(e.Record)
+			if err != nil {
+				r.log.Error("undecodable click; skipped", "seq", e.Seq, "err", err)
+				continue
+			}
+			v, err := events.Marshal(events.FromClick(c))
+			if err != nil {
+				return nil, err
+			}
+			msgs = append(msgs, kafka.Message{
+				Topic: r.cfg.ClicksTopic,
+				Key:   []byte(c.VisitorID),
+				Value: v,
+				Time:  c.Time,
+				Headers: []kafka.Header{
+					{Key: "event_type", Value: []byte(events.TypeClick)},
+					{Key: "schema_version", Value: version},
+				},
+			})
+		}
+	}
+	return msgs, nil
+}
+
+// ensureTopics creates the topics when they are missing.
+func (r *Relay) ensureTopics(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	c := &kafka.Client{Addr: kafka.TCP(r.cfg.Brokers...), Transport: r.cfg.Transport, Timeout: 10 * time.Second}
+	md, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{r.cfg.ClicksTopic, r.cfg.ConversionsTopic}})
+	if err != nil {
+		return fmt.Errorf("metadata: %w", err)
+	}
+	var missing []kafka.TopicConfig
+	for _, t := range md.Topics {
+		if errors.Is(t.Error, kafka.UnknownTopicOrPartition) {
+			missing = append(missing, kafka.TopicConfig{Topic: t.Name, NumPartitions: r.cfg.Partitions, ReplicationFactor: r.cfg.ReplicationFactor})
+		} else if t.Error != nil {
+			return fmt.Errorf("topic %s: %w", t.Name, t.Error)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	res, err := c.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: missing})
+	if err != nil {
+		return fmt.Errorf("create topics: %w", err)
+	}
+	for name, e := range res.Errors {
+		if e != nil && !errors.Is(e, kafka.TopicAlreadyExists) {
+			return fmt.Errorf("create topic %s: %w", name, e)
+		}
+		r.log.Info("created topic", "topic", name, "partitions", r.cfg.Partitions)
+	}
+	return nil
+}
+
+// watch keeps the backlog metrics current and raises the backlog alert.
+func (r *Relay) watch(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	alerted := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		r.mu.Lock()
+		cursor := r.cursor
+		r.mu.Unlock()
+		head := r.db.OutboxHead()
+		backlog := uint64(0)
+		if head > cursor {
+			backlog = head - cursor
+		}
+		backlogEvents.Set(float64(backlog))
+		age := 0.0
+		if backlog > 0 {
+			r.db.ScanOutbox(cursor, func(e storage.OutboxEntry) bool {
+				age = time.Since(ids.ClickID(e.Ref).Time()).Seconds()
+				return false
+			})
+		}
+		oldestSeconds.Set(age)
+		over := backlog > r.cfg.MaxBacklog
+		if over {
+			backlogOver.Set(1)
+			if !alerted {
+				r.log.Error("outbox backlog over its ceiling; nothing is dropped, but Kafka is not keeping up", "backlog", backlog, "ceiling", r.cfg.MaxBacklog)
+			}
+		} else {
+			backlogOver.Set(0)
+		}
+		alerted = over
+	}
+}
+
+type backoff struct{ min, max, cur time.Duration }
+
+func newBackoff(min, max time.Duration) *backoff { return &backoff{min: min, max: max, cur: min} }
+
+// next returns the current delay with ±50% jitter, so many edges do not retry in step,
+// and doubles it up to max.
+func (b *backoff) next() time.Duration {
+	d := b.cur/2 + rand.N(b.cur)
+	b.cur = min(b.cur*2, b.max)
+	return d
+}
+
+func (b *backoff) reset() { b.cur = b.min }
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

@@ -1,0 +1,366 @@
+package relay_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/segmentio/kafka-go"
+	"github.com/valyala/fasthttp"
+
+	"github.com/clickgate/clickgate/proxy/relay"
+	"github.com/clickgate/clickgate/proxy/relay/kafkatest"
+	"github.com/clickgate/clickgate/proxy/server/servertest"
+	"github.com/clickgate/clickgate/storage"
+)
+
+var broker *kafkatest.Broker
+
+// TestMain runs the real broker of configs/kafka for this package (on its own port and
+// data directory), unless CLICKGATE_TEST_KAFKA_BROKERS names one.
+func TestMain(m *testing.M) {
+	var err error
+	broker, err = kafkatest.Start(19392)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cannot start the Kafka broker for the relay tests:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	broker.Close()
+	os.Exit(code)
+}
+
+// startGate runs clickgate with the relay on, writing to topics unique to the test.
+func startGate(t *testing.T, env ...string) (*servertest.Gate, string) {
+	topic := fmt.Sprintf("t%d.%s.clicks", time.Now().UnixNano(), strings.ToLower(t.Name()))
+	env = append([]string{"CLICKGATE_KAFKA_BROKERS=" + broker.Addr, "CLICKGATE_KAFKA_CLICKS_TOPIC=" + topic,
+		"CLICKGATE_KAFKA_CONVERSIONS_TOPIC=" + strings.TrimSuffix(topic, "clicks") + "conversions", "CLICKGATE_KAFKA_PARTITIONS=3"}, env...)
+	g := servertest.Start(t, t.TempDir(), env...)
+	g.MustCreate(map[string]any{"slug": "k", "destination": "https://shop.example.com/p",
+		"utm": map[string]any{"medium": "promotional", "campaign": "kafka"}})
+	return g, topic
+}
+
+// tapper sends taps over keep-alive connections and collects the answered click IDs,
+// in answer order per visitor.
+type tapper struct {
+	c       *fasthttp.Client
+	url     string
+	mu      sync.Mutex
+	ids     []string
+	errors  atomic.Int64
+	byVisit map[string][]string
+}
+
+func newTapper(g *servertest.Gate, path string) *tapper {
+	return &tapper{c: &fasthttp.Client{MaxConnsPerHost: 256}, url: g.Pub + path, byVisit: map[string][]string{}}
+}
+
+func (tp *tapper) tap(cookie string) (string, bool) {
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI(tp.url)
+	req.Header.SetUserAgent(servertest.Android)
+	if cookie != "" {
+		req.Header.SetCookie("cg_vid", cookie)
+	}
+	if err := tp.c.DoTimeout(req, resp, 5*time.Second); err != nil || resp.StatusCode() != 302 {
+		tp.errors.Add(1)
+		return "", false
+	}
+	u, err := url.Parse(string(resp.Header.Peek("Location")))
+	if err != nil {
+		tp.errors.Add(1)
+		return "", false
+	}
+	id := u.Query().Get("cgid")
+	tp.mu.Lock()
+	tp.ids = append(tp.ids, id)
+	if cookie != "" {
+		tp.byVisit[cookie] = append(tp.byVisit[cookie], id)
+	}
+	tp.mu.Unlock()
+	return id, true
+}
+
+// run taps n times from `workers` goroutines, or until stop closes when n is 0, each
+// worker pausing `pace` between taps.
+func (tp *tapper) run(workers, n int, stop <-chan struct{}, pace time.Duration) {
+	var wg sync.WaitGroup
+	var left atomic.Int64
+	left.Store(int64(n))
+	for i := 0; i < workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				if n > 0 && left.Add(-1) < 0 {
+					return
+				}
+				if stop != nil {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+				}
+				tp.tap("")
+				if pace > 0 {
+					time.Sleep(pace)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// drained waits until the relay's cursor reaches the outbox head.
+func drained(t *testing.T, g *servertest.Gate, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		c, err := g.S.DB.Cursor(relay.Consumer)
+		if err == nil && c == g.S.DB.OutboxHead() {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c, _ := g.S.DB.Cursor(relay.Consumer)
+	t.Fatalf("relay did not drain within %s: cursor %d, head %d", within, c, g.S.DB.OutboxHead())
+}
+
+// consume reads the topic and checks every message: schema, key, headers.
+func consume(t *testing.T, topic string) (map[int][]kafka.Message, map[string]int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	parts, err := kafkatest.ReadAll(ctx, broker.Addr, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema := clickSchema(t)
+	seen := map[string]int{}
+	checked := 0
+	for _, msgs := range parts {
+		for _, m := range msgs {
+			var ev map[string]any
+			if err := json.Unmarshal(m.Value, &ev); err != nil {
+				t.Fatalf("message is not JSON: %q", m.Value)
+			}
+			// Validating every one of 100,000 events is slow; the first thousands cover
+			// every shape this test produces.
+			if checked < 2000 {
+				inst, _ := jsonschema.UnmarshalJSON(strings.NewReader(string(m.Value)))
+				if err := schema.Validate(inst); err != nil {
+					t.Fatalf("event does not validate against click.v1.json: %v\n%s", err, m.Value)
+				}
+				checked++
+			}
+			if string(m.Key) != ev["visitor_id"] || kafkatest.Header(m, "event_type") != "click" || kafkatest.Header(m, "schema_version") != "1" {
+				t.Fatalf("key %q headers %v for %s", m.Key, m.Headers, m.Value)
+			}
+			seen[ev["click_id"].(string)]++
+		}
+	}
+	return parts, seen
+}
+
+func clickSchema(t *testing.T) *jsonschema.Schema {
+	t.Helper()
+	path, _ := filepath.Abs("../../configs/schemas/click.v1.json")
+	c := jsonschema.NewCompiler()
+	c.AssertFormat()
+	s, err := c.Compile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func assertEvery(t *testing.T, answered []string, seen map[string]int) {
+	t.Helper()
+	missing, dups := 0, 0
+	for _, id := range answered {
+		if seen[id] == 0 {
+			missing++
+		}
+	}
+	for _, n := range seen {
+		if n > 1 {
+			dups += n - 1
+		}
+	}
+	t.Logf("%d clicks answered, %d distinct in Kafka, %d duplicate deliveries (at-least-once), %d missing", len(answered), len(seen), dups, missing)
+	if missing > 0 {
+		t.Fatalf("%d answered clicks never reached Kafka", missing)
+	}
+}
+
+func TestHundredThousandRedirectsReachKafka(t *testing.T) {
+	g, topic := startGate(t)
+	tp := newTapper(g, "/k")
+	tp.run(64, 100000, nil, 0)
+	if tp.errors.Load() > 0 {
+		t.Fatalf("%d taps failed", tp.errors.Load())
+	}
+	drained(t, g, 2*time.Minute)
+	_, seen := consume(t, topic)
+	assertEvery(t, tp.ids, seen)
+	// Retention: once the relay and the counter checkpoint passed them, entries go.
+	time.Sleep(1100 * time.Millisecond) // the next counter checkpoint
+	tp.tap("")
+	drained(t, g, 30*time.Second)
+	if _, err := g.S.DB.TrimOutbox(); err != nil {
+		t.Fatal(err)
+	}
+	left := 0
+	g.S.DB.ScanOutbox(0, func(storage.OutboxEntry) bool { left++; return true })
+	if left > 1000 {
+		t.Fatalf("%d outbox events kept after every consumer passed them", left)
+	}
+}
+
+func TestPerVisitorOrderWithinPartition(t *testing.T) {
+	g, topic := startGate(t)
+	tp := newTapper(g, "/k")
+	// Each visitor taps in sequence; visitors run concurrently.
+	var wg sync.WaitGroup
+	for v := 0; v < 20; v++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// A returning visitor: a fixed, valid visitor ID per goroutine.
+			cookie := fmt.Sprintf("0%025d", v)
+			for i := 0; i < 50; i++ {
+				tp.tap(cookie)
+			}
+		}()
+	}
+	wg.Wait()
+	drained(t, g, time.Minute)
+	parts, _ := consume(t, topic)
+	for visitor, want := range tp.byVisit {
+		var got []string
+		partsSeen := map[int]bool{}
+		for p, msgs := range parts {
+			for _, m := range msgs {
+				if string(m.Key) == visitor {
+					var ev struct {
+						ClickID string `json:"click_id"`
+					}
+					json.Unmarshal(m.Value, &ev)
+					got = append(got, ev.ClickID)
+					partsSeen[p] = true
+				}
+			}
+		}
+		if len(partsSeen) != 1 {
+			t.Fatalf("visitor %s spread over partitions %v", visitor, partsSeen)
+		}
+		got = firstOccurrences(got)
+		if strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Fatalf("visitor %s: order in Kafka differs from answer order\n got %v\nwant %v", visitor, got, want)
+		}
+	}
+	if len(tp.byVisit) != 20 {
+		t.Fatalf("%d visitors", len(tp.byVisit))
+	}
+}
+
+func firstOccurrences(ids []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, id := range ids {
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// The broker goes away for 30 s under load: redirects keep answering, the backlog grows,
+// and after the broker returns it drains to zero with every click present.
+func TestBrokerOutageLosesNothing(t *testing.T) {
+	if !broker.Controllable() {
+		t.Skip("CLICKGATE_TEST_KAFKA_BROKERS names a broker these tests cannot stop")
+	}
+	g, topic := startGate(t)
+	tp := newTapper(g, "/k")
+	tp.run(16, 2000, nil, 0)
+	drained(t, g, time.Minute)
+
+	if err := broker.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	// Paced at about 1,600 taps/s: enough backlog to matter, quick to verify.
+	go func() { tp.run(8, 0, stop, 5*time.Millisecond); close(done) }()
+	time.Sleep(30 * time.Second)
+	close(stop)
+	<-done
+	if tp.errors.Load() > 0 {
+		t.Fatalf("%d redirects failed while Kafka was down", tp.errors.Load())
+	}
+	c, _ := g.S.DB.Cursor(relay.Consumer)
+	backlog := g.S.DB.OutboxHead() - c
+	if backlog < 1000 {
+		t.Fatalf("backlog during the outage is %d events; load did not run or clicks went somewhere", backlog)
+	}
+	_, body := readyz(t, g)
+	if !strings.Contains(body, `"state":"down"`) {
+		t.Errorf("/readyz during the outage: %s", body)
+	}
+	if err := broker.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	drained(t, g, 2*time.Minute)
+	_, seen := consume(t, topic)
+	assertEvery(t, tp.ids, seen)
+	t.Logf("backlog during the outage: %d events", backlog)
+}
+
+func readyz(t *testing.T, g *servertest.Gate) (int, string) {
+	resp, err := http.Get(g.Pub + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var b strings.Builder
+	buf := make([]byte, 4096)
+	n, _ := resp.Body.Read(buf)
+	b.Write(buf[:n])
+	return resp.StatusCode, b.String()
+}
+
+// Kafka unreachable at start: the proxy starts, serves, and says so in /readyz.
+func TestStartsWithKafkaUnreachable(t *testing.T) {
+	g := servertest.Start(t, t.TempDir(), "CLICKGATE_KAFKA_BROKERS=127.0.0.1:1")
+	g.MustCreate(map[string]any{"slug": "k", "destination": "https://x.example/", "utm": map[string]any{"medium": "promotional", "campaign": "c"}})
+	if r := g.Tap("GET", "/k", nil); r.StatusCode != 302 {
+		t.Fatalf("redirect with Kafka unreachable: %d", r.StatusCode)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st, body := readyz(t, g)
+		if st == 200 && strings.Contains(body, `"state":"down"`) && strings.Contains(body, `"storage":"ok"`) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz never reported Kafka down: %d %s", st, body)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}

@@ -1,0 +1,168 @@
+package storage
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"sync"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Consumers of the outbox (the Kafka relay, each plugin) keep a durable cursor: the
+// sequence number of the next event they have not yet had acknowledged. An outbox entry
+// is deleted once every registered consumer, and the counter checkpoint, has passed it.
+
+func cursorKey(name string) []byte { return metaKey("cursor/" + name) }
+
+// Cursor returns a consumer's cursor. A consumer seen for the first time starts at the
+// oldest event still in the outbox, so it receives every retained event.
+func (db *DB) Cursor(name string) (uint64, error) {
+	var c uint64
+	found := false
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		it, err := txn.Get(cursorKey(name))
+		if err == badger.ErrKeyNotFound {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		found = true
+		return it.Value(func(v []byte) error {
+			if len(v) != 8 {
+				return ErrCorrupt
+			}
+			c = binary.BigEndian.Uint64(v)
+			return nil
+		})
+	})
+	if err != nil {
+		return 0, fmt.Errorf("storage: cursor %s: %w", name, err)
+	}
+	if !found {
+		c = db.oldestOutbox()
+	}
+	return c, nil
+}
+
+// SetCursor records that a consumer had every event before next acknowledged.
+func (db *DB) SetCursor(name string, next uint64) error {
+	err := db.bdb.Update(func(txn *badger.Txn) error {
+		return txn.Set(cursorKey(name), binary.BigEndian.AppendUint64(nil, next))
+	})
+	if err != nil {
+		return fmt.Errorf("storage: set cursor %s: %w", name, err)
+	}
+	return nil
+}
+
+func (db *DB) oldestOutbox() uint64 {
+	var first uint64 = 1
+	db.bdb.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixOutbox}})
+		defer it.Close()
+		it.Rewind()
+		if it.Valid() {
+			first = binary.BigEndian.Uint64(it.Item().Key()[1:])
+		} else {
+			first = db.OutboxHead()
+		}
+		return nil
+	})
+	return first
+}
+
+// Retention tracks which consumers hold outbox entries back.
+type Retention struct {
+	mu        sync.Mutex
+	consumers map[string]bool
+}
+
+// Register adds a consumer whose cursor holds back deletion. Consumers not registered in
+// this run (a plugin removed from the configuration) do not block retention.
+func (db *DB) Register(name string) {
+	db.retention.mu.Lock()
+	defer db.retention.mu.Unlock()
+	if db.retention.consumers == nil {
+		db.retention.consumers = map[string]bool{}
+	}
+	db.retention.consumers[name] = true
+}
+
+// TrimOutbox deletes outbox entries whose events every registered consumer and the
+// counter checkpoint have passed. It returns the number of events deleted.
+func (db *DB) TrimOutbox() (int, error) {
+	low := uint64(math.MaxUint64)
+	db.retention.mu.Lock()
+	names := make([]string, 0, len(db.retention.consumers))
+	for n := range db.retention.consumers {
+		names = append(names, n)
+	}
+	db.retention.mu.Unlock()
+	for _, n := range names {
+		c, err := db.Cursor(n)
+		if err != nil {
+			return 0, err
+		}
+		low = min(low, c)
+	}
+	var cs uint64
+	if err := db.bdb.View(func(txn *badger.Txn) error {
+		var err error
+		cs, err = readUint64(txn, metaCountersSeq)
+		return err
+	}); err != nil {
+		return 0, err
+	}
+	low = min(low, cs+1)
+
+	var dead [][]byte
+	deleted := 0
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixOutbox}})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			item := it.Item()
+			first := binary.BigEndian.Uint64(item.Key()[1:])
+			n := uint64(item.ValueSize()) / outboxEventLen
+			if first+n > low {
+				break // this entry still has an event someone needs
+			}
+			dead = append(dead, item.KeyCopy(nil))
+			deleted += int(n)
+			if len(dead) >= 10000 {
+				break
+			}
+		}
+		return nil
+	})
+	if err != nil || len(dead) == 0 {
+		return 0, err
+	}
+	wb := db.bdb.NewWriteBatch()
+	defer wb.Cancel()
+	for _, k := range dead {
+		if err := wb.Delete(k); err != nil {
+			return 0, fmt.Errorf("storage: trim outbox: %w", err)
+		}
+	}
+	if err := wb.Flush(); err != nil {
+		return 0, fmt.Errorf("storage: trim outbox: %w", err)
+	}
+	return deleted, nil
+}
+
+// OutboxSize estimates the bytes the outbox takes on disk.
+func (db *DB) OutboxSize() uint64 {
+	onDisk, _ := db.bdb.EstimateSize([]byte{prefixOutbox})
+	return onDisk
+}
+
+// OutboxChanged returns a channel closed at the next commit of outbox events, so
+// consumers wait for new events without polling.
+func (db *DB) OutboxChanged() <-chan struct{} {
+	db.outboxMu.Lock()
+	defer db.outboxMu.Unlock()
+	return db.outboxSignal
+}
