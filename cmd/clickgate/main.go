@@ -26,6 +26,8 @@ Usage:
   clickgate links tokens SLUG FILE    per-recipient tokens for a send list (CSV: phone,email,customer_id or one column)
   clickgate links check SLUG          preflight: follow the link without counting a click
   clickgate clicks get CLICK_ID       show one click
+  clickgate tail [-topic T] [-from-beginning] [-n N] [-keys]
+                                      print events from a Kafka topic (CLICKGATE_KAFKA_BROKERS)
   clickgate healthcheck               exit 0 if the local edge answers /healthz (for containers)
   clickgate version                   print the version
 
@@ -46,6 +48,8 @@ func main() {
 		err = linksCmd(os.Args[2:])
 	case "clicks":
 		err = clicksCmd(os.Args[2:])
+	case "tail":
+		err = tail(os.Args[2:])
 	case "healthcheck":
 		err = healthcheck()
 	case "version", "--version", "-v":

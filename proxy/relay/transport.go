@@ -27,6 +27,15 @@ type Security struct {
 	DialTimeoutSec int
 }
 
+// Dialer builds a kafka-go dialer (for readers) with the same settings.
+func (s Security) Dialer() (*kafka.Dialer, error) {
+	t, err := s.Transport()
+	if err != nil {
+		return nil, err
+	}
+	return &kafka.Dialer{Timeout: 10 * time.Second, DualStack: true, TLS: t.TLS, SASLMechanism: t.SASL}, nil
+}
+
 // Transport builds the kafka-go transport for s.
 func (s Security) Transport() (*kafka.Transport, error) {
 	t := &kafka.Transport{DialTimeout: 5 * time.Second, IdleTimeout: 30 * time.Second, MetadataTTL: 15 * time.Second}
