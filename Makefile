@@ -6,7 +6,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 KAFKA := configs/kafka/kafka.sh
 FUZZTIME ?= 10s
 
-.PHONY: all build run test test-go fuzz bench lint vet tools kafka-up kafka-down clean
+.PHONY: all build run test fuzz bench lint vet kafka-fetch kafka-up kafka-down clean
 
 all: build
 
@@ -17,9 +17,15 @@ build:
 run: build
 	CLICKGATE_SEED_LINKS=configs/demo-links.json CLICKGATE_LOG_FORMAT=text ./bin/clickgate serve
 
-# Every test: unit, end to end over real TCP and Badger, crash tests with kill -9.
-test: vet
-	$(GO) test -count=1 -timeout 12m ./...
+# Every test: unit, end to end over real TCP and Badger, crash tests with kill -9, and
+# the Kafka tests against a real broker. Test packages that need Kafka start their own
+# broker through configs/kafka/kafka.sh (or use CLICKGATE_TEST_KAFKA_BROKERS); the jars
+# are fetched once here, before packages run in parallel.
+test: vet kafka-fetch
+	$(GO) test -count=1 -timeout 14m ./...
+
+kafka-fetch:
+	$(KAFKA) fetch
 
 vet:
 	$(GO) vet ./...
