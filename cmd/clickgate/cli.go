@@ -177,9 +177,9 @@ func linksCmd(args []string) error {
 		if len(args) != 1 {
 			return errors.New("links bulk FILE.json")
 		}
-		b, err := os.ReadFile(args[0])
-		if err != nil {
-			return err
+		b, rerr := os.ReadFile(args[0])
+		if rerr != nil {
+			return rerr
 		}
 		err = c.do("POST", "/api/v1/links/bulk", json.RawMessage(b), &raw)
 	case "get", "archive":

@@ -275,6 +275,14 @@ func TestDemoLinksTokenAndCLI(t *testing.T) {
 	if out, err := cli("links", "get", "nope"); err == nil || !strings.Contains(out, "not_found") {
 		t.Fatalf("links get of a missing link: %v %s", err, out)
 	}
+	bulk := filepath.Join(t.TempDir(), "bulk.json")
+	os.WriteFile(bulk, []byte(`{"links":[{"destination":"https://x.example/1","utm":{"medium":"promotional","campaign":"b"}},{"destination":"ftp://bad","utm":{"medium":"promotional","campaign":"b"}}]}`), 0o600)
+	if out, err := cli("links", "bulk", bulk); err != nil || !strings.Contains(out, `"created": 1`) || !strings.Contains(out, `"failed": 1`) {
+		t.Fatalf("links bulk: %v\n%s", err, out)
+	}
+	if out, err := cli("links", "bulk", filepath.Join(t.TempDir(), "missing.json")); err == nil {
+		t.Fatalf("links bulk of a missing file succeeded: %s", out)
+	}
 	list, err := cli("links", "list", "-limit", "2")
 	if err != nil || !strings.Contains(list, "next_cursor") {
 		t.Fatalf("links list: %v\n%s", err, list)
