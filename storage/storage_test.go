@@ -202,3 +202,42 @@ func TestLinksAndRecipients(t *testing.T) {
 		t.Fatal("taken token accepted")
 	}
 }
+
+// ReadEvents returns events in outbox order with their records, from any starting point.
+func TestReadEvents(t *testing.T) {
+	db := openTest(t, t.TempDir())
+	defer db.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { db.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	ctr := db.Counters("", "s")
+	var want [][16]byte
+	for i := 0; i < 300; i++ {
+		c := testClick(i, "s", false)
+		// IDs deliberately out of key order relative to commit order.
+		c.ID[0] = byte(255 - i%256)
+		want = append(want, c.ID)
+		if err := db.Clicks().Commit(AppendClick(nil, c), ctr, KindHuman); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, from := range []uint64{1, 150, 300} {
+		evs, err := db.ReadEvents(from, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) != 301-int(from) {
+			t.Fatalf("from %d: %d events", from, len(evs))
+		}
+		for i, e := range evs {
+			c, err := DecodeClick(e.Record)
+			if err != nil || e.Seq != from+uint64(i) || c.ID != want[e.Seq-1] || e.Ref != c.ID {
+				t.Fatalf("event %d: seq %d ref %x record %v err %v", i, e.Seq, e.Ref, c, err)
+			}
+		}
+	}
+	if evs, _ := db.ReadEvents(1, 7); len(evs) != 7 {
+		t.Fatalf("max not honoured: %d", len(evs))
+	}
+}
