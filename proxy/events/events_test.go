@@ -1,0 +1,82 @@
+package events
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/clickgate/clickgate/storage"
+)
+
+func sample() *storage.Click {
+	return &storage.Click{
+		ID: [16]byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}, Time: time.Date(2026, 11, 27, 1, 2, 3, 456789000, time.UTC),
+		Node: "edge-1", Slug: "spring", Campaign: "spring_sale", UTM: storage.UTM{Source: "sms", Medium: "promotional", Campaign: "spring_sale", Content: "a"},
+		Variant: 1, Destination: "https://shop.example.com/p?a=1&utm_source=sms&cgid=x#frag", VisitorID: "05121zy3sxeqecpfsd5zcb4wqj",
+		NewVisitor: true, IdentityKind: "customer_id", IdentityValue: "c-42", IdentitySource: "param:rid",
+		IP: "203.0.113.7", UserAgent: "Mozilla/5.0 \"quoted\" \\ back\tslash \x01 <html> & \u2028 é \xff", Referrer: "", Bot: true, BotReason: "preview:whatsapp,head",
+	}
+}
+
+// The hand-written encoder produces the same document as encoding/json on the struct.
+func TestAppendClickJSONMatchesStruct(t *testing.T) {
+	variants := []func(*storage.Click){
+		func(c *storage.Click) {},
+		func(c *storage.Click) { c.Variant, c.IdentitySource, c.Domain = -1, "", "go.brand.com" },
+		func(c *storage.Click) { c.Token, c.IdentitySource, c.IdentityKind, c.IdentityValue = "tok", "token", "", "" },
+		func(c *storage.Click) { c.UTM.Content, c.UTM.Term, c.Test, c.Bot, c.BotReason = "", "vip", true, false, "" },
+	}
+	for i, mod := range variants {
+		c := sample()
+		mod(c)
+		want, err := json.Marshal(FromClick(c))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := AppendClickJSON(nil, c)
+		var a, b any
+		if err := json.Unmarshal(got, &a); err != nil {
+			t.Fatalf("case %d: invalid JSON %v\n%s", i, err, got)
+		}
+		json.Unmarshal(want, &b)
+		if !reflect.DeepEqual(a, b) {
+			t.Fatalf("case %d:\n got %s\nwant %s", i, got, want)
+		}
+	}
+}
+
+func FuzzAppendClickJSON(f *testing.F) {
+	f.Add("Mozilla/5.0", "https://x.example/", "\xff\x00\"\\")
+	f.Fuzz(func(t *testing.T, ua, dest, ref string) {
+		c := sample()
+		c.UserAgent, c.Destination, c.Referrer = ua, dest, ref
+		got := AppendClickJSON(nil, c)
+		var a, b any
+		if err := json.Unmarshal(got, &a); err != nil {
+			t.Fatalf("invalid JSON: %v\n%q", err, got)
+		}
+		want, _ := json.Marshal(FromClick(c))
+		json.Unmarshal(want, &b)
+		if !reflect.DeepEqual(a, b) {
+			t.Fatalf("differs from encoding/json:\n got %s\nwant %s", got, want)
+		}
+	})
+}
+
+func BenchmarkAppendClickJSON(b *testing.B) {
+	c := sample()
+	buf := make([]byte, 0, 1024)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = AppendClickJSON(buf[:0], c)
+	}
+}
+
+func BenchmarkMarshalClickStruct(b *testing.B) {
+	c := sample()
+	b.ReportAllocs()
+	for b.Loop() {
+		json.Marshal(FromClick(c))
+	}
+}
