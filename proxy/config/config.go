@@ -42,7 +42,7 @@ type Config struct {
 	KafkaConversionsTopic string        `env:"KAFKA_CONVERSIONS_TOPIC" envDefault:"clickgate.conversions"`
 	KafkaPartitions       int           `env:"KAFKA_PARTITIONS" envDefault:"6"`
 	KafkaReplication      int           `env:"KAFKA_REPLICATION" envDefault:"-1"`
-	KafkaBatchSize        int           `env:"KAFKA_BATCH_SIZE" envDefault:"1000"`
+	KafkaBatchSize        int           `env:"KAFKA_BATCH_SIZE" envDefault:"5000"`
 	KafkaLinger           time.Duration `env:"KAFKA_LINGER" envDefault:"5ms"`
 	KafkaCompression      string        `env:"KAFKA_COMPRESSION" envDefault:"lz4"`
 	KafkaTLS              bool          `env:"KAFKA_TLS" envDefault:"false"`

@@ -34,7 +34,7 @@ type Config struct {
 	// ReplicationFactor -1 takes the broker's default.
 	Partitions        int
 	ReplicationFactor int
-	// BatchSize bounds the events per produce call (default 1000), BatchBytes its size
+	// BatchSize bounds the events per produce call (default 5000), BatchBytes its size
 	// (default 1 MiB), Linger how long a small batch waits for more (default 5 ms,
 	// against kafka-go's 1 s).
 	BatchSize  int
@@ -63,7 +63,7 @@ func (c *Config) defaults() {
 		c.ReplicationFactor = -1
 	}
 	if c.BatchSize <= 0 {
-		c.BatchSize = 1000
+		c.BatchSize = 5000
 	}
 	if c.BatchBytes <= 0 {
 		c.BatchBytes = 1 << 20
@@ -161,7 +161,16 @@ func (r *Relay) setState(state string, err error) {
 	}
 }
 
-// Run relays until ctx ends.
+// batch is a run of outbox events encoded and ready to produce; next is the cursor once
+// it is acknowledged.
+type batch struct {
+	msgs []kafka.Message
+	next uint64
+}
+
+// Run relays until ctx ends. One goroutine reads and encodes the next batch while the
+// current one is in flight; a single writer produces batches one at a time and retries
+// a failed batch until it succeeds, so per-partition order is kept.
 func (r *Relay) Run(ctx context.Context) {
 	defer r.w.Close()
 	go r.watch(ctx)
@@ -174,19 +183,73 @@ func (r *Relay) Run(ctx context.Context) {
 		cursor, err = r.db.Cursor(Consumer)
 	}
 	r.setCursor(cursor)
+	ready := make(chan batch, 1)
+	go r.prepare(ctx, cursor, ready)
 	topicsReady := false
 	backoff := newBackoff(100*time.Millisecond, 10*time.Second)
-	for ctx.Err() == nil {
-		if !topicsReady {
-			if err := r.ensureTopics(ctx); err != nil {
-				r.fail(err, "kafka unreachable or topics missing; clicks wait in the outbox")
-				if !sleep(ctx, backoff.next()) {
-					return
-				}
-				continue
-			}
-			topicsReady = true
+	for {
+		var b batch
+		select {
+		case <-ctx.Done():
+			return
+		case b = <-ready:
 		}
+		for {
+			if !topicsReady {
+				if err := r.ensureTopics(ctx); err != nil {
+					r.fail(err, "kafka unreachable or topics missing; clicks wait in the outbox")
+					if !sleep(ctx, backoff.next()) {
+						return
+					}
+					continue
+				}
+				topicsReady = true
+			}
+			start := time.Now()
+			err := r.w.WriteMessages(ctx, b.msgs...)
+			produceSeconds.Observe(time.Since(start).Seconds())
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			errorsTotal.Inc()
+			var ke kafka.Error
+			if errors.As(err, &ke) && ke == kafka.UnknownTopicOrPartition {
+				topicsReady = false
+			}
+			r.fail(err, "kafka write failed; retrying the same events")
+			if !sleep(ctx, backoff.next()) {
+				return
+			}
+		}
+		backoff.reset()
+		// The cursor moves only now that every message of the batch was acknowledged.
+		for {
+			err := r.db.SetCursor(Consumer, b.next)
+			if err == nil {
+				break
+			}
+			r.log.Error("cannot store the relay cursor", "err", err)
+			if !sleep(ctx, time.Second) {
+				return
+			}
+		}
+		r.setCursor(b.next)
+		batches.Inc()
+		messagesTotal.Add(float64(len(b.msgs)))
+		lastSuccess.SetToCurrentTime()
+		if st, _, _ := r.Status(); st != "ok" {
+			r.log.Info("kafka writes succeed", "cursor", b.next)
+		}
+		r.setState("ok", nil)
+	}
+}
+
+// prepare reads and encodes batches ahead of the writer.
+func (r *Relay) prepare(ctx context.Context, cursor uint64, out chan<- batch) {
+	for ctx.Err() == nil {
 		changed := r.db.OutboxChanged()
 		evs, err := r.db.ReadEvents(cursor, r.cfg.BatchSize)
 		if err != nil {
@@ -205,47 +268,13 @@ func (r *Relay) Run(ctx context.Context) {
 			}
 			continue
 		}
-		msgs, err := r.messages(evs)
-		if err != nil {
-			r.log.Error("cannot encode events", "err", err)
-			sleep(ctx, time.Second)
-			continue
+		msgs := r.messages(evs)
+		cursor = evs[len(evs)-1].Seq + 1
+		select {
+		case out <- batch{msgs: msgs, next: cursor}:
+		case <-ctx.Done():
+			return
 		}
-		start := time.Now()
-		err = r.w.WriteMessages(ctx, msgs...)
-		produceSeconds.Observe(time.Since(start).Seconds())
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			errorsTotal.Inc()
-			var ke kafka.Error
-			if errors.As(err, &ke) && ke == kafka.UnknownTopicOrPartition {
-				topicsReady = false
-			}
-			r.fail(err, "kafka write failed; retrying the same events")
-			if !sleep(ctx, backoff.next()) {
-				return
-			}
-			continue
-		}
-		backoff.reset()
-		next := evs[len(evs)-1].Seq + 1
-		// The cursor moves only now that every message of the batch was acknowledged.
-		if err := r.db.SetCursor(Consumer, next); err != nil {
-			r.log.Error("cannot store the relay cursor; events will be sent again", "err", err)
-			sleep(ctx, time.Second)
-			continue
-		}
-		cursor = next
-		r.setCursor(cursor)
-		batches.Inc()
-		messagesTotal.Add(float64(len(msgs)))
-		lastSuccess.SetToCurrentTime()
-		if st, _, _ := r.Status(); st != "ok" {
-			r.log.Info("kafka writes succeed", "cursor", cursor)
-		}
-		r.setState("ok", nil)
 	}
 }
 
@@ -284,9 +313,12 @@ func (r *Relay) setCursor(c uint64) {
 
 // messages encodes events as Kafka messages: JSON value, key = visitor ID so one
 // visitor's events stay in order on one partition, headers naming type and version.
-func (r *Relay) messages(evs []storage.Event) ([]kafka.Message, error) {
+// All values share one buffer per batch.
+func (r *Relay) messages(evs []storage.Event) []kafka.Message {
 	msgs := make([]kafka.Message, 0, len(evs))
 	version := []byte(fmt.Sprint(events.SchemaVersion))
+	buf := make([]byte, 0, len(evs)*700)
+	var ends []int
 	for _, e := range evs {
 		if e.Record == nil {
 			r.log.Error("outbox event without its record; skipped", "seq", e.Seq)
@@ -299,14 +331,11 @@ func (r *Relay) messages(evs []storage.Event) ([]kafka.Message, error) {
 				r.log.Error("undecodable click; skipped", "seq", e.Seq, "err", err)
 				continue
 			}
-			v, err := events.Marshal(events.FromClick(c))
-			if err != nil {
-				return nil, err
-			}
+			buf = events.AppendClickJSON(buf, c)
+			ends = append(ends, len(buf))
 			msgs = append(msgs, kafka.Message{
 				Topic: r.cfg.ClicksTopic,
 				Key:   []byte(c.VisitorID),
-				Value: v,
 				Time:  c.Time,
 				Headers: []kafka.Header{
 					{Key: "event_type", Value: []byte(events.TypeClick)},
@@ -315,7 +344,12 @@ func (r *Relay) messages(evs []storage.Event) ([]kafka.Message, error) {
 			})
 		}
 	}
-	return msgs, nil
+	start := 0
+	for i := range msgs {
+		msgs[i].Value = buf[start:ends[i]:ends[i]]
+		start = ends[i]
+	}
+	return msgs
 }
 
 // ensureTopics creates the topics when they are missing.
