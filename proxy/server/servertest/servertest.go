@@ -22,7 +22,7 @@ const Token = "test-admin-token-0123456789"
 
 // Gate is a clickgate started in-process.
 type Gate struct {
-	t *testing.T
+	t testing.TB
 	// S is the running server; Pub and Adm are the base URLs of its listeners.
 	S      *server.Server
 	Pub    string
@@ -33,7 +33,7 @@ type Gate struct {
 }
 
 // Start runs clickgate on dir with extra CLICKGATE_* settings; it stops at test cleanup.
-func Start(t *testing.T, dir string, env ...string) *Gate {
+func Start(t testing.TB, dir string, env ...string) *Gate {
 	t.Helper()
 	base := []string{
 		"CLICKGATE_LISTEN=127.0.0.1:0", "CLICKGATE_ADMIN_LISTEN=127.0.0.1:0",
@@ -64,7 +64,7 @@ func Start(t *testing.T, dir string, env ...string) *Gate {
 	return g
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w *testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
