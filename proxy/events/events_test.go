@@ -24,8 +24,12 @@ func TestAppendClickJSONMatchesStruct(t *testing.T) {
 	variants := []func(*storage.Click){
 		func(c *storage.Click) {},
 		func(c *storage.Click) { c.Variant, c.IdentitySource, c.Domain = -1, "", "go.brand.com" },
-		func(c *storage.Click) { c.Token, c.IdentitySource, c.IdentityKind, c.IdentityValue = "tok", "token", "", "" },
-		func(c *storage.Click) { c.UTM.Content, c.UTM.Term, c.Test, c.Bot, c.BotReason = "", "vip", true, false, "" },
+		func(c *storage.Click) {
+			c.Token, c.IdentitySource, c.IdentityKind, c.IdentityValue = "tok", "token", "", ""
+		},
+		func(c *storage.Click) {
+			c.UTM.Content, c.UTM.Term, c.Test, c.Bot, c.BotReason = "", "vip", true, false, ""
+		},
 	}
 	for i, mod := range variants {
 		c := sample()
