@@ -6,7 +6,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 KAFKA := configs/kafka/kafka.sh
 FUZZTIME ?= 10s
 
-.PHONY: all build run test fuzz bench lint vet kafka-fetch kafka-up kafka-down clean
+.PHONY: all build run test fuzz bench lint vet kafka-fetch kafka-up kafka-down kafka-clean clean
 
 all: build
 
@@ -45,10 +45,15 @@ lint: vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
+# A local broker on 127.0.0.1:9092. kafka-down stops it and keeps its topics (so an
+# outage can be staged with down/up); kafka-clean also deletes its data.
 kafka-up:
 	$(KAFKA) up
 
 kafka-down:
+	$(KAFKA) stop
+
+kafka-clean:
 	$(KAFKA) down
 
 clean:

@@ -16,10 +16,10 @@
 #   logs [N]  print the last N (default 100) lines of the broker log
 #   tool CLASS [ARGS...]
 #             run a Kafka CLI class with the broker classpath, e.g.
-#             tool org.apache.kafka.tools.TopicCommand --bootstrap-server 127.0.0.1:19092 --list
+#             tool org.apache.kafka.tools.TopicCommand --bootstrap-server 127.0.0.1:9092 --list
 #
 # Environment:
-#   CLICKGATE_KAFKA_PORT             client port (default 19092)
+#   CLICKGATE_KAFKA_PORT             client port (default 9092)
 #   CLICKGATE_KAFKA_CONTROLLER_PORT  KRaft controller port (default PORT+1)
 #   CLICKGATE_KAFKA_RUN              runtime dir: data, logs, pid (default configs/kafka/.run)
 #   CLICKGATE_KAFKA_CACHE            jar cache dir; jars go to $CACHE/libs (default configs/kafka/.cache)
@@ -50,7 +50,7 @@ abspath() {
 	esac
 }
 
-PORT=${CLICKGATE_KAFKA_PORT:-19092}
+PORT=${CLICKGATE_KAFKA_PORT:-9092}
 valid_port() {
 	[[ $1 =~ ^[0-9]{1,5}$ ]] && (($1 > 0 && $1 < 65536))
 }
