@@ -1,11 +1,15 @@
 package events
 
 import (
+	"bytes"
 	"encoding/json"
 	"reflect"
 	"testing"
 	"time"
 
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/clickgate/clickgate/proxy/ids"
 	"github.com/clickgate/clickgate/storage"
 )
 
@@ -46,6 +50,38 @@ func TestAppendClickJSONMatchesStruct(t *testing.T) {
 		json.Unmarshal(want, &b)
 		if !reflect.DeepEqual(a, b) {
 			t.Fatalf("case %d:\n got %s\nwant %s", i, got, want)
+		}
+	}
+}
+
+// Every shape of click event (identity by parameter or token, variant, bot, test)
+// validates against the published schema.
+func TestClickEventsMatchSchema(t *testing.T) {
+	c := jsonschema.NewCompiler()
+	c.AssertFormat()
+	schema, err := c.Compile("../../configs/schemas/click.v1.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, mod := range []func(*storage.Click){
+		func(c *storage.Click) {},
+		func(c *storage.Click) { c.Variant, c.IdentitySource, c.Domain = -1, "", "go.brand.com" },
+		func(c *storage.Click) {
+			c.Token, c.IdentitySource, c.IdentityKind, c.IdentityValue = "tok", "token", "phone", "ab12"
+		},
+		func(c *storage.Click) {
+			c.UTM.Content, c.UTM.Term, c.Test, c.Bot, c.BotReason = "", "vip", true, false, ""
+		},
+	} {
+		ck := sample()
+		ck.ID = ids.NewClickIDs(1).New(time.Now())
+		mod(ck)
+		inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(AppendClickJSON(nil, ck)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := schema.Validate(inst); err != nil {
+			t.Errorf("case %d: %v", i, err)
 		}
 	}
 }
