@@ -262,7 +262,12 @@ func (r *Rules) variants(in []VariantSpec) ([]storage.Variant, []string, error) 
 			content = "variant_" + string(rune('a'+i))
 			warnings = append(warnings, fmt.Sprintf("%s.content: none given, using %q", f, content))
 		}
-		norm, changes, err := r.UTM.Normalize(utm.Values{Source: "sms", Medium: r.UTM.Mediums[0], Campaign: "x", Content: content})
+		// Only the content matters here; the other values just have to pass.
+		medium := "promotional"
+		if len(r.UTM.Mediums) > 0 {
+			medium = r.UTM.Mediums[0]
+		}
+		norm, changes, err := r.UTM.Normalize(utm.Values{Source: "sms", Medium: medium, Campaign: "x", Content: content})
 		if err != nil {
 			var fe *utm.FieldError
 			if errors.As(err, &fe) {

@@ -4,7 +4,8 @@ import "bytes"
 
 // AppendLocation appends the URL a tap is redirected to: the target's prefix (the
 // destination's bytes as stored, with the link's UTM values), then the incoming query
-// parameters the link forwards, then the click parameter, then the fragment. The stored
+// parameters the link forwards, then the click parameter (none when clickParam is
+// empty: a click that could not be stored claims no ID), then the fragment. The stored
 // destination's bytes are never decoded or re-escaped; incoming bytes are escaped where
 // they are not valid in a query, so nothing a client sends can end the header or the URL.
 func (l *Link) AppendLocation(dst []byte, t *Target, query []byte, clickParam string, clickID []byte) []byte {
@@ -12,10 +13,12 @@ func (l *Link) AppendLocation(dst []byte, t *Target, query []byte, clickParam st
 	if l.Stored.ForwardQuery && len(query) > 0 {
 		dst = l.appendForwarded(dst, t, query, clickParam)
 	}
-	dst = append(dst, '&')
-	dst = append(dst, clickParam...)
-	dst = append(dst, '=')
-	dst = append(dst, clickID...)
+	if clickParam != "" {
+		dst = append(dst, '&')
+		dst = append(dst, clickParam...)
+		dst = append(dst, '=')
+		dst = append(dst, clickID...)
+	}
 	return append(dst, t.Fragment...)
 }
 
@@ -46,9 +49,10 @@ func (l *Link) appendForwarded(dst []byte, t *Target, query []byte, clickParam s
 }
 
 // owns reports whether a parameter name belongs to the link rather than the visitor:
-// UTM keys, the click parameter, identity parameters and the destination's own keys.
+// every utm_* key (incoming campaign parameters would fragment the link's own), the click
+// parameter, identity parameters and the destination's own keys.
 func (l *Link) owns(t *Target, key []byte, clickParam string) bool {
-	if string(key) == clickParam || isUTMKeyBytes(key) {
+	if string(key) == clickParam || hasUTMPrefix(key) {
 		return true
 	}
 	for _, p := range l.IdentityParams {
@@ -64,18 +68,8 @@ func (l *Link) owns(t *Target, key []byte, clickParam string) bool {
 	return false
 }
 
-func isUTMKeyBytes(k []byte) bool {
-	if len(k) < 6 || len(k) > 12 {
-		return false
-	}
-	var low [12]byte
-	for i, c := range k {
-		if c >= 'A' && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		low[i] = c
-	}
-	return isUTMKey(string(low[:len(k)]))
+func hasUTMPrefix(k []byte) bool {
+	return len(k) >= 4 && k[0]|0x20 == 'u' && k[1]|0x20 == 't' && k[2]|0x20 == 'm' && k[3] == '_'
 }
 
 // unescapeKey decodes %XX and '+' in a query key into buf for comparison. A key that
