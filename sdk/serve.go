@@ -1,0 +1,106 @@
+package sdk
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+
+	pb "github.com/clickgate/clickgate/sdk/internal/forwarderv1"
+	"github.com/clickgate/clickgate/sdk/internal/glue"
+)
+
+// ProtocolVersion is the host–plugin protocol this SDK speaks.
+const ProtocolVersion = glue.ProtocolVersion
+
+// Serve runs f as a plugin. With the single argument "describe" it prints the plugin's
+// name, version, protocol version and configuration fields as JSON and exits, so a
+// binary can be inspected without the host. Anything a plugin writes to stderr reaches
+// the host's log; it must not write to stdout before Serve.
+func Serve(f Forwarder) {
+	if len(os.Args) == 2 && os.Args[1] == "describe" {
+		info := f.Info()
+		out := struct {
+			Name            string        `json:"name"`
+			Version         string        `json:"version"`
+			ProtocolVersion int           `json:"protocol_version"`
+			Description     string        `json:"description,omitempty"`
+			Config          []ConfigField `json:"config"`
+		}{info.Name, info.Version, ProtocolVersion, info.Description, info.Config}
+		if out.Config == nil {
+			out.Config = []ConfigField{}
+		}
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(out)
+		return
+	}
+	if os.Getenv(glue.Handshake.MagicCookieKey) == "" {
+		fmt.Fprintf(os.Stderr, "%s is a clickgate forwarder plugin: list it in CLICKGATE_PLUGINS_FILE, or run it with \"describe\"\n", os.Args[0])
+		os.Exit(1)
+	}
+	plugin.Serve(&plugin.ServeConfig{
+		HandshakeConfig: glue.Handshake,
+		Plugins:         glue.Set(NewServer(f)),
+		GRPCServer:      plugin.DefaultGRPCServer,
+		Logger: hclog.New(&hclog.LoggerOptions{
+			Name: f.Info().Name, Output: os.Stderr, JSONFormat: true, Level: hclog.Info,
+		}),
+	})
+}
+
+// NewServer adapts f to the protocol's gRPC service. sdktest uses it; plugins call Serve.
+func NewServer(f Forwarder) pb.ForwarderServer { return &server{f: f} }
+
+type server struct {
+	pb.UnimplementedForwarderServer
+	f Forwarder
+}
+
+func (s *server) Describe(context.Context, *pb.DescribeRequest) (*pb.DescribeResponse, error) {
+	info := s.f.Info()
+	resp := &pb.DescribeResponse{Name: info.Name, Version: info.Version, Description: info.Description}
+	for _, c := range info.Config {
+		d := ""
+		if c.Default != nil {
+			b, _ := json.Marshal(c.Default)
+			d = string(b)
+		}
+		resp.Config = append(resp.Config, &pb.ConfigField{Name: c.Name, Type: c.Type, Required: c.Required, Secret: c.Secret, DefaultJson: d, Description: c.Description})
+	}
+	return resp, nil
+}
+
+func (s *server) Configure(ctx context.Context, req *pb.ConfigureRequest) (*pb.ConfigureResponse, error) {
+	if err := s.f.Configure(ctx, req.ConfigJson); err != nil {
+		return &pb.ConfigureResponse{Error: err.Error()}, nil
+	}
+	return &pb.ConfigureResponse{}, nil
+}
+
+func (s *server) Forward(ctx context.Context, req *pb.ForwardRequest) (*pb.ForwardResponse, error) {
+	evs := make([]Event, len(req.Events))
+	for i, e := range req.Events {
+		evs[i] = Event{ID: e.Id, Type: e.Type, Time: time.Unix(0, e.TimeUnixNano).UTC(), JSON: e.Json}
+	}
+	rs, err := s.f.Forward(ctx, evs)
+	if err != nil {
+		return nil, err
+	}
+	if len(rs) != len(evs) {
+		return nil, fmt.Errorf("forwarder returned %d results for %d events", len(rs), len(evs))
+	}
+	resp := &pb.ForwardResponse{Results: make([]*pb.Result, len(rs))}
+	for i, r := range rs {
+		resp.Results[i] = &pb.Result{Status: pb.Result_Status(r.Status), RetryAfterMs: r.RetryAfter.Milliseconds(), Reason: r.Reason}
+	}
+	return resp, nil
+}
+
+func (s *server) Close(ctx context.Context, _ *pb.CloseRequest) (*pb.CloseResponse, error) {
+	return &pb.CloseResponse{}, s.f.Close(ctx)
+}
