@@ -1,0 +1,154 @@
+// Command webhook is clickgate's webhook forwarder: it POSTs batches of events as JSON
+// to a URL, signed with HMAC-SHA256 (see package signature for how to verify).
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/clickgate/clickgate/plugins/webhook/signature"
+	"github.com/clickgate/clickgate/sdk"
+)
+
+// version is set at build time.
+var version = "dev"
+
+func main() { sdk.Serve(&Webhook{}) }
+
+// Config is the plugin's "config" object.
+type Config struct {
+	URL      string            `json:"url"`
+	Secret   string            `json:"secret"`
+	Timeout  string            `json:"timeout"`
+	MaxBatch int               `json:"max_batch"`
+	Headers  map[string]string `json:"headers"`
+}
+
+// Webhook forwards events to an HTTP endpoint.
+type Webhook struct {
+	cfg     Config
+	timeout time.Duration
+	client  *http.Client
+	now     func() time.Time
+}
+
+var _ sdk.Forwarder = (*Webhook)(nil)
+
+// Info describes the plugin.
+func (w *Webhook) Info() sdk.Info {
+	return sdk.Info{
+		Name: "webhook", Version: version,
+		Description: "POST signed JSON batches of events to a URL",
+		Config: []sdk.ConfigField{
+			{Name: "url", Type: "string", Required: true, Description: "http or https endpoint receiving POST {\"events\": [...]}"},
+			{Name: "secret", Type: "string", Required: true, Secret: true, Description: "HMAC-SHA256 key, at least 16 characters"},
+			{Name: "timeout", Type: "duration", Default: "10s", Description: "per request"},
+			{Name: "max_batch", Type: "int", Default: 100, Description: "events per request"},
+			{Name: "headers", Type: "object", Description: "extra request headers"},
+		},
+	}
+}
+
+// Configure validates the configuration.
+func (w *Webhook) Configure(_ context.Context, raw json.RawMessage) error {
+	cfg := Config{Timeout: "10s", MaxBatch: 100}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&cfg); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	u, err := url.Parse(cfg.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return errors.New("config.url: want an http or https URL")
+	}
+	if len(cfg.Secret) < 16 {
+		return errors.New("config.secret: want at least 16 characters")
+	}
+	t, err := time.ParseDuration(cfg.Timeout)
+	if err != nil || t <= 0 || t > 5*time.Minute {
+		return errors.New("config.timeout: want a duration like 10s, at most 5m")
+	}
+	if cfg.MaxBatch < 1 || cfg.MaxBatch > 10000 {
+		return errors.New("config.max_batch: want 1 to 10000")
+	}
+	w.cfg, w.timeout = cfg, t
+	w.client = &http.Client{Timeout: t}
+	if w.now == nil {
+		w.now = time.Now
+	}
+	return nil
+}
+
+// Forward posts the events in batches of max_batch.
+func (w *Webhook) Forward(ctx context.Context, evs []sdk.Event) ([]sdk.Result, error) {
+	out := make([]sdk.Result, 0, len(evs))
+	for start := 0; start < len(evs); start += w.cfg.MaxBatch {
+		chunk := evs[start:min(start+w.cfg.MaxBatch, len(evs))]
+		r := w.post(ctx, chunk)
+		out = append(out, sdk.All(len(chunk), r)...)
+	}
+	return out, nil
+}
+
+func (w *Webhook) post(ctx context.Context, evs []sdk.Event) sdk.Result {
+	var body bytes.Buffer
+	body.WriteString(`{"events":[`)
+	for i, e := range evs {
+		if i > 0 {
+			body.WriteByte(',')
+		}
+		body.Write(e.JSON)
+	}
+	body.WriteString("]}")
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.cfg.URL, bytes.NewReader(body.Bytes()))
+	if err != nil {
+		return sdk.Failed(err.Error())
+	}
+	ts, sig := signature.Sign([]byte(w.cfg.Secret), w.now(), body.Bytes())
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "clickgate-webhook/"+version)
+	req.Header.Set(signature.TimestampHeader, ts)
+	req.Header.Set(signature.SignatureHeader, sig)
+	for k, v := range w.cfg.Headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := w.client.Do(req)
+	if err != nil {
+		return sdk.Retry(0, err.Error())
+	}
+	defer resp.Body.Close()
+	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	switch {
+	case resp.StatusCode >= 200 && resp.StatusCode < 300:
+		return sdk.Delivered()
+	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
+		return sdk.Retry(retryAfter(resp.Header.Get("Retry-After"), w.now()), fmt.Sprintf("%d %s", resp.StatusCode, bytes.TrimSpace(snippet)))
+	default:
+		return sdk.Failed(fmt.Sprintf("%d %s", resp.StatusCode, bytes.TrimSpace(snippet)))
+	}
+}
+
+// retryAfter reads Retry-After as seconds or an HTTP date.
+func retryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.Atoi(v); err == nil && s >= 0 {
+		return time.Duration(s) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
+
+// Close has nothing to release.
+func (w *Webhook) Close(context.Context) error { return nil }
