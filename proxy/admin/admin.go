@@ -19,6 +19,7 @@ import (
 
 	"github.com/clickgate/clickgate/proxy/links"
 	"github.com/clickgate/clickgate/proxy/metrics"
+	"github.com/clickgate/clickgate/proxy/pluginhost"
 	"github.com/clickgate/clickgate/storage"
 )
 
@@ -26,15 +27,17 @@ import (
 type API struct {
 	Links *links.Service
 	DB    *storage.DB
-	Log   *slog.Logger
+	// Plugins is nil when no plugins are configured.
+	Plugins *pluginhost.Host
+	Log     *slog.Logger
 	// tokenSum is the SHA-256 of the admin token: comparing digests in constant time
 	// leaks neither the token nor its length.
 	tokenSum [32]byte
 }
 
 // New returns the API guarded by token.
-func New(svc *links.Service, db *storage.DB, token string, log *slog.Logger) *API {
-	return &API{Links: svc, DB: db, Log: log, tokenSum: sha256.Sum256([]byte(token))}
+func New(svc *links.Service, db *storage.DB, plugins *pluginhost.Host, token string, log *slog.Logger) *API {
+	return &API{Links: svc, DB: db, Plugins: plugins, Log: log, tokenSum: sha256.Sum256([]byte(token))}
 }
 
 // Body limits: a single link is small; bulk calls carry up to 10,000 links or 100,000
@@ -61,6 +64,12 @@ func (a *API) Handler() http.Handler {
 	api.HandleFunc("POST /api/v1/links/{slug}/archive", a.archiveLink)
 	api.HandleFunc("POST /api/v1/links/{slug}/tokens", a.createTokens)
 	api.HandleFunc("GET /api/v1/clicks/{click_id}", a.getClick)
+	api.HandleFunc("GET /api/v1/plugins", a.listPlugins)
+	api.HandleFunc("GET /api/v1/deadletters", a.listDeadLetters)
+	api.HandleFunc("GET /api/v1/deadletters/{plugin}/{seq}", a.getDeadLetter)
+	api.HandleFunc("POST /api/v1/deadletters/{plugin}/replay", a.replayDeadLetters)
+	api.HandleFunc("DELETE /api/v1/deadletters/{plugin}", a.purgeDeadLetters)
+	api.HandleFunc("DELETE /api/v1/deadletters/{plugin}/{seq}", a.purgeDeadLetters)
 	api.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path, "")
 	})

@@ -25,7 +25,7 @@ func newAPI(tb testing.TB) http.Handler {
 	tb.Cleanup(func() { db.Close() })
 	svc := &links.Service{DB: db, Index: links.NewIndex(), PublicURL: "https://go.example.com", Hasher: identity.NewHasher([]byte("k")), Region: "US",
 		Rules: &links.Rules{UTM: utm.DefaultPolicy(), ClickParam: "cgid"}}
-	return New(svc, db, token, slog.New(slog.NewTextHandler(io.Discard, nil))).Handler()
+	return New(svc, db, nil, token, slog.New(slog.NewTextHandler(io.Discard, nil))).Handler()
 }
 
 // Whatever body arrives, the create endpoint answers 201 or a 4xx with the JSON error

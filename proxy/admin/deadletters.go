@@ -1,0 +1,153 @@
+package admin
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/clickgate/clickgate/proxy/pluginhost"
+	"github.com/clickgate/clickgate/storage"
+)
+
+func (a *API) plugin(w http.ResponseWriter, name string) bool {
+	if a.Plugins == nil {
+		writeError(w, http.StatusNotFound, "not_found", "no plugins are configured (CLICKGATE_PLUGINS_FILE)", "plugin")
+		return false
+	}
+	for _, n := range a.Plugins.Names() {
+		if n == name {
+			return true
+		}
+	}
+	writeError(w, http.StatusNotFound, "not_found", "no plugin named "+strconv.Quote(name), "plugin")
+	return false
+}
+
+func (a *API) listPlugins(w http.ResponseWriter, _ *http.Request) {
+	out := struct {
+		Plugins []pluginhost.Status `json:"plugins"`
+	}{Plugins: []pluginhost.Status{}}
+	if a.Plugins != nil {
+		out.Plugins = a.Plugins.Statuses()
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// listDeadLetters: GET /api/v1/deadletters?plugin=NAME&after=SEQ&limit=N
+func (a *API) listDeadLetters(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	name := q.Get("plugin")
+	if name == "" {
+		writeError(w, http.StatusBadRequest, "invalid_field", "plugin is required", "plugin")
+		return
+	}
+	if !a.plugin(w, name) {
+		return
+	}
+	limit, after := 100, uint64(0)
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 1000 {
+			writeError(w, http.StatusBadRequest, "invalid_field", "limit must be 1 to 1000", "limit")
+			return
+		}
+		limit = n
+	}
+	if s := q.Get("after"); s != "" {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "invalid_field", "after must be a sequence number", "after")
+			return
+		}
+		after = n
+	}
+	dls, err := a.DB.DeadLetters(pluginhost.Consumer(name), after, limit)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	if dls == nil {
+		dls = []*storage.DeadLetter{}
+	}
+	writeJSON(w, http.StatusOK, struct {
+		DeadLetters []*storage.DeadLetter `json:"dead_letters"`
+	}{dls})
+}
+
+func seqParam(w http.ResponseWriter, r *http.Request) (uint64, bool) {
+	n, err := strconv.ParseUint(r.PathValue("seq"), 10, 64)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_field", "seq must be a sequence number", "seq")
+		return 0, false
+	}
+	return n, true
+}
+
+func (a *API) getDeadLetter(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("plugin")
+	if !a.plugin(w, name) {
+		return
+	}
+	seq, ok := seqParam(w, r)
+	if !ok {
+		return
+	}
+	d, err := a.DB.GetDeadLetter(pluginhost.Consumer(name), seq)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, d)
+}
+
+// replayDeadLetters: POST /api/v1/deadletters/{plugin}/replay with optional
+// {"seqs": [...]}; without seqs every dead letter of the plugin is replayed.
+func (a *API) replayDeadLetters(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("plugin")
+	if !a.plugin(w, name) {
+		return
+	}
+	var req struct {
+		Seqs []uint64 `json:"seqs"`
+	}
+	if r.ContentLength != 0 && !decode(w, r, maxBody, &req) {
+		return
+	}
+	res, err := a.Plugins.Replay(r.Context(), name, req.Seqs)
+	if errors.Is(err, storage.ErrNotFound) {
+		writeError(w, http.StatusNotFound, "not_found", err.Error(), "seqs")
+		return
+	}
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "unavailable", err.Error(), "")
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+func (a *API) purgeDeadLetters(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("plugin")
+	if !a.plugin(w, name) {
+		return
+	}
+	var seqs []uint64
+	if r.PathValue("seq") != "" {
+		seq, ok := seqParam(w, r)
+		if !ok {
+			return
+		}
+		seqs = []uint64{seq}
+	}
+	n, err := a.DB.DeleteDeadLetters(pluginhost.Consumer(name), seqs)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	if len(seqs) == 1 && n == 0 {
+		writeError(w, http.StatusNotFound, "not_found", "no such dead letter", "seq")
+		return
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Purged int `json:"purged"`
+	}{n})
+}

@@ -1,0 +1,507 @@
+package pluginhost
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/clickgate/clickgate/proxy/events"
+	"github.com/clickgate/clickgate/proxy/ids"
+	"github.com/clickgate/clickgate/sdk"
+	"github.com/clickgate/clickgate/sdk/host"
+	"github.com/clickgate/clickgate/storage"
+)
+
+// Host runs every plugin of a plugins file.
+type Host struct {
+	db      *storage.DB
+	log     *slog.Logger
+	runners map[string]*runner
+	order   []string
+}
+
+// New prepares the plugins of f; Run starts them.
+func New(db *storage.DB, f *File, log *slog.Logger) *Host {
+	h := &Host{db: db, log: log, runners: map[string]*runner{}}
+	for _, s := range f.Plugins {
+		r := &runner{spec: s, db: db, consumer: Consumer(s.Name), log: log.With("plugin", s.Name), replays: make(chan replayReq)}
+		r.state.Store("starting")
+		db.Register(r.consumer)
+		h.runners[s.Name] = r
+		h.order = append(h.order, s.Name)
+	}
+	return h
+}
+
+// Consumer is a plugin's cursor and dead-letter namespace in storage.
+func Consumer(name string) string { return "plugin:" + name }
+
+// Run runs every plugin until ctx ends, then closes them.
+func (h *Host) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, r := range h.runners {
+		wg.Add(1)
+		go func() { defer wg.Done(); r.run(ctx) }()
+	}
+	wg.Wait()
+}
+
+// Status is a plugin's state for /readyz and the admin API.
+type Status struct {
+	Name  string `json:"name"`
+	State string `json:"state"`
+	Error string `json:"error,omitempty"`
+	PID   int    `json:"pid,omitempty"`
+	Lag   uint64 `json:"lag"`
+}
+
+// Statuses lists every plugin's state.
+func (h *Host) Statuses() []Status {
+	var out []Status
+	for _, n := range h.order {
+		out = append(out, h.runners[n].status())
+	}
+	return out
+}
+
+// Names lists the configured plugins.
+func (h *Host) Names() []string { return append([]string(nil), h.order...) }
+
+// ErrUnknownPlugin is returned for a plugin not in the plugins file.
+var ErrUnknownPlugin = errors.New("no such plugin")
+
+// ReplayResult counts what a replay did.
+type ReplayResult struct {
+	Replayed  int `json:"replayed"`
+	Delivered int `json:"delivered"`
+	Failed    int `json:"failed"`
+}
+
+// Replay sends dead letters (all of the plugin's when seqs is empty) to the plugin
+// again; delivered ones are removed, the others stay with the new reason.
+func (h *Host) Replay(ctx context.Context, plugin string, seqs []uint64) (ReplayResult, error) {
+	r := h.runners[plugin]
+	if r == nil {
+		return ReplayResult{}, fmt.Errorf("%w: %q", ErrUnknownPlugin, plugin)
+	}
+	req := replayReq{seqs: seqs, done: make(chan replayResp, 1)}
+	select {
+	case r.replays <- req:
+	case <-ctx.Done():
+		return ReplayResult{}, ctx.Err()
+	}
+	select {
+	case resp := <-req.done:
+		return resp.res, resp.err
+	case <-ctx.Done():
+		return ReplayResult{}, ctx.Err()
+	}
+}
+
+type replayReq struct {
+	seqs []uint64
+	done chan replayResp
+}
+
+type replayResp struct {
+	res ReplayResult
+	err error
+}
+
+// runner feeds one plugin.
+type runner struct {
+	spec     Spec
+	db       *storage.DB
+	consumer string
+	log      *slog.Logger
+	replays  chan replayReq
+
+	p       *host.Plugin
+	state   syncString
+	lastErr syncString
+	cursor  uint64
+	mu      sync.Mutex
+}
+
+// pending is an event being delivered, with its attempts so far.
+type pending struct {
+	seq      uint64
+	ev       sdk.Event
+	attempts int
+	lastWhy  string
+}
+
+func (r *runner) status() Status {
+	r.mu.Lock()
+	cursor, p := r.cursor, r.p
+	r.mu.Unlock()
+	s := Status{Name: r.spec.Name, State: r.state.Load(), Error: r.lastErr.Load()}
+	if p != nil {
+		s.PID = p.PID()
+	}
+	if head := r.db.OutboxHead(); head > cursor {
+		s.Lag = head - cursor
+	}
+	return s
+}
+
+func (r *runner) run(ctx context.Context) {
+	defer func() {
+		if r.p != nil {
+			cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			r.p.Close(cctx)
+			cancel()
+		}
+		up.WithLabelValues(r.spec.Name).Set(0)
+	}()
+	cursor, err := r.db.Cursor(r.consumer)
+	for err != nil {
+		r.log.Error("cannot read the plugin cursor", "err", err)
+		if !sleep(ctx, time.Second) {
+			return
+		}
+		cursor, err = r.db.Cursor(r.consumer)
+	}
+	r.setCursor(cursor)
+	launchBackoff := backoff{min: 500 * time.Millisecond, max: time.Minute}
+	retryBackoff := backoff{min: 200 * time.Millisecond, max: 30 * time.Second}
+	var batch []*pending
+	var batchNext uint64 // cursor once the batch is resolved
+	health := time.NewTicker(5 * time.Second)
+	defer health.Stop()
+	for ctx.Err() == nil {
+		if r.p == nil {
+			if err := r.launch(ctx); err != nil {
+				r.state.Store("failed")
+				r.lastErr.Store(err.Error())
+				r.log.Error("plugin not running; events wait in the outbox", "err", err)
+				if !sleep(ctx, launchBackoff.next()) {
+					return
+				}
+				continue
+			}
+			launchBackoff.reset()
+		}
+		if len(batch) == 0 {
+			var ok bool
+			batch, batchNext, ok = r.next(ctx, cursor, health.C)
+			if !ok {
+				continue
+			}
+			if len(batch) == 0 { // every event filtered out
+				cursor = batchNext
+				r.advance(cursor)
+				continue
+			}
+		}
+		wait, alive := r.deliver(ctx, batch)
+		batch = compact(batch)
+		if !alive {
+			if !sleep(ctx, launchBackoff.next()) {
+				return
+			}
+			continue
+		}
+		if len(batch) == 0 {
+			cursor = batchNext
+			r.advance(cursor)
+			retryBackoff.reset()
+			continue
+		}
+		if !sleep(ctx, max(wait, retryBackoff.next())) {
+			return
+		}
+	}
+}
+
+// next reads the next batch from the outbox, serving replays and health checks while it
+// waits. It returns the events that pass the filter and the cursor past all of them.
+func (r *runner) next(ctx context.Context, cursor uint64, health <-chan time.Time) ([]*pending, uint64, bool) {
+	changed := r.db.OutboxChanged()
+	evs, err := r.db.ReadEvents(cursor, r.spec.BatchSize)
+	if err != nil {
+		r.log.Error("cannot read the outbox", "err", err)
+		sleep(ctx, time.Second)
+		return nil, 0, false
+	}
+	if len(evs) == 0 {
+		select {
+		case <-ctx.Done():
+		case <-changed:
+			sleep(ctx, r.spec.Linger.Duration)
+		case req := <-r.replays:
+			res, err := r.replay(ctx, req.seqs)
+			req.done <- replayResp{res, err}
+		case <-health:
+			if err := r.p.Ping(); err != nil {
+				r.restart(fmt.Errorf("health check failed: %w", err))
+			}
+		}
+		return nil, 0, false
+	}
+	var out []*pending
+	for _, e := range evs {
+		if ev, ok := r.event(e); ok {
+			out = append(out, &pending{seq: e.Seq, ev: ev})
+		}
+	}
+	return out, evs[len(evs)-1].Seq + 1, true
+}
+
+// event converts an outbox event and applies the plugin's filter.
+func (r *runner) event(e storage.Event) (sdk.Event, bool) {
+	if e.Record == nil || e.Kind != storage.EventClick || !contains(r.spec.Events, sdk.TypeClick) {
+		return sdk.Event{}, false
+	}
+	c, err := storage.DecodeClick(e.Record)
+	if err != nil {
+		r.log.Error("undecodable click skipped", "seq", e.Seq, "err", err)
+		return sdk.Event{}, false
+	}
+	if (c.Bot && !r.spec.IncludeBots) || (c.Test && !r.spec.IncludeTests) ||
+		(len(r.spec.Campaigns) > 0 && !contains(r.spec.Campaigns, c.Campaign)) {
+		return sdk.Event{}, false
+	}
+	return sdk.Event{ID: ids.ClickID(c.ID).String(), Type: sdk.TypeClick, Time: c.Time, JSON: events.AppendClickJSON(nil, c)}, true
+}
+
+// deliver calls the plugin once for the unresolved events of a batch. It returns how
+// long the plugin asked to wait before a retry, and false when the plugin had to be
+// killed.
+func (r *runner) deliver(ctx context.Context, batch []*pending) (time.Duration, bool) {
+	evs := make([]sdk.Event, len(batch))
+	for i, p := range batch {
+		evs[i] = p.ev
+	}
+	cctx, cancel := context.WithTimeout(ctx, r.spec.Timeout.Duration)
+	start := time.Now()
+	results, err := r.p.Forward(cctx, evs)
+	cancel()
+	callSeconds.WithLabelValues(r.spec.Name).Observe(time.Since(start).Seconds())
+	if err != nil {
+		if ctx.Err() != nil {
+			return 0, true
+		}
+		// A dead or hung plugin cannot be trusted with the next call: kill it (and its
+		// process group) and start a fresh one; the same events go to the new process.
+		r.restart(fmt.Errorf("forward failed: %w", err))
+		// Events that keep killing the plugin are dead-lettered like any other, so
+		// one poison event cannot stop the stream.
+		for i, p := range batch {
+			p.attempts++
+			if p.attempts >= r.spec.MaxAttempts {
+				r.deadLetter(p, fmt.Sprintf("gave up after %d attempts: the plugin crashed or hung: %v", p.attempts, err))
+				batch[i] = nil
+			}
+		}
+		return 0, false
+	}
+	var wait time.Duration
+	for i, res := range results {
+		p := batch[i]
+		p.attempts++
+		switch res.Status {
+		case sdk.StatusDelivered:
+			delivered.WithLabelValues(r.spec.Name).Inc()
+			batch[i] = nil
+		case sdk.StatusFailed:
+			r.deadLetter(p, res.Reason)
+			batch[i] = nil
+		default:
+			retried.WithLabelValues(r.spec.Name).Inc()
+			p.lastWhy = res.Reason
+			if p.attempts >= r.spec.MaxAttempts {
+				r.deadLetter(p, fmt.Sprintf("gave up after %d attempts: %s", p.attempts, res.Reason))
+				batch[i] = nil
+				continue
+			}
+			wait = max(wait, res.RetryAfter)
+		}
+	}
+	return wait, true
+}
+
+func (r *runner) deadLetter(p *pending, reason string) {
+	d := &storage.DeadLetter{Consumer: r.consumer, Seq: p.seq, EventID: p.ev.ID, Type: p.ev.Type, Time: p.ev.Time,
+		Event: p.ev.JSON, Reason: reason, Attempts: p.attempts, FailedAt: time.Now().UTC()}
+	// A dead letter that cannot be stored must not be dropped: keep retrying the write.
+	for {
+		err := r.db.PutDeadLetter(d)
+		if err == nil {
+			break
+		}
+		r.log.Error("cannot store a dead letter; retrying", "event_id", p.ev.ID, "err", err)
+		time.Sleep(time.Second)
+	}
+	deadLettered.WithLabelValues(r.spec.Name).Inc()
+	r.log.Warn("event dead-lettered", "event_id", p.ev.ID, "reason", reason, "attempts", p.attempts)
+}
+
+func (r *runner) replay(ctx context.Context, seqs []uint64) (ReplayResult, error) {
+	var dls []*storage.DeadLetter
+	if len(seqs) == 0 {
+		var err error
+		if dls, err = r.db.DeadLetters(r.consumer, 0, 100000); err != nil {
+			return ReplayResult{}, err
+		}
+	} else {
+		for _, s := range seqs {
+			d, err := r.db.GetDeadLetter(r.consumer, s)
+			if err != nil {
+				return ReplayResult{}, fmt.Errorf("dead letter %d: %w", s, err)
+			}
+			dls = append(dls, d)
+		}
+	}
+	var res ReplayResult
+	for start := 0; start < len(dls); start += r.spec.BatchSize {
+		chunk := dls[start:min(start+r.spec.BatchSize, len(dls))]
+		evs := make([]sdk.Event, len(chunk))
+		for i, d := range chunk {
+			evs[i] = sdk.Event{ID: d.EventID, Type: d.Type, Time: d.Time, JSON: d.Event}
+		}
+		cctx, cancel := context.WithTimeout(ctx, r.spec.Timeout.Duration)
+		results, err := r.p.Forward(cctx, evs)
+		cancel()
+		if err != nil {
+			r.restart(fmt.Errorf("forward failed during replay: %w", err))
+			return res, fmt.Errorf("plugin failed during replay: %w", err)
+		}
+		var done []uint64
+		for i, rr := range results {
+			res.Replayed++
+			d := chunk[i]
+			if rr.Status == sdk.StatusDelivered {
+				res.Delivered++
+				delivered.WithLabelValues(r.spec.Name).Inc()
+				done = append(done, d.Seq)
+				continue
+			}
+			res.Failed++
+			d.Attempts++
+			d.Reason, d.FailedAt = rr.Reason, time.Now().UTC()
+			r.db.PutDeadLetter(d)
+		}
+		if len(done) > 0 {
+			if _, err := r.db.DeleteDeadLetters(r.consumer, done); err != nil {
+				return res, err
+			}
+		}
+	}
+	return res, nil
+}
+
+func (r *runner) launch(ctx context.Context) error {
+	p, err := host.Launch(ctx, host.Config{Path: r.spec.Path, SHA256: r.spec.SHA256, Env: r.spec.env(), Logger: r.log})
+	if err != nil {
+		return err
+	}
+	cctx, cancel := context.WithTimeout(ctx, r.spec.Timeout.Duration)
+	defer cancel()
+	if err := p.Configure(cctx, r.spec.Config); err != nil {
+		p.Kill()
+		return err
+	}
+	r.mu.Lock()
+	r.p = p
+	r.mu.Unlock()
+	r.state.Store("running")
+	r.lastErr.Store("")
+	up.WithLabelValues(r.spec.Name).Set(1)
+	r.log.Info("plugin running", "pid", p.PID(), "name", p.Info.Name, "version", p.Info.Version)
+	return nil
+}
+
+func (r *runner) restart(why error) {
+	r.log.Warn("killing the plugin; it will be relaunched", "reason", why)
+	r.mu.Lock()
+	if r.p != nil {
+		r.p.Kill()
+		r.p = nil
+	}
+	r.mu.Unlock()
+	r.state.Store("restarting")
+	r.lastErr.Store(why.Error())
+	up.WithLabelValues(r.spec.Name).Set(0)
+	restarts.WithLabelValues(r.spec.Name).Inc()
+}
+
+func (r *runner) setCursor(c uint64) {
+	r.mu.Lock()
+	r.cursor = c
+	r.mu.Unlock()
+	if head := r.db.OutboxHead(); head > c {
+		lag.WithLabelValues(r.spec.Name).Set(float64(head - c))
+	} else {
+		lag.WithLabelValues(r.spec.Name).Set(0)
+	}
+}
+
+// advance stores the cursor: only events delivered, dead-lettered or filtered are behind it.
+func (r *runner) advance(c uint64) {
+	for {
+		err := r.db.SetCursor(r.consumer, c)
+		if err == nil {
+			break
+		}
+		r.log.Error("cannot store the plugin cursor; retrying", "err", err)
+		time.Sleep(time.Second)
+	}
+	r.setCursor(c)
+}
+
+func compact(batch []*pending) []*pending {
+	out := batch[:0]
+	for _, p := range batch {
+		if p != nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+type backoff struct{ min, max, cur time.Duration }
+
+// next returns the current delay with ±50% jitter and doubles it, up to max.
+func (b *backoff) next() time.Duration {
+	if b.cur == 0 {
+		b.cur = b.min
+	}
+	d := b.cur/2 + rand.N(b.cur)
+	b.cur = min(b.cur*2, b.max)
+	return d
+}
+
+func (b *backoff) reset() { b.cur = b.min }
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+type syncString struct {
+	mu sync.Mutex
+	s  string
+}
+
+func (s *syncString) Store(v string) { s.mu.Lock(); s.s = v; s.mu.Unlock() }
+func (s *syncString) Load() string   { s.mu.Lock(); defer s.mu.Unlock(); return s.s }

@@ -1,0 +1,118 @@
+package storage
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// DeadLetter is an event a consumer gave up on: the destination refused it for good, or
+// it ran out of attempts. It keeps the event document so it can be replayed.
+type DeadLetter struct {
+	Consumer string          `json:"consumer"`
+	Seq      uint64          `json:"seq"`
+	EventID  string          `json:"event_id"`
+	Type     string          `json:"type"`
+	Time     time.Time       `json:"time"`
+	Event    json.RawMessage `json:"event"`
+	Reason   string          `json:"reason"`
+	Attempts int             `json:"attempts"`
+	FailedAt time.Time       `json:"failed_at"`
+}
+
+const prefixDead = 'X' // X consumer 0x00 seq(8) -> DeadLetter (JSON)
+
+func deadPrefix(consumer string) []byte { return append(append([]byte{prefixDead}, consumer...), 0) }
+
+func deadKey(consumer string, seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(deadPrefix(consumer), seq)
+}
+
+// PutDeadLetter stores (or replaces) a dead letter.
+func (db *DB) PutDeadLetter(d *DeadLetter) error {
+	v, err := json.Marshal(d)
+	if err != nil {
+		return err
+	}
+	if err := db.bdb.Update(func(txn *badger.Txn) error { return txn.Set(deadKey(d.Consumer, d.Seq), v) }); err != nil {
+		return fmt.Errorf("storage: put dead letter: %w", err)
+	}
+	return nil
+}
+
+// DeadLetters lists a consumer's dead letters with Seq > after, oldest first.
+func (db *DB) DeadLetters(consumer string, after uint64, limit int) ([]*DeadLetter, error) {
+	var out []*DeadLetter
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: deadPrefix(consumer), PrefetchValues: true})
+		defer it.Close()
+		for it.Seek(deadKey(consumer, after+1)); it.Valid() && len(out) < limit; it.Next() {
+			var d DeadLetter
+			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &d) }); err != nil {
+				return err
+			}
+			out = append(out, &d)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("storage: list dead letters: %w", err)
+	}
+	return out, nil
+}
+
+// GetDeadLetter reads one dead letter.
+func (db *DB) GetDeadLetter(consumer string, seq uint64) (*DeadLetter, error) {
+	var d DeadLetter
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		it, err := txn.Get(deadKey(consumer, seq))
+		if err != nil {
+			return err
+		}
+		return it.Value(func(v []byte) error { return json.Unmarshal(v, &d) })
+	})
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("storage: get dead letter: %w", err)
+	}
+	return &d, nil
+}
+
+// DeleteDeadLetters removes the given dead letters, or all of a consumer's when seqs is
+// empty. It returns how many it removed.
+func (db *DB) DeleteDeadLetters(consumer string, seqs []uint64) (int, error) {
+	var keys [][]byte
+	if len(seqs) == 0 {
+		db.bdb.View(func(txn *badger.Txn) error {
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: deadPrefix(consumer)})
+			defer it.Close()
+			for it.Rewind(); it.Valid(); it.Next() {
+				keys = append(keys, it.Item().KeyCopy(nil))
+			}
+			return nil
+		})
+	} else {
+		for _, s := range seqs {
+			if _, err := db.GetDeadLetter(consumer, s); err == nil {
+				keys = append(keys, deadKey(consumer, s))
+			}
+		}
+	}
+	wb := db.bdb.NewWriteBatch()
+	defer wb.Cancel()
+	for _, k := range keys {
+		if err := wb.Delete(k); err != nil {
+			return 0, err
+		}
+	}
+	if err := wb.Flush(); err != nil {
+		return 0, fmt.Errorf("storage: delete dead letters: %w", err)
+	}
+	return len(keys), nil
+}
