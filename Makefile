@@ -6,12 +6,19 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 KAFKA := configs/kafka/kafka.sh
 FUZZTIME ?= 10s
 
-.PHONY: all build run test fuzz bench lint vet kafka-fetch kafka-up kafka-down kafka-clean clean
+.PHONY: all build run test fuzz bench lint vet proto proto-check kafka-fetch kafka-up kafka-down kafka-clean clean
 
 all: build
 
+PLUGINS := $(notdir $(patsubst %/main.go,%,$(wildcard plugins/*/main.go)))
+
+# bin/clickgate and every built-in forwarder in bin/plugins/.
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/clickgate ./cmd/clickgate
+	@mkdir -p bin/plugins
+	@for p in $(PLUGINS); do \
+	  CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w -X main.version=$(VERSION)' -o bin/plugins/$$p ./plugins/$$p || exit 1; \
+	done
 
 # Serve the demo links from configs/ on the embedded default (Badger in ./data, no Kafka).
 run: build
@@ -40,6 +47,21 @@ fuzz:
 # Micro-benchmarks of the hot code (redirect handler, click IDs, UTM merge, commit).
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./proxy/... ./storage/...
+
+# Regenerate the plugin protocol's Go code (needs protoc; the Go generators are pinned).
+PROTO_DIR := sdk/internal/forwarderv1
+PROTOC_GEN_GO := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.5.1
+proto:
+	@command -v protoc >/dev/null || { echo "protoc missing: apt-get install protobuf-compiler"; exit 1; }
+	GOBIN=$(CURDIR)/bin/tools $(GO) install $(PROTOC_GEN_GO)
+	GOBIN=$(CURDIR)/bin/tools $(GO) install $(PROTOC_GEN_GO_GRPC)
+	PATH=$(CURDIR)/bin/tools:$$PATH protoc -I $(PROTO_DIR) --go_out=$(PROTO_DIR) --go_opt=paths=source_relative \
+	  --go-grpc_out=$(PROTO_DIR) --go-grpc_opt=paths=source_relative $(PROTO_DIR)/forwarder.proto
+
+# Fails when the committed generated code differs from what `make proto` produces.
+proto-check: proto
+	@git diff --exit-code -- $(PROTO_DIR) || { echo "generated protocol code is stale: run make proto and commit"; exit 1; }
 
 lint: vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"time"
 
@@ -49,7 +50,7 @@ func (w *Webhook) Info() sdk.Info {
 		Description: "POST signed JSON batches of events to a URL",
 		Config: []sdk.ConfigField{
 			{Name: "url", Type: "string", Required: true, Description: "http or https endpoint receiving POST {\"events\": [...]}"},
-			{Name: "secret", Type: "string", Required: true, Secret: true, Description: "HMAC-SHA256 key, at least 16 characters"},
+			{Name: "secret", Type: "string", Required: true, Secret: true, Description: "HMAC-SHA256 key; use 16 or more random characters"},
 			{Name: "timeout", Type: "duration", Default: "10s", Description: "per request"},
 			{Name: "max_batch", Type: "int", Default: 100, Description: "events per request"},
 			{Name: "headers", Type: "object", Description: "extra request headers"},
@@ -69,8 +70,12 @@ func (w *Webhook) Configure(_ context.Context, raw json.RawMessage) error {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return errors.New("config.url: want an http or https URL")
 	}
+	if cfg.Secret == "" {
+		return errors.New("config.secret: required (the HMAC-SHA256 signing key)")
+	}
 	if len(cfg.Secret) < 16 {
-		return errors.New("config.secret: want at least 16 characters")
+		// Stderr reaches the host's log under this plugin's name.
+		fmt.Fprintln(os.Stderr, "config.secret is shorter than 16 characters; use a longer random key")
 	}
 	t, err := time.ParseDuration(cfg.Timeout)
 	if err != nil || t <= 0 || t > 5*time.Minute {
