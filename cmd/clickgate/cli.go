@@ -363,3 +363,62 @@ func clicksCmd(args []string) error {
 	printJSON(raw)
 	return nil
 }
+
+// pluginsCmd shows plugin states; deadlettersCmd lists, shows, replays and purges what
+// forwarders could not deliver.
+func pluginsCmd(args []string) error {
+	c, err := newClient()
+	if err != nil {
+		return err
+	}
+	var raw json.RawMessage
+	if err := c.do("GET", "/api/v1/plugins", nil, &raw); err != nil {
+		return err
+	}
+	printJSON(raw)
+	return nil
+}
+
+func deadlettersCmd(args []string) error {
+	usage := errors.New("deadletters list PLUGIN | show PLUGIN SEQ | replay PLUGIN [SEQ...] | purge PLUGIN [SEQ]")
+	if len(args) < 2 {
+		return usage
+	}
+	c, err := newClient()
+	if err != nil {
+		return err
+	}
+	sub, plugin, rest := args[0], url.PathEscape(args[1]), args[2:]
+	var raw json.RawMessage
+	switch {
+	case sub == "list" && len(rest) == 0:
+		err = c.do("GET", "/api/v1/deadletters?limit=1000&plugin="+plugin, nil, &raw)
+	case sub == "show" && len(rest) == 1:
+		err = c.do("GET", "/api/v1/deadletters/"+plugin+"/"+url.PathEscape(rest[0]), nil, &raw)
+	case sub == "replay":
+		var body any
+		if len(rest) > 0 {
+			seqs := make([]uint64, len(rest))
+			for i, s := range rest {
+				if _, err := fmt.Sscan(s, &seqs[i]); err != nil {
+					return fmt.Errorf("%q is not a sequence number", s)
+				}
+			}
+			body = map[string]any{"seqs": seqs}
+		}
+		err = c.do("POST", "/api/v1/deadletters/"+plugin+"/replay", body, &raw)
+	case sub == "purge" && len(rest) <= 1:
+		path := "/api/v1/deadletters/" + plugin
+		if len(rest) == 1 {
+			path += "/" + url.PathEscape(rest[0])
+		}
+		err = c.do("DELETE", path, nil, &raw)
+	default:
+		return usage
+	}
+	if err != nil {
+		return err
+	}
+	printJSON(raw)
+	return nil
+}

@@ -26,6 +26,9 @@ Usage:
   clickgate links tokens SLUG FILE    per-recipient tokens for a send list (CSV: phone,email,customer_id or one column)
   clickgate links check SLUG          preflight: follow the link without counting a click
   clickgate clicks get CLICK_ID       show one click
+  clickgate plugins                   plugin states (running, failed, restarting), lag, last error
+  clickgate deadletters list|show|replay|purge PLUGIN [SEQ...]
+                                      events a forwarder could not deliver
   clickgate tail [-topic T] [-from-beginning] [-n N] [-keys]
                                       print events from a Kafka topic (CLICKGATE_KAFKA_BROKERS)
   clickgate healthcheck               exit 0 if the local edge answers /healthz (for containers)
@@ -48,6 +51,10 @@ func main() {
 		err = linksCmd(os.Args[2:])
 	case "clicks":
 		err = clicksCmd(os.Args[2:])
+	case "plugins":
+		err = pluginsCmd(os.Args[2:])
+	case "deadletters":
+		err = deadlettersCmd(os.Args[2:])
 	case "tail":
 		err = tail(os.Args[2:])
 	case "healthcheck":
