@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sort"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -41,7 +42,7 @@ func BenchmarkRelayDrain(b *testing.B) {
 	}
 	defer broker.Close()
 
-	redirectRate := redirectSaturation(b, 5*time.Second)
+	redirectRate := redirectSaturation(b, 5*time.Second).rps
 
 	for b.Loop() {
 		db, err := storage.Open(storage.Options{Dir: b.TempDir(), Logger: quiet()})
@@ -119,16 +120,23 @@ func fill(b *testing.B, db *storage.DB, n int) {
 	wg.Wait()
 }
 
-// redirectSaturation measures redirects per second with durable clicks, the load
-// generator in the same process (so both share the machine's cores).
-func redirectSaturation(b *testing.B, d time.Duration, env ...string) float64 {
+// load is what a closed-loop run measured.
+type load struct {
+	rps      float64
+	p50, p99 time.Duration
+}
+
+// redirectSaturation measures redirects per second with durable clicks, and their
+// latency, from 64 keep-alive connections; the load generator runs in the same process,
+// so both share the machine's cores (bench/ will get a separate generator).
+func redirectSaturation(b *testing.B, d time.Duration, env ...string) load {
 	g := servertest.Start(b, b.TempDir(), env...)
 	g.MustCreate(map[string]any{"slug": "s", "destination": "https://shop.example.com/p",
 		"utm": map[string]any{"medium": "promotional", "campaign": "bench"}})
 	c := &fasthttp.Client{MaxConnsPerHost: 64}
-	var n atomic.Int64
 	stop := time.Now().Add(d)
 	var wg sync.WaitGroup
+	lats := make([][]time.Duration, 64)
 	for w := 0; w < 64; w++ {
 		wg.Add(1)
 		go func() {
@@ -137,15 +145,24 @@ func redirectSaturation(b *testing.B, d time.Duration, env ...string) float64 {
 			req.SetRequestURI(g.Pub + "/s")
 			req.Header.SetUserAgent(servertest.IPhone)
 			for time.Now().Before(stop) {
+				t0 := time.Now()
 				if err := c.Do(req, resp); err == nil && resp.StatusCode() == 302 {
-					n.Add(1)
+					lats[w] = append(lats[w], time.Since(t0))
 				}
 			}
 		}()
 	}
 	wg.Wait()
 	g.Stop()
-	return float64(n.Load()) / d.Seconds()
+	var all []time.Duration
+	for _, l := range lats {
+		all = append(all, l...)
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
+	if len(all) == 0 {
+		b.Fatal("no redirect answered")
+	}
+	return load{rps: float64(len(all)) / d.Seconds(), p50: all[len(all)/2], p99: all[len(all)*99/100]}
 }
 
 // BenchmarkRedirectWithRelay compares redirect throughput with the Kafka relay running
@@ -164,10 +181,11 @@ func BenchmarkRedirectWithRelay(b *testing.B) {
 		off := redirectSaturation(b, 5*time.Second)
 		on := redirectSaturation(b, 5*time.Second, "CLICKGATE_KAFKA_BROKERS="+broker.Addr,
 			fmt.Sprintf("CLICKGATE_KAFKA_CLICKS_TOPIC=sat%d.clicks", time.Now().UnixNano()))
-		b.ReportMetric(off, "redirects/s-kafka-off")
-		b.ReportMetric(on, "redirects/s-kafka-on")
-		b.ReportMetric(on/off, "on/off")
-		b.Logf("redirects/s: %.0f without Kafka, %.0f with the relay streaming every click; ratio %.2f", off, on, on/off)
+		b.ReportMetric(off.rps, "redirects/s-kafka-off")
+		b.ReportMetric(on.rps, "redirects/s-kafka-on")
+		b.ReportMetric(on.rps/off.rps, "on/off")
+		b.Logf("without Kafka %.0f redirects/s (p50 %s, p99 %s); with the relay %.0f/s (p50 %s, p99 %s); ratio %.2f",
+			off.rps, off.p50, off.p99, on.rps, on.p50, on.p99, on.rps/off.rps)
 	}
 }
 
