@@ -141,8 +141,54 @@ func Load(path string) (*File, error) {
 		if len(s.Config) == 0 {
 			s.Config = json.RawMessage("{}")
 		}
+		cfg, err := expandEnv(s.Config)
+		if err != nil {
+			return nil, fmt.Errorf("%s.config: %w", at, err)
+		}
+		s.Config = cfg
 	}
 	return &f, nil
+}
+
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// expandEnv replaces ${VAR} in the config's string values with clickgate's environment,
+// so secrets stay out of the plugins file. A reference to an unset variable is an error
+// rather than an empty secret.
+func expandEnv(raw json.RawMessage) (json.RawMessage, error) {
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return nil, err
+	}
+	var missing []string
+	var walk func(any) any
+	walk = func(x any) any {
+		switch t := x.(type) {
+		case string:
+			return envRef.ReplaceAllStringFunc(t, func(m string) string {
+				name := envRef.FindStringSubmatch(m)[1]
+				val, ok := os.LookupEnv(name)
+				if !ok {
+					missing = append(missing, name)
+				}
+				return val
+			})
+		case map[string]any:
+			for k, e := range t {
+				t[k] = walk(e)
+			}
+		case []any:
+			for i, e := range t {
+				t[i] = walk(e)
+			}
+		}
+		return x
+	}
+	v = walk(v)
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("environment variable %s is not set", missing[0])
+	}
+	return json.Marshal(v)
 }
 
 func (s *Spec) env() []string {
