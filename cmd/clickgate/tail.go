@@ -79,13 +79,19 @@ func tail(args []string) error {
 					}
 					return
 				}
+				// Count and print under one lock, so -n is exact across partitions.
 				mu.Lock()
+				if *limit > 0 && n.Load() >= *limit {
+					mu.Unlock()
+					return
+				}
 				if *keys {
 					fmt.Printf("%d\t%s\t", m.Partition, m.Key)
 				}
 				os.Stdout.Write(append(m.Value, '\n'))
+				done := *limit > 0 && n.Add(1) >= *limit
 				mu.Unlock()
-				if *limit > 0 && n.Add(1) >= *limit {
+				if done {
 					cancel()
 					return
 				}
