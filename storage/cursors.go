@@ -73,8 +73,8 @@ func (db *DB) oldestOutbox() uint64 {
 	return first
 }
 
-// Retention tracks which consumers hold outbox entries back.
-type Retention struct {
+// retention tracks which consumers hold outbox entries back.
+type retention struct {
 	mu        sync.Mutex
 	consumers map[string]bool
 }

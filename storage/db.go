@@ -46,7 +46,7 @@ type DB struct {
 	outboxMu     sync.Mutex // guards outboxNext and outboxSignal
 	outboxNext   uint64
 	outboxSignal chan struct{}
-	retention    Retention
+	retention    retention
 
 	clicks *ClickCommitter
 }

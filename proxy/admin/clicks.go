@@ -3,40 +3,14 @@ package admin
 import (
 	"errors"
 	"net/http"
-	"time"
 
+	"github.com/clickgate/clickgate/proxy/events"
 	"github.com/clickgate/clickgate/proxy/ids"
 	"github.com/clickgate/clickgate/storage"
 )
 
-type clickView struct {
-	ClickID     string        `json:"click_id"`
-	Slug        string        `json:"slug"`
-	Domain      string        `json:"domain,omitempty"`
-	Time        time.Time     `json:"time"`
-	VisitorID   string        `json:"visitor_id"`
-	NewVisitor  bool          `json:"new_visitor"`
-	Bot         bool          `json:"bot"`
-	BotReason   string        `json:"bot_reason,omitempty"`
-	Test        bool          `json:"test"`
-	Campaign    string        `json:"campaign"`
-	UTM         storage.UTM   `json:"utm"`
-	Variant     *int          `json:"variant,omitempty"`
-	Destination string        `json:"destination"`
-	Identity    *identityView `json:"identity,omitempty"`
-	IP          string        `json:"ip"`
-	UserAgent   string        `json:"user_agent"`
-	Referrer    string        `json:"referrer,omitempty"`
-	Node        string        `json:"node"`
-}
-
-type identityView struct {
-	Kind   string `json:"kind,omitempty"`
-	Value  string `json:"value,omitempty"`
-	Source string `json:"source"`
-	Token  string `json:"token,omitempty"`
-}
-
+// getClick answers with the click as its event document (the same shape Kafka and
+// plugins get), with a per-recipient token resolved to the identity behind it.
 func (a *API) getClick(w http.ResponseWriter, r *http.Request) {
 	id, err := ids.ParseClickID(r.PathValue("click_id"))
 	if err != nil {
@@ -48,29 +22,17 @@ func (a *API) getClick(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	v := clickView{
-		ClickID: ids.ClickID(c.ID).String(), Slug: c.Slug, Domain: c.Domain, Time: c.Time,
-		VisitorID: c.VisitorID, NewVisitor: c.NewVisitor, Bot: c.Bot, BotReason: c.BotReason, Test: c.Test,
-		Campaign: c.Campaign, UTM: c.UTM, Destination: c.Destination, IP: c.IP, UserAgent: c.UserAgent,
-		Referrer: c.Referrer, Node: c.Node,
-	}
-	if c.Variant >= 0 {
-		v.Variant = &c.Variant
-	}
-	if c.IdentitySource != "" {
-		iv := &identityView{Kind: c.IdentityKind, Value: c.IdentityValue, Source: c.IdentitySource, Token: c.Token}
-		if c.Token != "" {
-			// Tokens resolve here rather than on the redirect, which must not read disk.
-			rc, err := a.DB.GetRecipient(c.Domain, c.Slug, c.Token)
-			switch {
-			case err == nil:
-				iv.Kind, iv.Value = rc.Kind, rc.Value
-			case !errors.Is(err, storage.ErrNotFound):
-				writeErr(w, err)
-				return
-			}
+	ev := events.FromClick(c)
+	if c.Token != "" {
+		// Tokens resolve here rather than on the redirect, which must not read disk.
+		rc, err := a.DB.GetRecipient(c.Domain, c.Slug, c.Token)
+		switch {
+		case err == nil:
+			ev.Identity.Kind, ev.Identity.Value = rc.Kind, rc.Value
+		case !errors.Is(err, storage.ErrNotFound):
+			writeErr(w, err)
+			return
 		}
-		v.Identity = iv
 	}
-	writeJSON(w, http.StatusOK, v)
+	writeJSON(w, http.StatusOK, ev)
 }

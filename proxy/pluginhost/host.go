@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"time"
 
+	"github.com/clickgate/clickgate/proxy/backoff"
 	"github.com/clickgate/clickgate/proxy/events"
 	"github.com/clickgate/clickgate/proxy/ids"
 	"github.com/clickgate/clickgate/sdk"
@@ -161,14 +161,14 @@ func (r *runner) run(ctx context.Context) {
 	cursor, err := r.db.Cursor(r.consumer)
 	for err != nil {
 		r.log.Error("cannot read the plugin cursor", "err", err)
-		if !sleep(ctx, time.Second) {
+		if !backoff.Sleep(ctx, time.Second) {
 			return
 		}
 		cursor, err = r.db.Cursor(r.consumer)
 	}
 	r.setCursor(cursor)
-	launchBackoff := backoff{min: 500 * time.Millisecond, max: time.Minute}
-	retryBackoff := backoff{min: 200 * time.Millisecond, max: 30 * time.Second}
+	launchBackoff := backoff.Backoff{Min: 500 * time.Millisecond, Max: time.Minute}
+	retryBackoff := backoff.Backoff{Min: 200 * time.Millisecond, Max: 30 * time.Second}
 	var batch []*pending
 	var batchNext uint64 // cursor once the batch is resolved
 	health := time.NewTicker(5 * time.Second)
@@ -179,12 +179,12 @@ func (r *runner) run(ctx context.Context) {
 				r.state.Store("failed")
 				r.lastErr.Store(err.Error())
 				r.log.Error("plugin not running; events wait in the outbox", "err", err)
-				if !sleep(ctx, launchBackoff.next()) {
+				if !backoff.Sleep(ctx, launchBackoff.Next()) {
 					return
 				}
 				continue
 			}
-			launchBackoff.reset()
+			launchBackoff.Reset()
 		}
 		if len(batch) == 0 {
 			var ok bool
@@ -201,7 +201,7 @@ func (r *runner) run(ctx context.Context) {
 		wait, alive := r.deliver(ctx, batch)
 		batch = compact(batch)
 		if !alive {
-			if !sleep(ctx, launchBackoff.next()) {
+			if !backoff.Sleep(ctx, launchBackoff.Next()) {
 				return
 			}
 			continue
@@ -209,10 +209,10 @@ func (r *runner) run(ctx context.Context) {
 		if len(batch) == 0 {
 			cursor = batchNext
 			r.advance(cursor)
-			retryBackoff.reset()
+			retryBackoff.Reset()
 			continue
 		}
-		if !sleep(ctx, max(wait, retryBackoff.next())) {
+		if !backoff.Sleep(ctx, max(wait, retryBackoff.Next())) {
 			return
 		}
 	}
@@ -225,14 +225,14 @@ func (r *runner) next(ctx context.Context, cursor uint64, health <-chan time.Tim
 	evs, err := r.db.ReadEvents(cursor, r.spec.BatchSize)
 	if err != nil {
 		r.log.Error("cannot read the outbox", "err", err)
-		sleep(ctx, time.Second)
+		backoff.Sleep(ctx, time.Second)
 		return nil, 0, false
 	}
 	if len(evs) == 0 {
 		select {
 		case <-ctx.Done():
 		case <-changed:
-			sleep(ctx, r.spec.Linger.Duration)
+			backoff.Sleep(ctx, r.spec.Linger.Duration)
 		case req := <-r.replays:
 			res, err := r.replay(ctx, req.seqs)
 			req.done <- replayResp{res, err}
@@ -471,31 +471,6 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-type backoff struct{ min, max, cur time.Duration }
-
-// next returns the current delay with ±50% jitter and doubles it, up to max.
-func (b *backoff) next() time.Duration {
-	if b.cur == 0 {
-		b.cur = b.min
-	}
-	d := b.cur/2 + rand.N(b.cur)
-	b.cur = min(b.cur*2, b.max)
-	return d
-}
-
-func (b *backoff) reset() { b.cur = b.min }
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 type syncString struct {

@@ -9,13 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/clickgate/clickgate/proxy/backoff"
 	"github.com/clickgate/clickgate/proxy/events"
 	"github.com/clickgate/clickgate/proxy/ids"
 	"github.com/clickgate/clickgate/storage"
@@ -177,7 +177,7 @@ func (r *Relay) Run(ctx context.Context) {
 	cursor, err := r.db.Cursor(Consumer)
 	for err != nil {
 		r.log.Error("cannot read the relay cursor", "err", err)
-		if !sleep(ctx, time.Second) {
+		if !backoff.Sleep(ctx, time.Second) {
 			return
 		}
 		cursor, err = r.db.Cursor(Consumer)
@@ -186,7 +186,7 @@ func (r *Relay) Run(ctx context.Context) {
 	ready := make(chan batch, 1)
 	go r.prepare(ctx, cursor, ready)
 	topicsReady := false
-	backoff := newBackoff(100*time.Millisecond, 10*time.Second)
+	retry := &backoff.Backoff{Min: 100 * time.Millisecond, Max: 10 * time.Second}
 	for {
 		var b batch
 		select {
@@ -198,7 +198,7 @@ func (r *Relay) Run(ctx context.Context) {
 			if !topicsReady {
 				if err := r.ensureTopics(ctx); err != nil {
 					r.fail(err, "kafka unreachable or topics missing; clicks wait in the outbox")
-					if !sleep(ctx, backoff.next()) {
+					if !backoff.Sleep(ctx, retry.Next()) {
 						return
 					}
 					continue
@@ -220,11 +220,11 @@ func (r *Relay) Run(ctx context.Context) {
 				topicsReady = false
 			}
 			r.fail(err, "kafka write failed; retrying the same events")
-			if !sleep(ctx, backoff.next()) {
+			if !backoff.Sleep(ctx, retry.Next()) {
 				return
 			}
 		}
-		backoff.reset()
+		retry.Reset()
 		// The cursor moves only now that every message of the batch was acknowledged.
 		for {
 			err := r.db.SetCursor(Consumer, b.next)
@@ -232,7 +232,7 @@ func (r *Relay) Run(ctx context.Context) {
 				break
 			}
 			r.log.Error("cannot store the relay cursor", "err", err)
-			if !sleep(ctx, time.Second) {
+			if !backoff.Sleep(ctx, time.Second) {
 				return
 			}
 		}
@@ -254,7 +254,7 @@ func (r *Relay) prepare(ctx context.Context, cursor uint64, out chan<- batch) {
 		evs, err := r.db.ReadEvents(cursor, r.cfg.BatchSize)
 		if err != nil {
 			r.log.Error("cannot read the outbox", "err", err)
-			sleep(ctx, time.Second)
+			backoff.Sleep(ctx, time.Second)
 			continue
 		}
 		if len(evs) == 0 {
@@ -263,7 +263,7 @@ func (r *Relay) prepare(ctx context.Context, cursor uint64, out chan<- batch) {
 				return
 			case <-changed:
 				// Let a few more commits land so batches are not one click each.
-				sleep(ctx, r.cfg.Linger)
+				backoff.Sleep(ctx, r.cfg.Linger)
 			case <-time.After(time.Second):
 			}
 			continue
@@ -423,30 +423,5 @@ func (r *Relay) watch(ctx context.Context) {
 			backlogOver.Set(0)
 		}
 		alerted = over
-	}
-}
-
-type backoff struct{ min, max, cur time.Duration }
-
-func newBackoff(min, max time.Duration) *backoff { return &backoff{min: min, max: max, cur: min} }
-
-// next returns the current delay with ±50% jitter, so many edges do not retry in step,
-// and doubles it up to max.
-func (b *backoff) next() time.Duration {
-	d := b.cur/2 + rand.N(b.cur)
-	b.cur = min(b.cur*2, b.max)
-	return d
-}
-
-func (b *backoff) reset() { b.cur = b.min }
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }
