@@ -110,7 +110,7 @@ func fill(b *testing.B, db *storage.DB, n int) {
 				binary.BigEndian.PutUint64(c.ID[:8], uint64(time.Now().UnixMilli())<<16)
 				binary.BigEndian.PutUint64(c.ID[8:], uint64(i))
 				buf = storage.AppendClick(buf[:0], c)
-				if err := db.Clicks().Commit(buf, ctr, storage.KindHuman); err != nil {
+				if err := db.Committer().CommitClick(buf, ctr, storage.KindHuman); err != nil {
 					b.Error(err)
 					return
 				}

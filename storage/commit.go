@@ -11,13 +11,14 @@ import (
 	"github.com/dgraph-io/badger/v4"
 )
 
-// ClickCommitter makes clicks durable before their redirect is answered, at a cost shared
+// Committer makes clicks durable before their redirect is answered, at a cost shared
 // by every click in flight: handlers append their record to the open batch and wait; one
 // goroutine commits the whole batch in one Badger transaction (click records, their
 // outbox entries, the outbox sequence, and now and then a counter checkpoint), then wakes
 // them all. While one batch commits, the next one fills, so the batch size follows the
-// load without a timer.
-type ClickCommitter struct {
+// load without a timer. Other events (conversions) go through the same commits, so the
+// outbox has one sequence in commit order.
+type Committer struct {
 	db   *DB
 	mu   sync.Mutex
 	open *batch
@@ -35,17 +36,56 @@ type ClickCommitter struct {
 }
 
 type batch struct {
-	recs []byte
-	ends []int
-	ctrs []counterDelta
-	keys []byte // arena for keys and outbox values: Badger reads them until commit returns
-	done chan struct{}
-	err  error
+	recs   []byte
+	ends   []int
+	ctrs   []counterDelta
+	others []Write
+	keys   []byte // arena for keys and outbox values: Badger reads them until commit returns
+	done   chan struct{}
+	err    error
+	// otherSeq is the outbox sequence of others[0], set by the commit.
+	otherSeq uint64
 }
 
 type counterDelta struct {
 	c    *Counters
 	kind ClickKind
+}
+
+// Write is an event other than a click: the records to set and the outbox event that
+// announces it.
+type Write struct {
+	Kind EventKind
+	Ref  [16]byte
+	Sets []KV
+}
+
+// KV is one record of a Write; a TTL makes it expire (dedupe horizons).
+type KV struct {
+	Key, Value []byte
+	TTL        time.Duration
+}
+
+// CommitEvent commits w in the next group commit and returns its outbox sequence.
+func (w *Committer) CommitEvent(wr Write) (uint64, error) {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return 0, ErrClosed
+	}
+	b := w.open
+	b.others = append(b.others, wr)
+	i := len(b.others) - 1
+	w.mu.Unlock()
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+	<-b.done
+	if b.err != nil {
+		return 0, b.err
+	}
+	return b.otherSeq + uint64(i), nil
 }
 
 // ErrClosed is returned for clicks submitted after the committer stopped.
@@ -54,8 +94,8 @@ var ErrClosed = errors.New("storage: committer stopped")
 // checkpointEvery bounds how much of the outbox a restart replays to rebuild counters.
 const checkpointEvery = time.Second
 
-func newClickCommitter(db *DB) *ClickCommitter {
-	return &ClickCommitter{
+func newCommitter(db *DB) *Committer {
+	return &Committer{
 		db:             db,
 		open:           &batch{done: make(chan struct{})},
 		kick:           make(chan struct{}, 1),
@@ -64,10 +104,10 @@ func newClickCommitter(db *DB) *ClickCommitter {
 	}
 }
 
-// Commit makes one click record durable, then adds it to its link's counters. rec is a
+// CommitClick makes one click record durable, then adds it to its link's counters. rec is a
 // record from AppendClick; it is copied, so the caller may reuse it at once. Commit
 // blocks until the batch holding the click is committed and returns its error.
-func (w *ClickCommitter) Commit(rec []byte, c *Counters, kind ClickKind) error {
+func (w *Committer) CommitClick(rec []byte, c *Counters, kind ClickKind) error {
 	w.mu.Lock()
 	if w.closed {
 		w.mu.Unlock()
@@ -86,7 +126,7 @@ func (w *ClickCommitter) Commit(rec []byte, c *Counters, kind ClickKind) error {
 	return b.err
 }
 
-func (w *ClickCommitter) run(ctx context.Context) {
+func (w *Committer) run(ctx context.Context) {
 	for {
 		select {
 		case <-w.kick:
@@ -103,10 +143,10 @@ func (w *ClickCommitter) run(ctx context.Context) {
 	}
 }
 
-func (w *ClickCommitter) commitOpen() {
+func (w *Committer) commitOpen() {
 	w.mu.Lock()
 	b := w.open
-	if len(b.ends) == 0 {
+	if len(b.ends) == 0 && len(b.others) == 0 {
 		w.mu.Unlock()
 		return
 	}
@@ -128,9 +168,10 @@ func (w *ClickCommitter) commitOpen() {
 
 	// Recycle the buffers, not the batch: waiters may still be reading b.err.
 	w.spare = &batch{recs: b.recs[:0], ends: b.ends[:0], ctrs: b.ctrs[:0], keys: b.keys[:0]}
+	// others are not recycled: their waiters read otherSeq from b after done.
 }
 
-func (w *ClickCommitter) write(b *batch) error {
+func (w *Committer) write(b *batch) error {
 	db := w.db
 	db.outboxMu.Lock()
 	seq := db.outboxNext
@@ -177,6 +218,25 @@ func (w *ClickCommitter) write(b *batch) error {
 		}
 	}
 	ev := events(first, len(b.ends))
+	if len(b.others) > 0 {
+		// Other events follow the clicks in the outbox, in the same transaction.
+		b.otherSeq = seq + uint64(len(b.ends))
+		s := len(arena)
+		arena = append(arena, ev...)
+		for _, o := range b.others {
+			for _, kv := range o.Sets {
+				e := badger.NewEntry(kv.Key, kv.Value)
+				if kv.TTL > 0 {
+					e = e.WithTTL(kv.TTL)
+				}
+				if err := txn.SetEntry(e); err != nil {
+					return fmt.Errorf("storage: stage event: %w", err)
+				}
+			}
+			arena = appendOutboxValue(arena, o.Kind, o.Ref[:])
+		}
+		ev = arena[s:len(arena):len(arena)]
+	}
 	b.keys = arena
 	rest := b.ctrs[first:]
 	checkpoint := time.Since(w.lastCheckpoint) >= checkpointEvery
@@ -215,7 +275,7 @@ func (b *batch) start(i int) int {
 
 // finish stages the outbox entry for the events numbered from first, the outbox
 // high-water mark and, with checkpoint, the counter checkpoint mark, then commits.
-func (w *ClickCommitter) finish(txn *badger.Txn, first uint64, events []byte, checkpoint bool) error {
+func (w *Committer) finish(txn *badger.Txn, first uint64, events []byte, checkpoint bool) error {
 	n := uint64(len(events) / outboxEventLen)
 	last := first + n - 1
 	if err := txn.Set(outboxKey(first), events); err != nil {
@@ -240,7 +300,7 @@ func (w *ClickCommitter) finish(txn *badger.Txn, first uint64, events []byte, ch
 	return nil
 }
 
-func (w *ClickCommitter) applyDeltas(ds []counterDelta, sign int64) {
+func (w *Committer) applyDeltas(ds []counterDelta, sign int64) {
 	for _, d := range ds {
 		d.c.add(d.kind, sign)
 		w.dirty[d.c] = struct{}{}
@@ -249,7 +309,7 @@ func (w *ClickCommitter) applyDeltas(ds []counterDelta, sign int64) {
 
 // checkpoint writes the counters changed since the last checkpoint, so a clean shutdown
 // leaves nothing to replay.
-func (w *ClickCommitter) checkpoint() {
+func (w *Committer) checkpoint() {
 	if len(w.dirty) == 0 {
 		return
 	}

@@ -25,7 +25,7 @@ func BenchmarkCommitParallel(b *testing.B) {
 		for pb.Next() {
 			i++
 			buf = AppendClick(buf[:0], testClick(i, "s", false))
-			if err := db.Clicks().Commit(buf, ctr, KindHuman); err != nil {
+			if err := db.Committer().CommitClick(buf, ctr, KindHuman); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -47,8 +47,9 @@ type DB struct {
 	outboxNext   uint64
 	outboxSignal chan struct{}
 	retention    retention
+	index        indexer
 
-	clicks *ClickCommitter
+	clicks *Committer
 }
 
 // Open opens (or creates) the store and restores what a crash may have left behind:
@@ -95,16 +96,21 @@ func Open(opt Options) (*DB, error) {
 		bdb.Close()
 		return nil, err
 	}
-	db.clicks = newClickCommitter(db)
+	db.clicks = newCommitter(db)
+	db.Register(indexConsumer)
 	return db, nil
 }
 
-// Clicks returns the group committer that makes clicks durable.
-func (db *DB) Clicks() *ClickCommitter { return db.clicks }
+// Committer returns the group committer that makes clicks and other events durable.
+func (db *DB) Committer() *Committer { return db.clicks }
 
-// Run runs the background work (the click committer, value-log GC) until ctx ends.
+// Run runs the background work (the group committer and the visitor index) until ctx
+// ends.
 func (db *DB) Run(ctx context.Context) {
+	done := make(chan struct{})
+	go func() { db.runIndexer(ctx); close(done) }()
 	db.clicks.run(ctx)
+	<-done
 }
 
 // Close flushes and closes the store. Callers stop Run first.

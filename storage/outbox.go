@@ -116,8 +116,20 @@ func (db *DB) ReadEvents(from uint64, max int) ([]Event, error) {
 		}
 		order := make([]int, 0, len(out))
 		for i := range out {
-			if out[i].Kind == EventClick {
+			switch out[i].Kind {
+			case EventClick:
 				order = append(order, i)
+			case EventConversion:
+				it, err := txn.Get(conversionKey(out[i].Ref))
+				if err == badger.ErrKeyNotFound {
+					continue
+				}
+				if err != nil {
+					return err
+				}
+				if out[i].Record, err = it.ValueCopy(nil); err != nil {
+					return err
+				}
 			}
 		}
 		sort.Slice(order, func(a, b int) bool { return bytes.Compare(out[order[a]].Ref[:], out[order[b]].Ref[:]) < 0 })

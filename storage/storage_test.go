@@ -101,7 +101,7 @@ func TestCommitOutboxAndCounters(t *testing.T) {
 			defer wg.Done()
 			c := testClick(i, "s", i%4 == 0)
 			kind := c.Kind()
-			if err := db.Clicks().Commit(AppendClick(nil, c), ctr, kind); err != nil {
+			if err := db.Committer().CommitClick(AppendClick(nil, c), ctr, kind); err != nil {
 				t.Error(err)
 			}
 		}(i)
@@ -167,7 +167,7 @@ func TestCommitAfterStopFails(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	db.Run(ctx)
-	err := db.Clicks().Commit(AppendClick(nil, testClick(1, "s", false)), db.Counters("", "s"), KindHuman)
+	err := db.Committer().CommitClick(AppendClick(nil, testClick(1, "s", false)), db.Counters("", "s"), KindHuman)
 	if !errors.Is(err, ErrClosed) {
 		t.Fatalf("err = %v", err)
 	}
@@ -218,7 +218,7 @@ func TestReadEvents(t *testing.T) {
 		// IDs deliberately out of key order relative to commit order.
 		c.ID[0] = byte(255 - i%256)
 		want = append(want, c.ID)
-		if err := db.Clicks().Commit(AppendClick(nil, c), ctr, KindHuman); err != nil {
+		if err := db.Committer().CommitClick(AppendClick(nil, c), ctr, KindHuman); err != nil {
 			t.Fatal(err)
 		}
 	}

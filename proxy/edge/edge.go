@@ -4,8 +4,10 @@ package edge
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"runtime/debug"
 	"time"
 
@@ -30,9 +32,9 @@ const (
 	CheckHeader = preflight.CheckHeader
 )
 
-// Committer makes a click durable; *storage.ClickCommitter is the real one.
+// Committer makes a click durable; *storage.Committer is the real one.
 type Committer interface {
-	Commit(rec []byte, c *storage.Counters, kind storage.ClickKind) error
+	CommitClick(rec []byte, c *storage.Counters, kind storage.ClickKind) error
 }
 
 // Edge serves the public listener.
@@ -51,6 +53,8 @@ type Edge struct {
 	ClientIPHeader string
 	Hasher         *identity.Hasher
 	Region         string
+	// Conversions and Postback handle the conversion intake; nil answers 404.
+	Conversions, Postback fasthttp.RequestHandler
 	// Ready reports readiness details for /readyz; ok false answers 503.
 	Ready func() (ok bool, body []byte)
 	Log   *slog.Logger
@@ -96,6 +100,17 @@ func (e *Edge) route(ctx *fasthttp.RequestCtx) {
 		}
 		ctx.SetBody(body)
 		return
+	case "/v1/conversions", "/v1/postback":
+		h := e.Conversions
+		if string(path) == "/v1/postback" {
+			h = e.Postback
+		}
+		if h == nil {
+			page(ctx, fasthttp.StatusNotFound, notFoundPage)
+			return
+		}
+		h(ctx)
+		return
 	case "/robots.txt":
 		// Short links are not content; asking crawlers to stay away saves bot clicks.
 		ctx.SetContentType("text/plain; charset=utf-8")
@@ -114,6 +129,24 @@ func (e *Edge) route(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	e.redirect(ctx, slug, token)
+}
+
+// ErrorHandler answers requests fasthttp refuses before the handler runs, with the
+// status a client can act on: 431 for headers over CLICKGATE_MAX_HEADER_BYTES, 413 for
+// bodies over the limit, 408 for timeouts, 400 otherwise.
+func ErrorHandler(ctx *fasthttp.RequestCtx, err error) {
+	var small *fasthttp.ErrSmallBuffer
+	var ne *net.OpError
+	switch {
+	case errors.As(err, &small):
+		ctx.Error("request headers too large\n", fasthttp.StatusRequestHeaderFieldsTooLarge)
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		ctx.Error("request body too large\n", fasthttp.StatusRequestEntityTooLarge)
+	case errors.As(err, &ne) && ne.Timeout():
+		ctx.Error("request timeout\n", fasthttp.StatusRequestTimeout)
+	default:
+		ctx.Error("malformed request\n", fasthttp.StatusBadRequest)
+	}
 }
 
 // splitPath splits "/slug" or "/slug/token"; anything else is not a link path.

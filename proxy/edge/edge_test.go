@@ -35,7 +35,7 @@ func newEdge(tb testing.TB) *Edge {
 	ix.Put(db, &storage.Link{Slug: "s", Destination: "https://shop.example.com/p?ref=x", ForwardQuery: true, Status: storage.StatusActive,
 		UTM: storage.UTM{Source: "sms", Medium: "promotional", Campaign: "spring_sale_2026", Content: "version_a"}})
 	return &Edge{
-		Index: ix, Clicks: db.Clicks(), IDs: ids.NewClickIDs(1), NodeID: "n1", ClickParam: "cgid",
+		Index: ix, Clicks: db.Committer(), IDs: ids.NewClickIDs(1), NodeID: "n1", ClickParam: "cgid",
 		Hasher: identity.NewHasher([]byte("secret-secret-secret")), Region: "US",
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
@@ -70,7 +70,7 @@ func TestPanicAnswered500AndCounted(t *testing.T) {
 
 type nopCommitter struct{}
 
-func (nopCommitter) Commit([]byte, *storage.Counters, storage.ClickKind) error { return nil }
+func (nopCommitter) CommitClick([]byte, *storage.Counters, storage.ClickKind) error { return nil }
 
 // The handler itself allocates nothing; the commit's cost is shared by its batch and
 // measured in storage's benchmarks.

@@ -57,7 +57,7 @@ func (e *Edge) redirect(ctx *fasthttp.RequestCtx, slug, token []byte) {
 	c.ID, c.Time, c.NewVisitor = id, start, isNew
 	c.VisitorID, c.Destination = b2s(vid), b2s(s.loc)
 	s.rec = storage.AppendClick(s.rec[:0], c)
-	if err := e.Clicks.Commit(s.rec, entry.Counters, kind); err != nil {
+	if err := e.Clicks.CommitClick(s.rec, entry.Counters, kind); err != nil {
 		// The recipient still lands; the click is not claimed, so no click ID goes out.
 		if kind == storage.KindHuman {
 			entry.Release(link)

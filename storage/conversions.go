@@ -1,0 +1,150 @@
+package storage
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// EventConversion announces a conversion (new, or a status change) in the outbox.
+const EventConversion EventKind = 2
+
+const (
+	prefixConversion = 'K' // K conversion-id(16)           -> Conversion (JSON)
+	prefixDedupe     = 'E' // E type 0x00 event_id          -> conversion-id(16)
+)
+
+// Touch is a click credited for a conversion.
+type Touch struct {
+	ClickID          string    `json:"click_id"`
+	Slug             string    `json:"slug"`
+	Domain           string    `json:"domain,omitempty"`
+	Campaign         string    `json:"campaign"`
+	UTM              UTM       `json:"utm"`
+	Variant          *int      `json:"variant,omitempty"`
+	ClickTime        time.Time `json:"click_time"`
+	SecondsToConvert int64     `json:"seconds_to_convert"`
+	// Credit is the share of the conversion this touch gets under the model that
+	// produced it (1 for last and first click, 1/n for linear).
+	Credit float64 `json:"credit"`
+}
+
+// IdentityRef is an identity as stored: customer IDs as given, emails and phones as
+// keyed hashes.
+type IdentityRef struct {
+	Kind  string `json:"kind"`
+	Value string `json:"value"`
+}
+
+// Conversion is a stored conversion with its attribution.
+type Conversion struct {
+	ID         string        `json:"conversion_id"`
+	EventID    string        `json:"event_id"`
+	Type       string        `json:"type"`
+	Status     string        `json:"status"`
+	Value      *float64      `json:"value,omitempty"`
+	Currency   string        `json:"currency,omitempty"`
+	OccurredAt time.Time     `json:"occurred_at"`
+	ReceivedAt time.Time     `json:"received_at"`
+	ClickID    string        `json:"click_id,omitempty"`
+	VisitorID  string        `json:"visitor_id,omitempty"`
+	Identities []IdentityRef `json:"identities,omitempty"`
+	// LastClick is the attributed touch (the default model); FirstClick and Linear are
+	// kept so reports can show the other models.
+	LastClick  *Touch  `json:"last_click,omitempty"`
+	FirstClick *Touch  `json:"first_click,omitempty"`
+	Linear     []Touch `json:"linear,omitempty"`
+	// Reason says why a conversion is unattributed.
+	Reason string `json:"reason,omitempty"`
+	Source string `json:"source"` // "api" or "postback"
+}
+
+func conversionKey(id [16]byte) []byte { return append([]byte{prefixConversion}, id[:]...) }
+
+func dedupeKey(typ, eventID string) []byte {
+	return append(append(append([]byte{prefixDedupe}, typ...), 0), eventID...)
+}
+
+// ConversionByEvent finds a conversion by its type and event ID (the dedupe key).
+func (db *DB) ConversionByEvent(typ, eventID string) (*Conversion, [16]byte, error) {
+	var id [16]byte
+	var c *Conversion
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		it, err := txn.Get(dedupeKey(typ, eventID))
+		if err != nil {
+			return err
+		}
+		if err := it.Value(func(v []byte) error {
+			if len(v) != 16 {
+				return ErrCorrupt
+			}
+			copy(id[:], v)
+			return nil
+		}); err != nil {
+			return err
+		}
+		c, err = getConversion(txn, id)
+		return err
+	})
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, id, ErrNotFound
+	}
+	if err != nil {
+		return nil, id, fmt.Errorf("storage: conversion by event: %w", err)
+	}
+	return c, id, nil
+}
+
+func getConversion(txn *badger.Txn, id [16]byte) (*Conversion, error) {
+	it, err := txn.Get(conversionKey(id))
+	if err != nil {
+		return nil, err
+	}
+	var c Conversion
+	err = it.Value(func(v []byte) error { return json.Unmarshal(v, &c) })
+	return &c, err
+}
+
+// PutConversion commits a conversion (new or changed) with its dedupe key (kept for
+// horizon), any extra records (identity links), and an outbox event, in the next group
+// commit, and returns the event's outbox sequence.
+func (db *DB) PutConversion(id [16]byte, c *Conversion, horizon time.Duration, extra []KV) (uint64, error) {
+	v, err := json.Marshal(c)
+	if err != nil {
+		return 0, err
+	}
+	sets := append([]KV{
+		{Key: conversionKey(id), Value: v},
+		{Key: dedupeKey(c.Type, c.EventID), Value: append([]byte(nil), id[:]...), TTL: horizon},
+	}, extra...)
+	return db.clicks.CommitEvent(Write{Kind: EventConversion, Ref: id, Sets: sets})
+}
+
+// DecodeConversion decodes a conversion record from the outbox.
+func DecodeConversion(b []byte) (*Conversion, error) {
+	var c Conversion
+	if err := json.Unmarshal(b, &c); err != nil {
+		return nil, fmt.Errorf("conversion record: %w", ErrCorrupt)
+	}
+	return &c, nil
+}
+
+// GetConversion reads a conversion by its ID.
+func (db *DB) GetConversion(id [16]byte) (*Conversion, error) {
+	var c *Conversion
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		var err error
+		c, err = getConversion(txn, id)
+		return err
+	})
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("storage: get conversion: %w", err)
+	}
+	return c, nil
+}

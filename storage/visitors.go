@@ -1,0 +1,211 @@
+package storage
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"sync"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// The visitor index and identity graph that attribution reads. Clicks are indexed off
+// the redirect path by an outbox consumer (the redirect writes one record per click and
+// nothing else); conversions add identity links in their own commit.
+const (
+	prefixVisitorClick = 'P' // P visitor 0x00 click-id(16)           -> flags
+	prefixIdentity     = 'I' // I kind 0x00 value 0x00 visitor        -> nil
+	prefixVisitorIdent = 'J' // J visitor 0x00 kind 0x00 value        -> nil
+
+	indexConsumer = "index"
+)
+
+func visitorClickPrefix(visitor string) []byte {
+	return append(append([]byte{prefixVisitorClick}, visitor...), 0)
+}
+
+func identityPrefix(kind, value string) []byte {
+	return append(append(append(append([]byte{prefixIdentity}, kind...), 0), value...), 0)
+}
+
+func visitorIdentPrefix(visitor string) []byte {
+	return append(append([]byte{prefixVisitorIdent}, visitor...), 0)
+}
+
+// IdentityLinks returns the records that join a visitor and an identity both ways.
+func IdentityLinks(visitor string, id IdentityRef) []KV {
+	return []KV{
+		{Key: append(identityPrefix(id.Kind, id.Value), visitor...)},
+		{Key: append(append(append(visitorIdentPrefix(visitor), id.Kind...), 0), id.Value...)},
+	}
+}
+
+type indexer struct {
+	mu       sync.Mutex
+	through  uint64 // every event before it is indexed
+	progress chan struct{}
+}
+
+// runIndexer indexes clicks by visitor and joins visitors to the identities their
+// clicks carried, at its own cursor.
+func (db *DB) runIndexer(ctx context.Context) {
+	cursor, err := db.Cursor(indexConsumer)
+	for err != nil {
+		db.log.Error("cannot read the index cursor", "err", err)
+		if !sleepCtx(ctx, time.Second) {
+			return
+		}
+		cursor, err = db.Cursor(indexConsumer)
+	}
+	db.index.advance(cursor)
+	for ctx.Err() == nil {
+		changed := db.OutboxChanged()
+		evs, err := db.ReadEvents(cursor, 2000)
+		if err != nil {
+			db.log.Error("index: cannot read the outbox", "err", err)
+			sleepCtx(ctx, time.Second)
+			continue
+		}
+		if len(evs) == 0 {
+			select {
+			case <-ctx.Done():
+			case <-changed:
+			}
+			continue
+		}
+		wb := db.bdb.NewWriteBatch()
+		for _, e := range evs {
+			if e.Kind != EventClick || e.Record == nil {
+				continue
+			}
+			c, err := DecodeClick(e.Record)
+			if err != nil || c.VisitorID == "" {
+				continue
+			}
+			wb.Set(append(visitorClickPrefix(c.VisitorID), c.ID[:]...), []byte{byte(c.Kind())})
+			id := IdentityRef{Kind: c.IdentityKind, Value: c.IdentityValue}
+			if c.Token != "" {
+				if r, err := db.GetRecipient(c.Domain, c.Slug, c.Token); err == nil {
+					id = IdentityRef{Kind: r.Kind, Value: r.Value}
+				}
+			}
+			if id.Kind != "" && id.Value != "" && c.Kind() == KindHuman {
+				for _, kv := range IdentityLinks(c.VisitorID, id) {
+					wb.Set(kv.Key, kv.Value)
+				}
+			}
+		}
+		next := evs[len(evs)-1].Seq + 1
+		wb.Set(cursorKey(indexConsumer), binary.BigEndian.AppendUint64(nil, next))
+		if err := wb.Flush(); err != nil {
+			wb.Cancel()
+			db.log.Error("index: write failed; retrying", "err", err)
+			sleepCtx(ctx, time.Second)
+			continue
+		}
+		cursor = next
+		db.index.advance(cursor)
+	}
+}
+
+func (ix *indexer) advance(c uint64) {
+	ix.mu.Lock()
+	ix.through = c
+	if ix.progress != nil {
+		close(ix.progress)
+	}
+	ix.progress = make(chan struct{})
+	ix.mu.Unlock()
+}
+
+// WaitIndexed waits until every outbox event before seq is indexed, so attribution sees
+// every click answered before a conversion arrived. It gives up when ctx ends.
+func (db *DB) WaitIndexed(ctx context.Context, seq uint64) bool {
+	for {
+		db.index.mu.Lock()
+		done, ch := db.index.through >= seq, db.index.progress
+		db.index.mu.Unlock()
+		if done {
+			return true
+		}
+		if ch == nil {
+			ch = make(chan struct{})
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-ch:
+		}
+	}
+}
+
+// VisitorClicks returns the clicks of a visitor, oldest first (at most limit).
+func (db *DB) VisitorClicks(visitor string, limit int) ([]*Click, error) {
+	var out []*Click
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		p := visitorClickPrefix(visitor)
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: p})
+		defer it.Close()
+		for it.Rewind(); it.Valid() && len(out) < limit; it.Next() {
+			var id [16]byte
+			copy(id[:], it.Item().Key()[len(p):])
+			ci, err := txn.Get(clickKey(id))
+			if err != nil {
+				continue
+			}
+			if err := ci.Value(func(v []byte) error {
+				c, err := DecodeClick(v)
+				if err == nil {
+					out = append(out, c)
+				}
+				return nil
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// IdentityVisitors returns the visitors joined to an identity.
+func (db *DB) IdentityVisitors(id IdentityRef, limit int) ([]string, error) {
+	return db.suffixes(identityPrefix(id.Kind, id.Value), limit)
+}
+
+// VisitorIdentities returns the identities joined to a visitor.
+func (db *DB) VisitorIdentities(visitor string, limit int) ([]IdentityRef, error) {
+	raw, err := db.suffixes(visitorIdentPrefix(visitor), limit)
+	var out []IdentityRef
+	for _, s := range raw {
+		if k, v, ok := bytes.Cut([]byte(s), []byte{0}); ok {
+			out = append(out, IdentityRef{Kind: string(k), Value: string(v)})
+		}
+	}
+	return out, err
+}
+
+func (db *DB) suffixes(prefix []byte, limit int) ([]string, error) {
+	var out []string
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+		defer it.Close()
+		for it.Rewind(); it.Valid() && len(out) < limit; it.Next() {
+			out = append(out, string(it.Item().Key()[len(prefix):]))
+		}
+		return nil
+	})
+	return out, err
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
