@@ -1,6 +1,9 @@
 package sdk
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // SchemaVersion is the version of the event documents this SDK describes.
 const SchemaVersion = 1
@@ -46,4 +49,52 @@ type Identity struct {
 	Value  string `json:"value,omitempty"`
 	Source string `json:"source"`
 	Token  string `json:"token,omitempty"`
+}
+
+// ConversionEvent is the conversion event document (configs/schemas/conversion.v1.json).
+// A status change (refund, rejection) is a new event for the same conversion, with
+// event_id "<source_event_id>:<status>", so destinations that dedupe on event_id keep it.
+type ConversionEvent struct {
+	SchemaVersion int        `json:"schema_version"`
+	EventType     string     `json:"event_type"`
+	EventID       string     `json:"event_id"`
+	ConversionID  string     `json:"conversion_id"`
+	SourceEventID string     `json:"source_event_id"`
+	Type          string     `json:"type"`
+	Status        string     `json:"status"`
+	Value         *float64   `json:"value,omitempty"`
+	Currency      string     `json:"currency,omitempty"`
+	OccurredAt    time.Time  `json:"occurred_at"`
+	ReceivedAt    time.Time  `json:"received_at"`
+	ClickID       string     `json:"click_id,omitempty"`
+	VisitorID     string     `json:"visitor_id,omitempty"`
+	Identities    []Identity `json:"identities,omitempty"`
+	// Attribution is the last-click touch; nil when unattributed (Reason says why).
+	Attribution *Touch  `json:"attribution"`
+	FirstClick  *Touch  `json:"first_click,omitempty"`
+	Linear      []Touch `json:"linear,omitempty"`
+	Reason      string  `json:"reason,omitempty"`
+	Source      string  `json:"source"`
+}
+
+// Touch is a click credited with a conversion.
+type Touch struct {
+	ClickID          string    `json:"click_id"`
+	Slug             string    `json:"slug"`
+	Domain           string    `json:"domain,omitempty"`
+	Campaign         string    `json:"campaign"`
+	UTM              UTM       `json:"utm"`
+	Variant          *int      `json:"variant,omitempty"`
+	ClickTime        time.Time `json:"click_time"`
+	SecondsToConvert int64     `json:"seconds_to_convert"`
+	Credit           float64   `json:"credit"`
+}
+
+// Conversion decodes a conversion event.
+func (e Event) Conversion() (*ConversionEvent, error) {
+	var c ConversionEvent
+	if err := json.Unmarshal(e.JSON, &c); err != nil {
+		return nil, err
+	}
+	return &c, nil
 }

@@ -64,6 +64,7 @@ func (a *API) Handler() http.Handler {
 	api.HandleFunc("POST /api/v1/links/{slug}/archive", a.archiveLink)
 	api.HandleFunc("POST /api/v1/links/{slug}/tokens", a.createTokens)
 	api.HandleFunc("GET /api/v1/clicks/{click_id}", a.getClick)
+	api.HandleFunc("GET /api/v1/conversions/{conversion_id}", a.getConversion)
 	api.HandleFunc("GET /api/v1/plugins", a.listPlugins)
 	api.HandleFunc("GET /api/v1/deadletters", a.listDeadLetters)
 	api.HandleFunc("GET /api/v1/deadletters/{plugin}/{seq}", a.getDeadLetter)

@@ -36,3 +36,19 @@ func (a *API) getClick(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, ev)
 }
+
+// getConversion answers with a conversion as its event document: every model's touches
+// (last click, first click, linear) and its current status.
+func (a *API) getConversion(w http.ResponseWriter, r *http.Request) {
+	id, err := ids.ParseClickID(r.PathValue("conversion_id"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_field", "not a conversion ID", "conversion_id")
+		return
+	}
+	c, err := a.DB.GetConversion(id)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, events.FromConversion(c))
+}

@@ -18,6 +18,7 @@ import (
 	"github.com/caarlos0/env/v11"
 	"github.com/nyaruka/phonenumbers"
 
+	"github.com/clickgate/clickgate/proxy/attribution"
 	"github.com/clickgate/clickgate/proxy/utm"
 )
 
@@ -55,6 +56,18 @@ type Config struct {
 	KafkaSASLPassword     string        `env:"KAFKA_SASL_PASSWORD"`
 	// OutboxMaxBacklog is the backlog (events) past which a consumer raises an alert.
 	OutboxMaxBacklog uint64 `env:"OUTBOX_MAX_BACKLOG" envDefault:"10000000"`
+	// AttributionWindow is the default window (e.g. 7d, 48h).
+	AttributionWindow string `env:"ATTRIBUTION_WINDOW" envDefault:"7d"`
+	// AttributionWindows overrides it per type and campaign:
+	// "purchase=48h,spring_sale/*=14d,promo/purchase=24h".
+	AttributionWindows string `env:"ATTRIBUTION_WINDOWS"`
+	// DedupeHorizon is how long a conversion's event ID is remembered.
+	DedupeHorizon string `env:"DEDUPE_HORIZON" envDefault:"30d"`
+	// StrictConversionTypes rejects types outside purchase, lead, signup, add_to_cart, call.
+	StrictConversionTypes bool `env:"STRICT_CONVERSION_TYPES" envDefault:"false"`
+	// Windows and Horizon are the parsed forms.
+	Windows attribution.Windows `env:"-"`
+	Horizon time.Duration       `env:"-"`
 	// ClickParam carries the click ID to the destination.
 	ClickParam string `env:"CLICK_PARAM" envDefault:"cgid"`
 	// CookieDomain is the visitor cookie's Domain (e.g. ".brand.com"). Empty: the
@@ -251,6 +264,16 @@ func (c *Config) validate() error {
 	}
 	if c.CacheMB < 1 || c.CacheMB > 1<<16 {
 		return bad("CACHE_MB", "%d is outside 1..65536", c.CacheMB)
+	}
+	def, err := attribution.ParseDuration(c.AttributionWindow)
+	if err != nil || def <= 0 {
+		return bad("ATTRIBUTION_WINDOW", "%q is not a duration like 7d or 48h", c.AttributionWindow)
+	}
+	if c.Windows, err = attribution.ParseWindows(def, c.AttributionWindows); err != nil {
+		return bad("ATTRIBUTION_WINDOWS", "%v", err)
+	}
+	if c.Horizon, err = attribution.ParseDuration(c.DedupeHorizon); err != nil || c.Horizon < time.Hour {
+		return bad("DEDUPE_HORIZON", "%q is not a duration of an hour or more, like 30d", c.DedupeHorizon)
 	}
 	m, err := utm.ParseMediums(c.UTMMediums)
 	if err != nil {

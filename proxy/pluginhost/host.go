@@ -2,6 +2,7 @@ package pluginhost
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -254,7 +255,29 @@ func (r *runner) next(ctx context.Context, cursor uint64, health <-chan time.Tim
 
 // event converts an outbox event and applies the plugin's filter.
 func (r *runner) event(e storage.Event) (sdk.Event, bool) {
-	if e.Record == nil || e.Kind != storage.EventClick || !contains(r.spec.Events, sdk.TypeClick) {
+	if e.Record == nil {
+		return sdk.Event{}, false
+	}
+	if e.Kind == storage.EventConversion {
+		if !contains(r.spec.Events, sdk.TypeConversion) {
+			return sdk.Event{}, false
+		}
+		c, err := storage.DecodeConversion(e.Record)
+		if err != nil {
+			r.log.Error("undecodable conversion skipped", "seq", e.Seq, "err", err)
+			return sdk.Event{}, false
+		}
+		ev := events.FromConversion(c)
+		if len(r.spec.Campaigns) > 0 && (ev.Attribution == nil || !contains(r.spec.Campaigns, ev.Attribution.Campaign)) {
+			return sdk.Event{}, false
+		}
+		raw, err := json.Marshal(ev)
+		if err != nil {
+			return sdk.Event{}, false
+		}
+		return sdk.Event{ID: ev.EventID, Type: sdk.TypeConversion, Time: c.OccurredAt, JSON: raw}, true
+	}
+	if e.Kind != storage.EventClick || !contains(r.spec.Events, sdk.TypeClick) {
 		return sdk.Event{}, false
 	}
 	c, err := storage.DecodeClick(e.Record)

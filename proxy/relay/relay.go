@@ -6,6 +6,7 @@ package relay
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -339,6 +340,32 @@ func (r *Relay) messages(evs []storage.Event) []kafka.Message {
 				Time:  c.Time,
 				Headers: []kafka.Header{
 					{Key: "event_type", Value: []byte(events.TypeClick)},
+					{Key: "schema_version", Value: version},
+				},
+			})
+		case storage.EventConversion:
+			c, err := storage.DecodeConversion(e.Record)
+			if err != nil {
+				r.log.Error("undecodable conversion; skipped", "seq", e.Seq, "err", err)
+				continue
+			}
+			v, err := json.Marshal(events.FromConversion(c))
+			if err != nil {
+				r.log.Error("unencodable conversion; skipped", "seq", e.Seq, "err", err)
+				continue
+			}
+			buf = append(buf, v...)
+			ends = append(ends, len(buf))
+			key := c.VisitorID
+			if key == "" {
+				key = c.ID
+			}
+			msgs = append(msgs, kafka.Message{
+				Topic: r.cfg.ConversionsTopic,
+				Key:   []byte(key),
+				Time:  c.ReceivedAt,
+				Headers: []kafka.Header{
+					{Key: "event_type", Value: []byte(events.TypeConversion)},
 					{Key: "schema_version", Value: version},
 				},
 			})

@@ -362,3 +362,55 @@ func TestStartsWithKafkaUnreachable(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 }
+
+// An attributed conversion reaches the conversions topic, valid against its schema.
+func TestConversionsReachKafka(t *testing.T) {
+	g, topic := startGate(t, "CLICKGATE_INGEST_TOKENS=ingest-token-0123456789")
+	convTopic := strings.TrimSuffix(topic, "clicks") + "conversions"
+	tp := newTapper(g, "/k")
+	cookie := fmt.Sprintf("0%025d", 7)
+	cid, _ := tp.tap(cookie)
+	body := fmt.Sprintf(`{"event_id":"o-1","type":"purchase","value":12.5,"currency":"EUR","visitor_id":%q,"user":{"email":"a@b.co"}}`, cookie)
+	req, _ := http.NewRequest("POST", g.Pub+"/v1/conversions", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer ingest-token-0123456789")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("conversion: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	drained(t, g, time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	parts, err := kafkatest.ReadAll(ctx, broker.Addr, convTopic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := jsonschema.NewCompiler()
+	path, _ := filepath.Abs("../../configs/schemas/conversion.v1.json")
+	schema, err := c.Compile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, msgs := range parts {
+		for _, m := range msgs {
+			n++
+			inst, _ := jsonschema.UnmarshalJSON(bytes.NewReader(m.Value))
+			if err := schema.Validate(inst); err != nil {
+				t.Fatalf("conversion event invalid: %v\n%s", err, m.Value)
+			}
+			var ev struct {
+				Attribution struct {
+					ClickID string `json:"click_id"`
+				} `json:"attribution"`
+			}
+			json.Unmarshal(m.Value, &ev)
+			if ev.Attribution.ClickID != cid || string(m.Key) != cookie || kafkatest.Header(m, "event_type") != "conversion" {
+				t.Fatalf("conversion message key %q headers %v: %s", m.Key, m.Headers, m.Value)
+			}
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d conversion messages", n)
+	}
+}

@@ -26,6 +26,7 @@ import (
 	"github.com/clickgate/clickgate/proxy/edge"
 	"github.com/clickgate/clickgate/proxy/identity"
 	"github.com/clickgate/clickgate/proxy/ids"
+	"github.com/clickgate/clickgate/proxy/intake"
 	"github.com/clickgate/clickgate/proxy/links"
 	"github.com/clickgate/clickgate/proxy/metrics"
 	"github.com/clickgate/clickgate/proxy/pluginhost"
@@ -80,7 +81,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.DB.Clicks().Observe = func(n int, d time.Duration, err error) {
+	s.DB.Committer().Observe = func(n int, d time.Duration, err error) {
 		metrics.CommitBatch.Observe(float64(n))
 		metrics.CommitSeconds.Observe(d.Seconds())
 		if err != nil {
@@ -139,14 +140,20 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		s.Plugins = pluginhost.New(s.DB, f, log.With("component", "plugins"))
 	}
 
+	in := intake.New(cfg.IngestTokens)
+	in.DB, in.Windows, in.Horizon, in.StrictTypes = s.DB, cfg.Windows, cfg.Horizon, cfg.StrictConversionTypes
+	in.Hasher, in.Region, in.Log = hasher, cfg.Region, log.With("component", "intake")
+	in.IDs = ids.NewClickIDs(ids.NodeNumber(cfg.NodeID))
+
 	s.Edge = &edge.Edge{
-		Index: s.Links.Index, Clicks: s.DB.Clicks(), IDs: ids.NewClickIDs(ids.NodeNumber(cfg.NodeID)),
+		Index: s.Links.Index, Clicks: s.DB.Committer(), IDs: ids.NewClickIDs(ids.NodeNumber(cfg.NodeID)),
 		NodeID: cfg.NodeID, ClickParam: cfg.ClickParam, CookieDomain: cfg.CookieDomain,
 		ClientIPHeader: cfg.ClientIPHeader, Hasher: hasher, Region: cfg.Region, Log: log,
-		Ready: s.ready,
+		Ready: s.ready, Conversions: in.Conversions, Postback: in.Postback,
 	}
 	s.pub = &fasthttp.Server{
 		Handler:              s.Edge.Handler,
+		ErrorHandler:         edge.ErrorHandler,
 		Name:                 "clickgate",
 		NoDefaultContentType: true,
 		// ReadBufferSize caps the request line plus headers: larger requests get 431.

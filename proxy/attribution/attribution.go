@@ -1,0 +1,222 @@
+// Package attribution decides which SMS click a conversion belongs to. Candidates: the
+// explicit click ID; else the clicks of the same visitor; else the clicks of every
+// visitor joined to the conversion's identities. Bot clicks, test clicks and clicks
+// after the conversion are never candidates, and each click counts only inside its
+// attribution window (per campaign and conversion type). Last click decides; first click
+// and linear credit are recorded beside it for reports.
+package attribution
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/clickgate/clickgate/proxy/ids"
+	"github.com/clickgate/clickgate/storage"
+)
+
+// Windows are attribution windows: the most specific match wins (campaign and type,
+// then campaign, then type, then the default).
+type Windows struct {
+	Default time.Duration
+	// Rules map "campaign/type", "campaign/*" or "*/type" to a window.
+	Rules map[string]time.Duration
+}
+
+// For returns the window for a click of campaign converting with type.
+func (w Windows) For(campaign, typ string) time.Duration {
+	for _, k := range []string{campaign + "/" + typ, campaign + "/*", "*/" + typ} {
+		if d, ok := w.Rules[k]; ok {
+			return d
+		}
+	}
+	return w.Default
+}
+
+// ParseWindows reads "purchase=48h,spring_sale/*=14d,promo/purchase=24h": keys are
+// "type", "campaign/*" or "campaign/type"; durations take h, m, s and d (days).
+func ParseWindows(def time.Duration, spec string) (Windows, error) {
+	w := Windows{Default: def, Rules: map[string]time.Duration{}}
+	for _, part := range strings.Split(spec, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(part, "=")
+		if !ok || k == "" {
+			return w, fmt.Errorf("%q is not key=duration", part)
+		}
+		d, err := ParseDuration(v)
+		if err != nil || d <= 0 {
+			return w, fmt.Errorf("%q: want a positive duration like 48h or 7d", part)
+		}
+		if !strings.Contains(k, "/") {
+			k = "*/" + k
+		}
+		w.Rules[k] = d
+	}
+	return w, nil
+}
+
+// ParseDuration is time.ParseDuration plus a "d" suffix for days.
+func ParseDuration(s string) (time.Duration, error) {
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		d, err := time.ParseDuration(n + "h")
+		return d * 24, err
+	}
+	return time.ParseDuration(s)
+}
+
+// Source is what attribution reads: clicks and the identity graph.
+type Source interface {
+	GetClick(id [16]byte) (*storage.Click, error)
+	VisitorClicks(visitor string, limit int) ([]*storage.Click, error)
+	IdentityVisitors(id storage.IdentityRef, limit int) ([]string, error)
+	VisitorIdentities(visitor string, limit int) ([]storage.IdentityRef, error)
+}
+
+// Conversion is what attribution needs to know about a conversion.
+type Conversion struct {
+	Type       string
+	OccurredAt time.Time
+	ClickID    *ids.ClickID
+	VisitorID  string
+	Identities []storage.IdentityRef
+}
+
+// Result is the attribution of one conversion.
+type Result struct {
+	Last, First *storage.Touch
+	Linear      []storage.Touch
+	// Reason says why there is no attribution.
+	Reason string
+}
+
+// Bounds on the graph walk: one conversion never reads without limit.
+const (
+	maxClicksPerVisitor = 500
+	maxVisitors         = 50
+	maxIdentities       = 20
+)
+
+// Attribute finds the touches of a conversion.
+func Attribute(src Source, w Windows, c Conversion) (Result, error) {
+	var cands []*storage.Click
+	outside := 0
+	consider := func(cl *storage.Click) {
+		if cl.Bot || cl.Test || cl.Time.After(c.OccurredAt) {
+			return
+		}
+		if c.OccurredAt.Sub(cl.Time) > w.For(cl.Campaign, c.Type) {
+			outside++
+			return
+		}
+		cands = append(cands, cl)
+	}
+	if c.ClickID != nil {
+		cl, err := src.GetClick(*c.ClickID)
+		if errors.Is(err, storage.ErrNotFound) {
+			return Result{Reason: "click_id not found"}, nil
+		}
+		if err != nil {
+			return Result{}, err
+		}
+		switch {
+		case cl.Bot:
+			return Result{Reason: "click_id is a bot or preview click"}, nil
+		case cl.Test:
+			return Result{Reason: "click_id is a preflight test click"}, nil
+		case cl.Time.After(c.OccurredAt):
+			return Result{Reason: "click_id is later than the conversion"}, nil
+		}
+		consider(cl)
+		if len(cands) == 0 {
+			return Result{Reason: fmt.Sprintf("click_id is outside the %s attribution window", human(w.For(cl.Campaign, c.Type)))}, nil
+		}
+		return build(cands, c.OccurredAt), nil
+	}
+	if c.VisitorID != "" {
+		cls, err := src.VisitorClicks(c.VisitorID, maxClicksPerVisitor)
+		if err != nil {
+			return Result{}, err
+		}
+		for _, cl := range cls {
+			consider(cl)
+		}
+		if len(cands) > 0 {
+			return build(cands, c.OccurredAt), nil
+		}
+	}
+	// Cross-device: every visitor joined to the conversion's identities (and to the
+	// identities this visitor was seen with).
+	idents := append([]storage.IdentityRef(nil), c.Identities...)
+	if c.VisitorID != "" {
+		more, err := src.VisitorIdentities(c.VisitorID, maxIdentities)
+		if err != nil {
+			return Result{}, err
+		}
+		idents = append(idents, more...)
+	}
+	seen := map[string]bool{c.VisitorID: true}
+	for _, id := range idents {
+		vs, err := src.IdentityVisitors(id, maxVisitors)
+		if err != nil {
+			return Result{}, err
+		}
+		for _, v := range vs {
+			if seen[v] || len(seen) > maxVisitors {
+				continue
+			}
+			seen[v] = true
+			cls, err := src.VisitorClicks(v, maxClicksPerVisitor)
+			if err != nil {
+				return Result{}, err
+			}
+			for _, cl := range cls {
+				consider(cl)
+			}
+		}
+	}
+	if len(cands) > 0 {
+		return build(cands, c.OccurredAt), nil
+	}
+	if outside > 0 {
+		return Result{Reason: "every click is outside its attribution window"}, nil
+	}
+	if c.VisitorID == "" && len(c.Identities) == 0 {
+		return Result{Reason: "no click_id, visitor_id or user identity to attribute by"}, nil
+	}
+	return Result{Reason: "no human click before the conversion for this visitor or identity"}, nil
+}
+
+func build(cands []*storage.Click, at time.Time) Result {
+	sort.Slice(cands, func(i, j int) bool { return cands[i].Time.Before(cands[j].Time) })
+	r := Result{}
+	for _, cl := range cands {
+		r.Linear = append(r.Linear, touch(cl, at, 1/float64(len(cands))))
+	}
+	last, first := touch(cands[len(cands)-1], at, 1), touch(cands[0], at, 1)
+	r.Last, r.First = &last, &first
+	return r
+}
+
+func touch(c *storage.Click, at time.Time, credit float64) storage.Touch {
+	t := storage.Touch{
+		ClickID: ids.ClickID(c.ID).String(), Slug: c.Slug, Domain: c.Domain, Campaign: c.Campaign, UTM: c.UTM,
+		ClickTime: c.Time, SecondsToConvert: int64(at.Sub(c.Time) / time.Second), Credit: credit,
+	}
+	if c.Variant >= 0 {
+		v := c.Variant
+		t.Variant = &v
+	}
+	return t
+}
+
+func human(d time.Duration) string {
+	if d%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%dd", d/(24*time.Hour))
+	}
+	return d.String()
+}

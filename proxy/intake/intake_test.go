@@ -1,0 +1,293 @@
+package intake_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/clickgate/clickgate/proxy/server/servertest"
+)
+
+const ingest = "ingest-token-0123456789abcdef"
+
+func gate(t *testing.T, env ...string) *servertest.Gate {
+	g := servertest.Start(t, t.TempDir(), append([]string{"CLICKGATE_INGEST_TOKENS=" + ingest}, env...)...)
+	for _, l := range []struct{ slug, campaign string }{{"a", "spring_sale"}, {"b", "black_friday"}} {
+		g.MustCreate(map[string]any{"slug": l.slug, "destination": "https://shop.example.com/" + l.slug,
+			"utm":             map[string]any{"medium": "promotional", "campaign": l.campaign},
+			"identity_params": map[string]any{"em": "email", "rid": "customer_id"}})
+	}
+	return g
+}
+
+// tap taps a link as a visitor (empty: a new one) and returns the click and visitor IDs.
+func tap(t *testing.T, g *servertest.Gate, path, visitor, ua string) (clickID, visitorID string) {
+	h := map[string]string{}
+	if visitor != "" {
+		h["Cookie"] = "cg_vid=" + visitor
+	}
+	if ua != "" {
+		h["User-Agent"] = ua
+	}
+	resp := g.Tap("GET", path, h)
+	u, _ := url.Parse(resp.Header.Get("Location"))
+	visitorID = visitor
+	if c := resp.Header.Get("Set-Cookie"); c != "" {
+		visitorID = strings.TrimPrefix(strings.Split(c, ";")[0], "cg_vid=")
+	}
+	return u.Query().Get("cgid"), visitorID
+}
+
+func post(t *testing.T, g *servertest.Gate, body any, token string) (int, map[string]any) {
+	raw, _ := json.Marshal(body)
+	if s, ok := body.(string); ok {
+		raw = []byte(s)
+	}
+	req, _ := http.NewRequest("POST", g.Pub+"/v1/conversions", bytes.NewReader(raw))
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatalf("non-JSON answer %d: %s", resp.StatusCode, b)
+	}
+	return resp.StatusCode, out
+}
+
+func attributedTo(out map[string]any) string {
+	a, _ := out["attribution"].(map[string]any)
+	if a == nil {
+		return ""
+	}
+	return a["click_id"].(string)
+}
+
+var seq int
+
+func conv(fields map[string]any) map[string]any {
+	seq++
+	c := map[string]any{"event_id": fmt.Sprintf("order-%d-%d", time.Now().UnixNano(), seq), "type": "purchase", "value": 49.9, "currency": "USD"}
+	for k, v := range fields {
+		c[k] = v
+	}
+	return c
+}
+
+const bot = "WhatsApp/2.23.20.0 A"
+
+func TestJourneys(t *testing.T) {
+	g := gate(t)
+	laptop := "0" + strings.Repeat("1", 25)
+
+	t.Run("same device", func(t *testing.T) {
+		cid, vid := tap(t, g, "/a", "", "")
+		_, out := post(t, g, conv(map[string]any{"visitor_id": vid}), ingest)
+		if attributedTo(out) != cid || out["duplicate"] != false {
+			t.Fatalf("%v", out)
+		}
+		a := out["attribution"].(map[string]any)
+		if a["slug"] != "a" || a["campaign"] != "spring_sale" || a["utm"].(map[string]any)["campaign"] != "spring_sale" {
+			t.Fatalf("attribution %v", a)
+		}
+	})
+	t.Run("click on a phone, purchase on a laptop by email", func(t *testing.T) {
+		cid, _ := tap(t, g, "/a?em=Jane.Doe%40Example.com", "", "")
+		_, out := post(t, g, conv(map[string]any{"visitor_id": laptop, "user": map[string]any{"email": " jane.doe@example.COM "}}), ingest)
+		if attributedTo(out) != cid {
+			t.Fatalf("%v", out)
+		}
+	})
+	t.Run("per-recipient link, then purchase by customer ID", func(t *testing.T) {
+		_, toks := g.API("POST", "/api/v1/links/b/tokens", map[string]any{"recipients": []any{map[string]any{"customer_id": "cust-77"}}})
+		tok := toks["tokens"].([]any)[0].(map[string]any)["token"].(string)
+		cid, _ := tap(t, g, "/b/"+tok, "", "")
+		_, out := post(t, g, conv(map[string]any{"user": map[string]any{"customer_id": "cust-77"}}), ingest)
+		if attributedTo(out) != cid {
+			t.Fatalf("%v", out)
+		}
+	})
+	t.Run("preview bot, then the human", func(t *testing.T) {
+		_, vid := tap(t, g, "/a", "", bot)
+		_, out := post(t, g, conv(map[string]any{"visitor_id": vid}), ingest)
+		if attributedTo(out) != "" || out["reason"] == nil {
+			t.Fatalf("a bot click was attributed: %v", out)
+		}
+		cid, _ := tap(t, g, "/a", vid, "")
+		_, out = post(t, g, conv(map[string]any{"visitor_id": vid}), ingest)
+		if attributedTo(out) != cid {
+			t.Fatalf("%v", out)
+		}
+	})
+	t.Run("two campaigns: last click wins, first click kept", func(t *testing.T) {
+		first, vid := tap(t, g, "/a", "", "")
+		time.Sleep(5 * time.Millisecond)
+		last, _ := tap(t, g, "/b", vid, "")
+		_, out := post(t, g, conv(map[string]any{"visitor_id": vid}), ingest)
+		if attributedTo(out) != last {
+			t.Fatalf("last click: %v", out)
+		}
+		_, doc := g.API("GET", "/api/v1/conversions/"+out["conversion_id"].(string), nil)
+		fc, _ := doc["first_click"].(map[string]any)
+		lin, _ := doc["linear"].([]any)
+		if fc == nil || fc["click_id"] != first || len(lin) != 2 || lin[0].(map[string]any)["credit"] != 0.5 ||
+			doc["attribution"].(map[string]any)["campaign"] != "black_friday" || fc["campaign"] != "spring_sale" {
+			t.Fatalf("models: %v", doc)
+		}
+	})
+	t.Run("conversion before any click", func(t *testing.T) {
+		_, vid := tap(t, g, "/a", "", "")
+		_, out := post(t, g, conv(map[string]any{"visitor_id": vid, "occurred_at": time.Now().Add(-time.Hour).Format(time.RFC3339)}), ingest)
+		if attributedTo(out) != "" || !strings.Contains(fmt.Sprint(out["reason"]), "before the conversion") {
+			t.Fatalf("%v", out)
+		}
+	})
+	t.Run("duplicate postback", func(t *testing.T) {
+		cid, _ := tap(t, g, "/a", "", "")
+		q := "/v1/postback?key=" + ingest + "&type=lead&event_id=pb-" + cid + "&click_id=" + cid
+		var outs []map[string]any
+		for i := 0; i < 2; i++ {
+			resp, err := http.Get(g.Pub + q)
+			if err != nil || resp.StatusCode != 200 {
+				t.Fatalf("postback: %v %v", resp, err)
+			}
+			var out map[string]any
+			json.NewDecoder(resp.Body).Decode(&out)
+			resp.Body.Close()
+			outs = append(outs, out)
+		}
+		if attributedTo(outs[0]) != cid || outs[0]["duplicate"] != false || outs[1]["duplicate"] != true ||
+			outs[1]["conversion_id"] != outs[0]["conversion_id"] || attributedTo(outs[1]) != cid {
+			t.Fatalf("%v", outs)
+		}
+	})
+	t.Run("refund after purchase", func(t *testing.T) {
+		_, vid := tap(t, g, "/a", "", "")
+		c := conv(map[string]any{"visitor_id": vid})
+		_, first := post(t, g, c, ingest)
+		c["status"] = "refunded"
+		_, out := post(t, g, c, ingest)
+		if out["status_changed"] != true || out["duplicate"] != false || out["status"] != "refunded" || out["conversion_id"] != first["conversion_id"] {
+			t.Fatalf("%v", out)
+		}
+		_, again := post(t, g, c, ingest)
+		if again["duplicate"] != true {
+			t.Fatalf("a repeated refund is a duplicate: %v", again)
+		}
+	})
+	t.Run("identity seen only on a later click", func(t *testing.T) {
+		early, vid := tap(t, g, "/a", "", "")
+		time.Sleep(1100 * time.Millisecond)
+		between := time.Now().Add(-500 * time.Millisecond)
+		tap(t, g, "/b?em=later%40example.com", vid, "")
+		_, out := post(t, g, conv(map[string]any{"visitor_id": laptop[:25] + "2", "user": map[string]any{"email": "later@example.com"},
+			"occurred_at": between.Format(time.RFC3339Nano)}), ingest)
+		if attributedTo(out) != early {
+			t.Fatalf("want the earlier click of the visitor the identity joined: %v", out)
+		}
+	})
+	t.Run("explicit click ID", func(t *testing.T) {
+		cid, _ := tap(t, g, "/b", "", "")
+		tap(t, g, "/a", "", "")
+		_, out := post(t, g, conv(map[string]any{"click_id": cid}), ingest)
+		if attributedTo(out) != cid {
+			t.Fatalf("%v", out)
+		}
+	})
+}
+
+func TestConversionOutsideWindow(t *testing.T) {
+	g := gate(t, "CLICKGATE_ATTRIBUTION_WINDOWS=lead=1s")
+	_, vid := tap(t, g, "/a", "", "")
+	time.Sleep(1200 * time.Millisecond)
+	_, out := post(t, g, conv(map[string]any{"visitor_id": vid, "type": "lead"}), ingest)
+	if attributedTo(out) != "" || !strings.Contains(fmt.Sprint(out["reason"]), "window") {
+		t.Fatalf("%v", out)
+	}
+	// The default window (7 days) still covers a purchase.
+	_, out = post(t, g, conv(map[string]any{"visitor_id": vid}), ingest)
+	if attributedTo(out) == "" {
+		t.Fatalf("%v", out)
+	}
+}
+
+// Hostile intake bodies get a clear error and store nothing.
+func TestIntakeHostile(t *testing.T) {
+	g := gate(t, "CLICKGATE_STRICT_CONVERSION_TYPES=true")
+	cid, _ := tap(t, g, "/a", "", "")
+	cases := []struct {
+		name   string
+		body   any
+		status int
+		field  string
+	}{
+		{"empty", "", 400, ""},
+		{"not json", "type=purchase", 400, ""},
+		{"array", "[]", 400, ""},
+		{"unknown field", conv(map[string]any{"colour": "red"}), 400, "colour"},
+		{"no event id", map[string]any{"type": "purchase"}, 400, "event_id"},
+		{"event id with spaces", conv(map[string]any{"event_id": "a b"}), 400, "event_id"},
+		{"unknown type under strict", conv(map[string]any{"type": "wishlist"}), 400, "type"},
+		{"negative value", conv(map[string]any{"value": -1}), 400, "value"},
+		{"huge value", `{"event_id":"h1","type":"purchase","value":1e999,"currency":"USD"}`, 400, ""},
+		{"value without currency", map[string]any{"event_id": "x1", "type": "purchase", "value": 5}, 400, "currency"},
+		{"lowercase currency", conv(map[string]any{"currency": "usd"}), 400, "currency"},
+		{"unknown currency", conv(map[string]any{"currency": "XYZ"}), 400, "currency"},
+		{"future", conv(map[string]any{"occurred_at": time.Now().Add(time.Hour).Format(time.RFC3339)}), 400, "occurred_at"},
+		{"bad time", conv(map[string]any{"occurred_at": "yesterday"}), 400, "occurred_at"},
+		{"malformed click id", conv(map[string]any{"click_id": cid[:25] + "x"}), 400, "click_id"},
+		{"bad visitor id", conv(map[string]any{"visitor_id": "../etc"}), 400, "visitor_id"},
+		{"bad email", conv(map[string]any{"user": map[string]any{"email": "not-an-email"}}), 400, "user.email"},
+		{"bad status", conv(map[string]any{"status": "deleted"}), 400, "status"},
+		{"value as string", conv(map[string]any{"value": "5"}), 400, "value"},
+		{"batch too big", map[string]any{"conversions": make([]any, 1001)}, 400, "conversions"},
+	}
+	for _, c := range cases {
+		st, out := post(t, g, c.body, ingest)
+		e, _ := out["error"].(map[string]any)
+		if st != c.status || e == nil || e["message"] == "" || (c.field != "" && e["field"] != c.field) {
+			t.Errorf("%s: %d %v", c.name, st, out)
+		}
+	}
+	if st, _ := post(t, g, conv(nil), ""); st != 401 {
+		t.Errorf("no token: %d", st)
+	}
+	if st, _ := post(t, g, conv(nil), "wrong-token-0123456789"); st != 401 {
+		t.Errorf("wrong token: %d", st)
+	}
+	if resp, _ := http.Get(g.Pub + "/v1/postback?key=nope&type=lead&event_id=x"); resp.StatusCode != 401 {
+		t.Errorf("postback with a wrong key: %d", resp.StatusCode)
+	}
+	big := `{"event_id":"x","type":"purchase","pad":"` + strings.Repeat("a", 2<<20) + `"}`
+	req, _ := http.NewRequest("POST", g.Pub+"/v1/conversions", strings.NewReader(big))
+	req.Header.Set("Authorization", "Bearer "+ingest)
+	if resp, err := http.DefaultClient.Do(req); err == nil && resp.StatusCode != 413 {
+		t.Errorf("oversized body: %d", resp.StatusCode)
+	}
+	// Nothing above was stored: a valid conversion with one of those event IDs is new.
+	_, out := post(t, g, map[string]any{"event_id": "x1", "type": "purchase", "value": 5, "currency": "USD"}, ingest)
+	if out["duplicate"] != false {
+		t.Fatalf("a refused conversion was stored: %v", out)
+	}
+	// A batch: each item gets its own result, valid ones are kept.
+	st, res := post(t, g, map[string]any{"conversions": []any{conv(nil), conv(map[string]any{"currency": "usd"}), conv(nil)}}, ingest)
+	rs, _ := res["results"].([]any)
+	if st != 200 || len(rs) != 3 || rs[0].(map[string]any)["conversion_id"] == nil || rs[2].(map[string]any)["conversion_id"] == nil {
+		t.Fatalf("batch: %d %v", st, res)
+	}
+	if e := rs[1].(map[string]any)["error"].(map[string]any); e["field"] != "conversions[1].currency" {
+		t.Fatalf("batch item error %v", e)
+	}
+}
