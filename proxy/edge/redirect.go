@@ -64,7 +64,7 @@ func (e *Edge) redirect(ctx *fasthttp.RequestCtx, slug, token []byte) {
 		}
 		metrics.RedirectUnstored.Inc()
 		e.Log.Error("click not stored; redirected without a click ID", "slug", string(slug), "err", err)
-		s.loc = link.AppendLocation(s.loc[:0], target, ctx.URI().QueryString(), "", nil)
+		s.loc = link.AppendLocation(s.loc[:0], target, ctx.URI().QueryString(), e.ClickParam, nil)
 	} else {
 		countClick(kind)
 		metrics.RedirectOK.Inc()

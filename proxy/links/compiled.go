@@ -124,6 +124,13 @@ func (l *Link) Pick(visitor []byte) *Target {
 	for i := 0; i < len(l.Stored.Slug); i++ {
 		h = (h ^ uint64(l.Stored.Slug[i])) * 1099511628211
 	}
+	// FNV alone barely mixes its last bytes: without a finaliser one visitor would fall on
+	// the same side of every A/B test. fmix64 (MurmurHash3) makes links independent.
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	h *= 0xc4ceb9fe1a85ec53
+	h ^= h >> 33
 	x := uint32(h % uint64(l.totalWeight))
 	for i := range l.Targets {
 		if x < l.Targets[i].weight {

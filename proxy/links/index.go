@@ -21,13 +21,12 @@ type Entry struct {
 // Link returns the current compiled link.
 func (e *Entry) Link() *Link { return e.link.Load() }
 
-// Reserve takes a max_clicks slot for a human click; it reports false when the link is
-// used up. Links without a limit always admit.
+// Reserve takes a slot for a human click; it reports false when the link's max_clicks
+// is used up. Every human click is counted, limit or not, so a limit set later by an
+// update starts from the clicks the link already had.
 func (e *Entry) Reserve(l *Link) bool {
-	if l.MaxClicks <= 0 {
-		return true
-	}
-	if e.reserved.Add(1) > l.MaxClicks {
+	n := e.reserved.Add(1)
+	if l.MaxClicks > 0 && n > l.MaxClicks {
 		e.reserved.Add(-1)
 		return false
 	}
@@ -35,11 +34,7 @@ func (e *Entry) Reserve(l *Link) bool {
 }
 
 // Release returns a slot taken by Reserve whose click was not stored.
-func (e *Entry) Release(l *Link) {
-	if l.MaxClicks > 0 {
-		e.reserved.Add(-1)
-	}
-}
+func (e *Entry) Release(*Link) { e.reserved.Add(-1) }
 
 const shardCount = 256
 
@@ -70,10 +65,10 @@ func (ix *Index) Len() int { return int(ix.count.Load()) }
 // that domain, else a link on no domain. It allocates nothing.
 func (ix *Index) Lookup(host, slug []byte) *Entry {
 	var buf [320]byte
-	if len(host)+1+len(slug) > len(buf) {
+	if len(slug)+1 > len(buf) {
 		return nil
 	}
-	if len(host) > 0 {
+	if len(host) > 0 && len(host)+1+len(slug) <= len(buf) {
 		k := append(append(append(buf[:0], host...), 0), slug...)
 		if e := ix.get(k); e != nil {
 			return e

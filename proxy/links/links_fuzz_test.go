@@ -8,8 +8,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/clickgate/clickgate/proxy/utm"
 	"github.com/clickgate/clickgate/storage"
 )
+
+func rules() *Rules { return &Rules{UTM: utm.DefaultPolicy(), ClickParam: "cgid"} }
 
 func FuzzValidSlug(f *testing.F) {
 	for _, s := range []string{"abc", "a/b", "healthz", ""} {

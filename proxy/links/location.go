@@ -4,8 +4,9 @@ import "bytes"
 
 // AppendLocation appends the URL a tap is redirected to: the target's prefix (the
 // destination's bytes as stored, with the link's UTM values), then the incoming query
-// parameters the link forwards, then the click parameter (none when clickParam is
-// empty: a click that could not be stored claims no ID), then the fragment. The stored
+// parameters the link forwards, then the click parameter (none when clickID is nil: a
+// click that could not be stored claims no ID, and an incoming one is still never
+// forwarded), then the fragment. The stored
 // destination's bytes are never decoded or re-escaped; incoming bytes are escaped where
 // they are not valid in a query, so nothing a client sends can end the header or the URL.
 func (l *Link) AppendLocation(dst []byte, t *Target, query []byte, clickParam string, clickID []byte) []byte {
@@ -13,7 +14,7 @@ func (l *Link) AppendLocation(dst []byte, t *Target, query []byte, clickParam st
 	if l.Stored.ForwardQuery && len(query) > 0 {
 		dst = l.appendForwarded(dst, t, query, clickParam)
 	}
-	if clickParam != "" {
+	if clickID != nil {
 		dst = append(dst, '&')
 		dst = append(dst, clickParam...)
 		dst = append(dst, '=')

@@ -17,10 +17,10 @@ const unambiguous = "23456789abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ"
 const (
 	// MaxSlugLen bounds custom slugs; generated ones are GeneratedSlugLen long.
 	MaxSlugLen = 64
-	// GeneratedSlugLen gives 56^7 ≈ 1.7e12 slugs: random, so not guessable in sequence,
+	// GeneratedSlugLen gives 57^7 ≈ 1.9e12 slugs: random, so not guessable in sequence,
 	// and short enough for an SMS.
 	GeneratedSlugLen = 7
-	// TokenLen is the length of a per-recipient token: 56^8 ≈ 9.7e13 per link.
+	// TokenLen is the length of a per-recipient token: 57^8 ≈ 1.1e14 per link.
 	TokenLen = 8
 	// MaxTokenLen bounds what the redirect accepts as a token.
 	MaxTokenLen = 32
@@ -76,7 +76,7 @@ func randomString(n int) string {
 	for len(out) < n {
 		rand.Read(buf[:])
 		for _, b := range buf {
-			// 56*4 = 224: values at or above it would bias the first characters.
+			// 57*4 = 228: values at or above it would bias the first characters.
 			if int(b) < len(unambiguous)*4 {
 				out = append(out, unambiguous[int(b)%len(unambiguous)])
 				if len(out) == n {
