@@ -10,7 +10,7 @@ FUZZTIME ?= 10s
 
 all: build
 
-PLUGINS := $(notdir $(patsubst %/main.go,%,$(wildcard plugins/*/main.go)))
+PLUGINS := $(filter-out example,$(notdir $(patsubst %/main.go,%,$(wildcard plugins/*/main.go))))
 
 # bin/clickgate and every built-in forwarder in bin/plugins/.
 build:

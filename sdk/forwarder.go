@@ -20,7 +20,9 @@ type Forwarder interface {
 	Configure(ctx context.Context, config json.RawMessage) error
 	// Forward delivers a batch and returns one Result per event, in order. Partial
 	// success is normal: deliver what you can, ask to retry the rest. A returned error
-	// means nothing was delivered and the whole batch is retried.
+	// means nothing was delivered: the whole batch is retried later, with back-off, by
+	// the same process (prefer per-event results; an error counts as an attempt for
+	// every event).
 	Forward(ctx context.Context, events []Event) ([]Result, error)
 	// Close releases resources; the process exits after it.
 	Close(ctx context.Context) error

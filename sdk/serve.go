@@ -9,18 +9,24 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
 
 	pb "github.com/clickgate/clickgate/sdk/internal/forwarderv1"
 	"github.com/clickgate/clickgate/sdk/internal/glue"
 )
+
+// maxMessageBytes matches the host's limit: batches of thousands of events exceed gRPC's
+// 4 MB default.
+const maxMessageBytes = 64 << 20
 
 // ProtocolVersion is the host–plugin protocol this SDK speaks.
 const ProtocolVersion = glue.ProtocolVersion
 
 // Serve runs f as a plugin. With the single argument "describe" it prints the plugin's
 // name, version, protocol version and configuration fields as JSON and exits, so a
-// binary can be inspected without the host. Anything a plugin writes to stderr reaches
-// the host's log; it must not write to stdout before Serve.
+// binary can be inspected without the host. After Serve starts, what the plugin writes
+// to stderr (plain lines, or JSON from log/slog) reaches the host's log under the
+// plugin's name; it must not write to stdout before Serve.
 func Serve(f Forwarder) {
 	if len(os.Args) == 2 && os.Args[1] == "describe" {
 		info := f.Info()
@@ -46,7 +52,9 @@ func Serve(f Forwarder) {
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: glue.Handshake,
 		Plugins:         glue.Set(NewServer(f)),
-		GRPCServer:      plugin.DefaultGRPCServer,
+		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
+			return grpc.NewServer(append(opts, grpc.MaxRecvMsgSize(maxMessageBytes), grpc.MaxSendMsgSize(maxMessageBytes))...)
+		},
 		Logger: hclog.New(&hclog.LoggerOptions{
 			Name: f.Info().Name, Output: os.Stderr, JSONFormat: true, Level: hclog.Info,
 		}),
@@ -85,7 +93,10 @@ func (s *server) Configure(ctx context.Context, req *pb.ConfigureRequest) (*pb.C
 func (s *server) Forward(ctx context.Context, req *pb.ForwardRequest) (*pb.ForwardResponse, error) {
 	evs := make([]Event, len(req.Events))
 	for i, e := range req.Events {
-		evs[i] = Event{ID: e.Id, Type: e.Type, Time: time.Unix(0, e.TimeUnixNano).UTC(), JSON: e.Json}
+		evs[i] = Event{ID: e.Id, Type: e.Type, JSON: e.Json}
+		if e.TimeUnixNano != 0 {
+			evs[i].Time = time.Unix(0, e.TimeUnixNano).UTC()
+		}
 	}
 	rs, err := s.f.Forward(ctx, evs)
 	if err != nil {

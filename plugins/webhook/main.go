@@ -92,13 +92,31 @@ func (w *Webhook) Configure(_ context.Context, raw json.RawMessage) error {
 	return nil
 }
 
-// Forward posts the events in batches of max_batch.
+// Forward posts the events in batches of max_batch. An event that is not valid JSON
+// fails alone rather than spoiling its batch.
 func (w *Webhook) Forward(ctx context.Context, evs []sdk.Event) ([]sdk.Result, error) {
-	out := make([]sdk.Result, 0, len(evs))
-	for start := 0; start < len(evs); start += w.cfg.MaxBatch {
-		chunk := evs[start:min(start+w.cfg.MaxBatch, len(evs))]
+	if w.client == nil {
+		return nil, errors.New("not configured")
+	}
+	out := make([]sdk.Result, len(evs))
+	var good []int
+	for i, e := range evs {
+		if !json.Valid(e.JSON) {
+			out[i] = sdk.Failed("event is not valid JSON")
+			continue
+		}
+		good = append(good, i)
+	}
+	for start := 0; start < len(good); start += w.cfg.MaxBatch {
+		idx := good[start:min(start+w.cfg.MaxBatch, len(good))]
+		chunk := make([]sdk.Event, len(idx))
+		for j, i := range idx {
+			chunk[j] = evs[i]
+		}
 		r := w.post(ctx, chunk)
-		out = append(out, sdk.All(len(chunk), r)...)
+		for _, i := range idx {
+			out[i] = r
+		}
 	}
 	return out, nil
 }
@@ -117,14 +135,16 @@ func (w *Webhook) post(ctx context.Context, evs []sdk.Event) sdk.Result {
 	if err != nil {
 		return sdk.Failed(err.Error())
 	}
+	// Configured headers first, so they can never replace the content type or the
+	// signature.
+	for k, v := range w.cfg.Headers {
+		req.Header.Set(k, v)
+	}
 	ts, sig := signature.Sign([]byte(w.cfg.Secret), w.now(), body.Bytes())
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "clickgate-webhook/"+version)
 	req.Header.Set(signature.TimestampHeader, ts)
 	req.Header.Set(signature.SignatureHeader, sig)
-	for k, v := range w.cfg.Headers {
-		req.Header.Set(k, v)
-	}
 	resp, err := w.client.Do(req)
 	if err != nil {
 		return sdk.Retry(0, err.Error())
@@ -141,16 +161,23 @@ func (w *Webhook) post(ctx context.Context, evs []sdk.Event) sdk.Result {
 	}
 }
 
+// maxRetryAfter caps what a receiver can ask for, so a bogus header cannot stall a
+// plugin for days.
+const maxRetryAfter = time.Hour
+
 // retryAfter reads Retry-After as seconds or an HTTP date.
 func retryAfter(v string, now time.Time) time.Duration {
 	if v == "" {
 		return 0
 	}
-	if s, err := strconv.Atoi(v); err == nil && s >= 0 {
+	if s, err := strconv.ParseInt(v, 10, 64); err == nil && s >= 0 {
+		if s > int64(maxRetryAfter/time.Second) {
+			return maxRetryAfter
+		}
 		return time.Duration(s) * time.Second
 	}
 	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
+		return min(t.Sub(now), maxRetryAfter)
 	}
 	return 0
 }

@@ -9,6 +9,9 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/clickgate/clickgate/proxy/backoff"
 	"github.com/clickgate/clickgate/proxy/events"
 	"github.com/clickgate/clickgate/proxy/ids"
@@ -305,6 +308,19 @@ func (r *runner) deliver(ctx context.Context, batch []*pending) (time.Duration, 
 	results, err := r.p.Forward(cctx, evs)
 	cancel()
 	callSeconds.WithLabelValues(r.spec.Name).Observe(time.Since(start).Seconds())
+	if err != nil && status.Code(err) == codes.Unknown {
+		// The forwarder itself returned an error: the process is fine, the batch is
+		// retried later as a whole.
+		for i, p := range batch {
+			p.attempts++
+			retried.WithLabelValues(r.spec.Name).Inc()
+			if p.attempts >= r.spec.MaxAttempts {
+				r.deadLetter(p, fmt.Sprintf("gave up after %d attempts: %v", p.attempts, err))
+				batch[i] = nil
+			}
+		}
+		return 0, true
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return 0, true

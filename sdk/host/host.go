@@ -19,6 +19,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
 
 	"github.com/clickgate/clickgate/sdk"
 	pb "github.com/clickgate/clickgate/sdk/internal/forwarderv1"
@@ -38,6 +39,9 @@ type Config struct {
 	// StartTimeout bounds the handshake. Default 10 s.
 	StartTimeout time.Duration
 }
+
+// MaxMessageBytes bounds one gRPC message between host and plugin (a Forward batch).
+const MaxMessageBytes = 64 << 20
 
 // Errors that tell an operator what is wrong with a plugin binary.
 var (
@@ -72,6 +76,12 @@ func Launch(ctx context.Context, cfg Config) (*Plugin, error) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	logw := &logWriter{log: cfg.Logger}
 	client := plugin.NewClient(&plugin.ClientConfig{
+		// What the plugin writes to stdout and stderr after Serve arrives over gRPC.
+		SyncStdout: &logWriter{log: cfg.Logger, plain: slog.LevelInfo},
+		SyncStderr: &logWriter{log: cfg.Logger, plain: slog.LevelWarn},
+		// Batches of thousands of events exceed gRPC's 4 MB default.
+		GRPCDialOptions: []grpc.DialOption{grpc.WithDefaultCallOptions(
+			grpc.MaxCallRecvMsgSize(MaxMessageBytes), grpc.MaxCallSendMsgSize(MaxMessageBytes))},
 		HandshakeConfig:  glue.Handshake,
 		Plugins:          glue.Set(nil),
 		Cmd:              cmd,
@@ -80,7 +90,7 @@ func Launch(ctx context.Context, cfg Config) (*Plugin, error) {
 		SkipHostEnv:      true,
 		StartTimeout:     cfg.StartTimeout,
 		Logger: hclog.New(&hclog.LoggerOptions{
-			Name: "plugin", Output: logw, JSONFormat: true, Level: hclog.Info,
+			Name: "plugin", Output: logw, JSONFormat: true, Level: hclog.Debug,
 		}),
 		Stderr: io.Discard,
 	})
@@ -191,7 +201,10 @@ func (p *Plugin) Configure(ctx context.Context, config json.RawMessage) error {
 func (p *Plugin) Forward(ctx context.Context, evs []sdk.Event) ([]sdk.Result, error) {
 	req := &pb.ForwardRequest{Events: make([]*pb.Event, len(evs))}
 	for i, e := range evs {
-		req.Events[i] = &pb.Event{Id: e.ID, Type: e.Type, TimeUnixNano: e.Time.UnixNano(), Json: e.JSON}
+		req.Events[i] = &pb.Event{Id: e.ID, Type: e.Type, Json: e.JSON}
+		if !e.Time.IsZero() {
+			req.Events[i].TimeUnixNano = e.Time.UnixNano()
+		}
 	}
 	resp, err := p.rpc.Forward(ctx, req)
 	if err != nil {
@@ -216,10 +229,14 @@ func (p *Plugin) Ping() error { return p.ping() }
 // Exited reports whether the plugin process is gone.
 func (p *Plugin) Exited() bool { return p.client != nil && p.client.Exited() }
 
-// Close asks the plugin to close, then stops it.
+// Close asks the plugin to close, lets go-plugin stop it gracefully, then kills what is
+// left of its process group.
 func (p *Plugin) Close(ctx context.Context) {
 	p.rpc.Close(ctx, &pb.CloseRequest{})
-	p.Kill()
+	if p.client != nil {
+		p.client.Kill()
+		killGroup(p.cmd)
+	}
 }
 
 // Kill stops the plugin and its process group at once.
@@ -245,28 +262,44 @@ func killGroup(cmd *exec.Cmd) {
 	}
 }
 
-// logWriter turns the plugin's hclog JSON lines into slog records.
-type logWriter struct{ log *slog.Logger }
+// logWriter turns the plugin's log lines into slog records: hclog or slog JSON keeps its
+// level and fields; a plain line is logged at the writer's level.
+type logWriter struct {
+	log   *slog.Logger
+	plain slog.Level
+}
 
 func (w *logWriter) Write(p []byte) (int, error) {
 	for _, line := range strings.Split(strings.TrimSpace(string(p)), "\n") {
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
 		var rec map[string]any
 		if json.Unmarshal([]byte(line), &rec) != nil {
-			w.log.Info(line)
+			w.log.Log(context.Background(), w.plain, line)
 			continue
 		}
 		msg, _ := rec["@message"].(string)
+		level, _ := rec["@level"].(string)
+		if msg == "" { // slog's JSON handler
+			msg, _ = rec["msg"].(string)
+			level, _ = rec["level"].(string)
+		}
 		lvl := slog.LevelInfo
-		switch rec["@level"] {
+		switch strings.ToLower(level) {
 		case "trace", "debug":
 			lvl = slog.LevelDebug
-		case "warn":
+		case "warn", "warning":
 			lvl = slog.LevelWarn
 		case "error":
 			lvl = slog.LevelError
 		}
 		var attrs []any
 		for k, v := range rec {
+			switch k {
+			case "msg", "level", "time":
+				continue
+			}
 			if !strings.HasPrefix(k, "@") {
 				attrs = append(attrs, k, v)
 			}
