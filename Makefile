@@ -22,7 +22,8 @@ build:
 
 # Serve the demo links from configs/ on the embedded default (Badger in ./data, no Kafka).
 run: build
-	CLICKGATE_SEED_LINKS=configs/demo-links.json CLICKGATE_LOG_FORMAT=text ./bin/clickgate serve
+	CLICKGATE_SEED_LINKS=configs/demo-links.json CLICKGATE_LOG_FORMAT=text \
+	CLICKGATE_INGEST_TOKENS=$${CLICKGATE_INGEST_TOKENS:-demo-ingest-token-change-me} ./bin/clickgate serve
 
 # Every test: unit, end to end over real TCP and Badger, crash tests with kill -9, and
 # the Kafka tests against a real broker. Test packages that need Kafka start their own
