@@ -98,18 +98,21 @@ func Open(opt Options) (*DB, error) {
 	}
 	db.clicks = newCommitter(db)
 	db.Register(indexConsumer)
+	db.Register(reportConsumer)
 	return db, nil
 }
 
 // Committer returns the group committer that makes clicks and other events durable.
 func (db *DB) Committer() *Committer { return db.clicks }
 
-// Run runs the background work (the group committer and the visitor index) until ctx
-// ends.
+// Run runs the background work (the group committer, the visitor index and the report
+// counters) until ctx ends.
 func (db *DB) Run(ctx context.Context) {
-	done := make(chan struct{})
-	go func() { db.runIndexer(ctx); close(done) }()
+	done := make(chan struct{}, 2)
+	go func() { db.runIndexer(ctx); done <- struct{}{} }()
+	go func() { db.runReports(ctx); done <- struct{}{} }()
 	db.clicks.run(ctx)
+	<-done
 	<-done
 }
 

@@ -113,16 +113,17 @@ func TestCommitOutboxAndCounters(t *testing.T) {
 	if db.OutboxHead() != n+1 {
 		t.Fatalf("outbox head %d", db.OutboxHead())
 	}
-	// Simulate a crash: skip the shutdown checkpoint by not cancelling Run before close.
+	// Simulate a crash: no counter checkpoint since the last one, so the reopen must
+	// rebuild the counters from the outbox.
 	db.clicks.mu.Lock()
 	db.clicks.closed = true
 	db.clicks.mu.Unlock()
 	clear(db.clicks.dirty)
+	cancel()
+	<-done
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	cancel()
-	<-done
 
 	db = openTest(t, dir)
 	defer db.Close()

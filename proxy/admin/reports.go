@@ -1,0 +1,179 @@
+package admin
+
+import (
+	"encoding/csv"
+	"fmt"
+	"math"
+	"net/http"
+	"slices"
+	"sort"
+	"strconv"
+	"time"
+
+	"golang.org/x/text/currency"
+
+	"github.com/clickgate/clickgate/proxy/reports"
+	"github.com/clickgate/clickgate/storage"
+)
+
+func (a *API) getCampaign(w http.ResponseWriter, r *http.Request) {
+	c, err := a.DB.GetCampaign(r.PathValue("id"))
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, c)
+}
+
+// putCampaign sets a campaign's metadata: messages sent, cost and its currency, and the
+// conversions the SMS platform reports (for the discrepancy).
+func (a *API) putCampaign(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if id == "" || len(id) > 100 {
+		writeError(w, http.StatusBadRequest, "invalid_field", "campaign id must be 1 to 100 characters", "id")
+		return
+	}
+	var c storage.Campaign
+	if !decode(w, r, maxBody, &c) {
+		return
+	}
+	switch {
+	case c.MessagesSent != nil && *c.MessagesSent < 0:
+		writeError(w, http.StatusBadRequest, "invalid_field", "messages_sent must be 0 or more", "messages_sent")
+		return
+	case c.Cost != nil && (*c.Cost < 0 || math.IsInf(*c.Cost, 0) || math.IsNaN(*c.Cost)):
+		writeError(w, http.StatusBadRequest, "invalid_field", "cost must be 0 or more", "cost")
+		return
+	case c.Cost != nil && c.Currency == "":
+		writeError(w, http.StatusBadRequest, "invalid_field", "currency is required with cost", "currency")
+		return
+	case c.PlatformConversions != nil && *c.PlatformConversions < 0:
+		writeError(w, http.StatusBadRequest, "invalid_field", "platform_conversions must be 0 or more", "platform_conversions")
+		return
+	}
+	if c.Currency != "" {
+		if u, err := currency.ParseISO(c.Currency); err != nil || u.String() != c.Currency {
+			writeError(w, http.StatusBadRequest, "invalid_field", "currency must be an ISO 4217 code like USD", "currency")
+			return
+		}
+	}
+	c.ID, c.UpdatedAt = id, time.Now().UTC()
+	if err := a.DB.PutCampaign(&c); err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, c)
+}
+
+// campaignReport: GET /api/v1/reports/campaigns?from=YYYY-MM-DD&to=YYYY-MM-DD&group_by=…&format=json|csv
+func (a *API) campaignReport(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	now := time.Now().UTC()
+	query := reports.Query{From: now.AddDate(0, 0, -6), To: now, GroupBy: q.Get("group_by")}
+	if query.GroupBy == "" {
+		query.GroupBy = "campaign"
+	}
+	if !slices.Contains(reports.GroupBys, query.GroupBy) {
+		writeError(w, http.StatusBadRequest, "invalid_field", "group_by must be campaign, medium, content, link, day or week", "group_by")
+		return
+	}
+	for _, f := range []struct {
+		name string
+		dst  *time.Time
+	}{{"from", &query.From}, {"to", &query.To}} {
+		if s := q.Get(f.name); s != "" {
+			t, err := time.Parse(time.DateOnly, s)
+			if err != nil {
+				writeError(w, http.StatusBadRequest, "invalid_field", f.name+" must be a date like 2026-11-27", f.name)
+				return
+			}
+			*f.dst = t
+		}
+	}
+	if query.To.Before(query.From) || query.To.Sub(query.From) > 3*366*24*time.Hour {
+		writeError(w, http.StatusBadRequest, "invalid_field", "to must be on or after from, at most three years later", "to")
+		return
+	}
+	rep, err := reports.Build(a.DB, query)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	switch q.Get("format") {
+	case "", "json":
+		writeJSON(w, http.StatusOK, rep)
+	case "csv":
+		writeCSV(w, rep)
+	default:
+		writeError(w, http.StatusBadRequest, "invalid_field", "format must be json or csv", "format")
+	}
+}
+
+func writeCSV(w http.ResponseWriter, rep *reports.Report) {
+	currencies := map[string]bool{}
+	types := map[string]bool{}
+	for _, r := range rep.Rows {
+		for c := range r.Revenue {
+			currencies[c] = true
+		}
+		for t := range r.Conversions {
+			types[t] = true
+		}
+	}
+	cur, ty := sortedKeys(currencies), sortedKeys(types)
+	head := []string{rep.GroupBy, "human_clicks", "bot_clicks", "unique_visitors", "conversions"}
+	for _, t := range ty {
+		head = append(head, "conversions_"+t)
+	}
+	for _, c := range cur {
+		head = append(head, "revenue_"+c, "first_click_revenue_"+c, "linear_revenue_"+c, "revenue_per_message_"+c)
+	}
+	head = append(head, "conversion_rate", "cost_per_conversion", "median_seconds_to_convert", "p90_seconds_to_convert",
+		"platform_conversions", "discrepancy", "change_conversions")
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	cw := csv.NewWriter(w)
+	cw.Write(head)
+	for _, r := range rep.Rows {
+		rec := []string{r.Group, itoa(r.HumanClicks), itoa(r.BotClicks), itoa(r.UniqueVisitors), itoa(r.ConversionsTotal)}
+		for _, t := range ty {
+			rec = append(rec, itoa(r.Conversions[t]))
+		}
+		for _, c := range cur {
+			rpm := ""
+			if v, ok := r.RevenuePerMessage[c]; ok {
+				rpm = ftoa(v)
+			}
+			rec = append(rec, ftoa(r.Revenue[c]), ftoa(r.FirstClickRevenue[c]), ftoa(r.LinearRevenue[c]), rpm)
+		}
+		rec = append(rec, optF(r.ConversionRate), optF(r.CostPerConversion), optI(r.MedianSecondsToConvert), optI(r.P90SecondsToConvert),
+			optI(r.PlatformConversions), optI(r.Discrepancy), optF(r.Change["conversions_total"]))
+		cw.Write(rec)
+	}
+	cw.Flush()
+}
+
+func sortedKeys(m map[string]bool) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func itoa(n int64) string   { return strconv.FormatInt(n, 10) }
+func ftoa(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
+
+func optF(v *float64) string {
+	if v == nil {
+		return ""
+	}
+	return ftoa(*v)
+}
+
+func optI(v *int64) string {
+	if v == nil {
+		return ""
+	}
+	return fmt.Sprint(*v)
+}

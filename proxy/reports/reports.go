@@ -1,0 +1,271 @@
+// Package reports answers the marketer's questions from the counters storage keeps as
+// events arrive: clicks, visitors, conversions, revenue under each attribution model,
+// conversion rate, revenue per message, cost per conversion, time to conversion, change
+// against the previous period, and attributed against platform-reported conversions.
+package reports
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"time"
+
+	"github.com/clickgate/clickgate/storage"
+)
+
+// GroupBys are the dimensions a report groups by.
+var GroupBys = []string{"campaign", "medium", "content", "link", "day", "week"}
+
+// Query selects a report: the days [From, To] inclusive, grouped by GroupBy.
+type Query struct {
+	From, To time.Time
+	GroupBy  string
+}
+
+// Metrics are one group's figures for one period.
+type Metrics struct {
+	HumanClicks       int64              `json:"human_clicks"`
+	BotClicks         int64              `json:"bot_clicks"`
+	UniqueVisitors    int64              `json:"unique_visitors"`
+	Conversions       map[string]int64   `json:"conversions"`
+	ConversionsTotal  int64              `json:"conversions_total"`
+	Reversed          map[string]int64   `json:"refunded_or_rejected"`
+	Revenue           map[string]float64 `json:"revenue"`
+	FirstClickRevenue map[string]float64 `json:"first_click_revenue"`
+	LinearRevenue     map[string]float64 `json:"linear_revenue"`
+	// Rates are empty (null), not zero, when their denominator is zero or unknown.
+	ConversionRate           *float64 `json:"conversion_rate"`
+	ConversionRatePerVisitor *float64 `json:"conversion_rate_per_visitor"`
+	MedianSecondsToConvert   *int64   `json:"median_seconds_to_convert"`
+	P90SecondsToConvert      *int64   `json:"p90_seconds_to_convert"`
+}
+
+// Row is one group of a report.
+type Row struct {
+	Group string `json:"group"`
+	Metrics
+	// Campaign metadata and what follows from it (group_by=campaign only).
+	MessagesSent        *int64             `json:"messages_sent"`
+	Cost                *float64           `json:"cost"`
+	CostCurrency        string             `json:"cost_currency,omitempty"`
+	RevenuePerMessage   map[string]float64 `json:"revenue_per_message"`
+	CostPerConversion   *float64           `json:"cost_per_conversion"`
+	PlatformConversions *int64             `json:"platform_conversions"`
+	Discrepancy         *int64             `json:"discrepancy"`
+	DiscrepancyRatio    *float64           `json:"discrepancy_ratio"`
+	// Previous is the same group over the previous period of equal length; Change is
+	// the relative change of the headline figures (null where the previous is zero).
+	Previous *Metrics            `json:"previous"`
+	Change   map[string]*float64 `json:"change"`
+}
+
+// Report is a whole report.
+type Report struct {
+	From    string `json:"from"`
+	To      string `json:"to"`
+	GroupBy string `json:"group_by"`
+	Rows    []Row  `json:"rows"`
+}
+
+// Source is what reports read.
+type Source interface {
+	ReportCells(from, to storage.Day) ([]*storage.CellData, error)
+	GetCampaign(id string) (*storage.Campaign, error)
+}
+
+// Build computes a report.
+func Build(src Source, q Query) (*Report, error) {
+	from, to := storage.DayOf(q.From), storage.DayOf(q.To)+1
+	if to <= from {
+		return nil, fmt.Errorf("to is before from")
+	}
+	cur, err := groups(src, from, to, q.GroupBy)
+	if err != nil {
+		return nil, err
+	}
+	n := to - from
+	prev := map[string]*acc{}
+	if from >= n {
+		if prev, err = groups(src, from-n, from, q.GroupBy); err != nil {
+			return nil, err
+		}
+	}
+	r := &Report{From: from.Time().Format(time.DateOnly), To: (to - 1).Time().Format(time.DateOnly), GroupBy: q.GroupBy, Rows: []Row{}}
+	var keys []string
+	for k := range cur {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		row := Row{Group: k, Metrics: cur[k].metrics()}
+		if p := prev[k]; p != nil {
+			m := p.metrics()
+			row.Previous = &m
+		} else {
+			row.Previous = &Metrics{}
+		}
+		row.Change = map[string]*float64{
+			"human_clicks":      change(float64(row.HumanClicks), float64(row.Previous.HumanClicks)),
+			"unique_visitors":   change(float64(row.UniqueVisitors), float64(row.Previous.UniqueVisitors)),
+			"conversions_total": change(float64(row.ConversionsTotal), float64(row.Previous.ConversionsTotal)),
+		}
+		for c, v := range row.Revenue {
+			row.Change["revenue_"+c] = change(v, row.Previous.Revenue[c])
+		}
+		if q.GroupBy == "campaign" {
+			if err := campaignFigures(src, &row); err != nil {
+				return nil, err
+			}
+		}
+		r.Rows = append(r.Rows, row)
+	}
+	return r, nil
+}
+
+func campaignFigures(src Source, row *Row) error {
+	c, err := src.GetCampaign(row.Group)
+	if err == storage.ErrNotFound {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	row.MessagesSent, row.Cost, row.CostCurrency, row.PlatformConversions = c.MessagesSent, c.Cost, c.Currency, c.PlatformConversions
+	if c.MessagesSent != nil && *c.MessagesSent > 0 {
+		row.RevenuePerMessage = map[string]float64{}
+		for cur, v := range row.Revenue {
+			row.RevenuePerMessage[cur] = round(v / float64(*c.MessagesSent))
+		}
+	}
+	if c.Cost != nil && row.ConversionsTotal > 0 {
+		v := round(*c.Cost / float64(row.ConversionsTotal))
+		row.CostPerConversion = &v
+	}
+	if c.PlatformConversions != nil {
+		d := row.ConversionsTotal - *c.PlatformConversions
+		row.Discrepancy = &d
+		if *c.PlatformConversions > 0 {
+			ratio := round(float64(row.ConversionsTotal) / float64(*c.PlatformConversions))
+			row.DiscrepancyRatio = &ratio
+		}
+	}
+	return nil
+}
+
+// acc accumulates cells into one group.
+type acc struct {
+	m        Metrics
+	visitors map[string]bool
+	seconds  []int64
+}
+
+func groups(src Source, from, to storage.Day, by string) (map[string]*acc, error) {
+	cells, err := src.ReportCells(from, to)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]*acc{}
+	for _, c := range cells {
+		k := key(c, by)
+		a := out[k]
+		if a == nil {
+			a = &acc{visitors: map[string]bool{}, m: Metrics{Conversions: map[string]int64{}, Reversed: map[string]int64{},
+				Revenue: map[string]float64{}, FirstClickRevenue: map[string]float64{}, LinearRevenue: map[string]float64{}}}
+			out[k] = a
+		}
+		a.m.HumanClicks += c.Cell.HumanClicks
+		a.m.BotClicks += c.Cell.BotClicks
+		for _, v := range c.Visitors {
+			a.visitors[v] = true
+		}
+		a.seconds = append(a.seconds, c.Seconds...)
+		for t, n := range c.Cell.Conversions {
+			a.m.Conversions[t] += n
+			a.m.ConversionsTotal += n
+		}
+		for t, n := range c.Cell.Reversed {
+			a.m.Reversed[t] += n
+		}
+		for _, pair := range []struct{ dst, src map[string]float64 }{
+			{a.m.Revenue, c.Cell.Revenue}, {a.m.FirstClickRevenue, c.Cell.FirstRevenue}, {a.m.LinearRevenue, c.Cell.LinearRevenue},
+		} {
+			for cur, v := range pair.src {
+				pair.dst[cur] += v
+			}
+		}
+	}
+	return out, nil
+}
+
+func (a *acc) metrics() Metrics {
+	m := a.m
+	m.UniqueVisitors = int64(len(a.visitors))
+	for _, rev := range []map[string]float64{m.Revenue, m.FirstClickRevenue, m.LinearRevenue} {
+		for k, v := range rev {
+			rev[k] = round(v)
+			if math.Abs(rev[k]) < 1e-9 {
+				delete(rev, k)
+			}
+		}
+	}
+	for t, n := range m.Conversions {
+		if n == 0 {
+			delete(m.Conversions, t)
+		}
+	}
+	if m.HumanClicks > 0 {
+		v := round(float64(m.ConversionsTotal) / float64(m.HumanClicks))
+		m.ConversionRate = &v
+	}
+	if m.UniqueVisitors > 0 {
+		v := round(float64(m.ConversionsTotal) / float64(m.UniqueVisitors))
+		m.ConversionRatePerVisitor = &v
+	}
+	if len(a.seconds) > 0 {
+		s := append([]int64(nil), a.seconds...)
+		sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+		med, p90 := s[(len(s)-1)/2], s[int(math.Ceil(0.9*float64(len(s))))-1]
+		m.MedianSecondsToConvert, m.P90SecondsToConvert = &med, &p90
+	}
+	return m
+}
+
+func key(c *storage.CellData, by string) string {
+	if c.ID.Slug == "" && by != "day" && by != "week" {
+		return "(unattributed)" // conversions no click was credited with
+	}
+	switch by {
+	case "medium":
+		return orNone(c.ID.Medium)
+	case "content":
+		return orNone(c.ID.Content)
+	case "link":
+		if c.ID.Domain != "" {
+			return c.ID.Domain + "/" + c.ID.Slug
+		}
+		return c.ID.Slug
+	case "day":
+		return c.Day.Time().Format(time.DateOnly)
+	case "week":
+		t := c.Day.Time()
+		return t.AddDate(0, 0, -((int(t.Weekday()) + 6) % 7)).Format(time.DateOnly)
+	}
+	return orNone(c.ID.Campaign)
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}
+
+func change(cur, prev float64) *float64 {
+	if prev == 0 {
+		return nil
+	}
+	v := round((cur - prev) / prev)
+	return &v
+}
+
+func round(v float64) float64 { return math.Round(v*1e4) / 1e4 }

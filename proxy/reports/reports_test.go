@@ -1,0 +1,209 @@
+package reports_test
+
+import (
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"net/http"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/clickgate/clickgate/proxy/server/servertest"
+)
+
+const ingest = "ingest-token-0123456789abcdef"
+
+type expect struct {
+	human, bot  int
+	visitors    map[string]bool
+	conversions int
+	reversed    int
+	revenue     map[string]float64
+	seconds     []int64
+}
+
+// A generated data set: the report agrees with a brute-force recomputation from what
+// was tapped and what each conversion was attributed to.
+func TestReportAgreesWithBruteForce(t *testing.T) {
+	g := servertest.Start(t, t.TempDir(), "CLICKGATE_INGEST_TOKENS="+ingest)
+	links := map[string]string{"s1": "spring_sale", "s2": "spring_sale", "f1": "fall_promo"}
+	for slug, camp := range links {
+		g.MustCreate(map[string]any{"slug": slug, "destination": "https://shop.example.com/" + slug,
+			"utm": map[string]any{"medium": "promotional", "campaign": camp, "content": "v_" + slug}})
+	}
+	if st, out := g.API("PUT", "/api/v1/campaigns/spring_sale", map[string]any{"messages_sent": 1000, "cost": 50, "currency": "USD", "platform_conversions": 3}); st != 200 {
+		t.Fatalf("campaign: %d %v", st, out)
+	}
+	rng := rand.New(rand.NewPCG(7, 9))
+	exp := map[string]*expect{}
+	get := func(c string) *expect {
+		if exp[c] == nil {
+			exp[c] = &expect{visitors: map[string]bool{}, revenue: map[string]float64{}}
+		}
+		return exp[c]
+	}
+	slugs := []string{"s1", "s2", "f1"}
+	var visitors []string
+	for v := 0; v < 30; v++ {
+		vid := fmt.Sprintf("0%025d", v+1)
+		visitors = append(visitors, vid)
+		for i := 0; i < 1+rng.IntN(4); i++ {
+			slug := slugs[rng.IntN(3)]
+			ua := servertest.IPhone
+			bot := rng.IntN(5) == 0
+			if bot {
+				ua = "WhatsApp/2.23.20.0 A"
+			}
+			g.Tap("GET", "/"+slug, map[string]string{"Cookie": "cg_vid=" + vid, "User-Agent": ua})
+			e := get(links[slug])
+			if bot {
+				e.bot++
+			} else {
+				e.human++
+				e.visitors[vid] = true
+			}
+		}
+	}
+	post := func(body map[string]any) map[string]any {
+		raw, _ := json.Marshal(body)
+		req, _ := http.NewRequest("POST", g.Pub+"/v1/conversions", bytes.NewReader(raw))
+		req.Header.Set("Authorization", "Bearer "+ingest)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		json.NewDecoder(resp.Body).Decode(&out)
+		return out
+	}
+	for i, vid := range visitors {
+		if i%2 == 1 {
+			continue
+		}
+		cur := []string{"USD", "EUR"}[rng.IntN(2)]
+		value := float64(rng.IntN(10000)) / 100
+		body := map[string]any{"event_id": fmt.Sprintf("o-%d", i), "type": "purchase", "value": value, "currency": cur, "visitor_id": vid}
+		out := post(body)
+		att, _ := out["attribution"].(map[string]any)
+		camp := "(unattributed)"
+		if att != nil {
+			camp = att["campaign"].(string)
+			e := get(camp)
+			e.seconds = append(e.seconds, int64(att["seconds_to_convert"].(float64)))
+		}
+		e := get(camp)
+		if i%6 == 0 { // refunded later: shown apart, no revenue
+			body["status"] = "refunded"
+			post(body)
+			e.reversed++
+			continue
+		}
+		e.conversions++
+		e.revenue[cur] += value
+		post(body) // a duplicate changes nothing
+	}
+	today := time.Now().UTC().Format(time.DateOnly)
+	var rows map[string]map[string]any
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		_, rep := g.API("GET", "/api/v1/reports/campaigns?group_by=campaign&from="+today+"&to="+today, nil)
+		rows = map[string]map[string]any{}
+		total, want := 0, 0
+		for _, r := range rep["rows"].([]any) {
+			m := r.(map[string]any)
+			rows[m["group"].(string)] = m
+			total += int(m["human_clicks"].(float64)) + int(m["conversions_total"].(float64)) + int(num(m["refunded_or_rejected"], "purchase"))
+		}
+		for _, e := range exp {
+			want += e.human + e.conversions + e.reversed
+		}
+		if total == want {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("report counters never caught up: %d of %d", total, want)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for camp, e := range exp {
+		r := rows[camp]
+		if r == nil {
+			t.Fatalf("no row for %s", camp)
+		}
+		check := func(name string, got, want float64) {
+			if math.Abs(got-want) > 1e-6 {
+				t.Errorf("%s %s = %v, want %v", camp, name, got, want)
+			}
+		}
+		check("human_clicks", r["human_clicks"].(float64), float64(e.human))
+		check("bot_clicks", r["bot_clicks"].(float64), float64(e.bot))
+		check("unique_visitors", r["unique_visitors"].(float64), float64(len(e.visitors)))
+		check("conversions_total", r["conversions_total"].(float64), float64(e.conversions))
+		check("refunded", num(r["refunded_or_rejected"], "purchase"), float64(e.reversed))
+		for cur, v := range e.revenue {
+			check("revenue "+cur, num(r["revenue"], cur), math.Round(v*1e4)/1e4)
+		}
+		if len(e.seconds) > 0 {
+			s := append([]int64(nil), e.seconds...)
+			sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+			check("median seconds", r["median_seconds_to_convert"].(float64), float64(s[(len(s)-1)/2]))
+		}
+		if e.human > 0 {
+			check("conversion rate", r["conversion_rate"].(float64), math.Round(float64(e.conversions)/float64(e.human)*1e4)/1e4)
+		}
+	}
+	sp := rows["spring_sale"]
+	if c := exp["spring_sale"].conversions; c > 0 {
+		if got := sp["cost_per_conversion"].(float64); math.Abs(got-math.Round(50/float64(c)*1e4)/1e4) > 1e-9 {
+			t.Errorf("cost per conversion %v with %d conversions", got, c)
+		}
+	}
+	if d := sp["discrepancy"].(float64); d != float64(exp["spring_sale"].conversions-3) {
+		t.Errorf("discrepancy %v", d)
+	}
+	if rows["fall_promo"]["cost_per_conversion"] != nil || rows["fall_promo"]["revenue_per_message"] != nil {
+		t.Errorf("rates without campaign data must be empty, not zero: %v", rows["fall_promo"])
+	}
+	// Other groupings add up to the same clicks; CSV carries the same rows.
+	for _, by := range []string{"link", "medium", "content", "day", "week"} {
+		_, rep := g.API("GET", "/api/v1/reports/campaigns?group_by="+by+"&from="+today+"&to="+today, nil)
+		sum := 0.0
+		for _, r := range rep["rows"].([]any) {
+			sum += r.(map[string]any)["human_clicks"].(float64)
+		}
+		want := 0
+		for _, e := range exp {
+			want += e.human
+		}
+		if sum != float64(want) {
+			t.Errorf("group_by=%s: %v human clicks, want %d", by, sum, want)
+		}
+	}
+	req, _ := http.NewRequest("GET", g.Adm+"/api/v1/reports/campaigns?format=csv&from="+today+"&to="+today, nil)
+	req.Header.Set("Authorization", "Bearer "+servertest.Token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(resp.Body).ReadAll()
+	resp.Body.Close()
+	if err != nil || len(recs) != len(rows)+1 || recs[0][0] != "campaign" {
+		t.Fatalf("csv: %v %v", recs, err)
+	}
+	for _, bad := range []string{"group_by=colour", "from=yesterday", "from=2026-02-01&to=2026-01-01", "format=xml"} {
+		if st, _ := g.API("GET", "/api/v1/reports/campaigns?"+bad, nil); st != 400 {
+			t.Errorf("%s: %d", bad, st)
+		}
+	}
+}
+
+func num(m any, k string) float64 {
+	mm, _ := m.(map[string]any)
+	v, _ := mm[k].(float64)
+	return v
+}

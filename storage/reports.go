@@ -1,0 +1,424 @@
+package storage
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Report counters are kept as events arrive, by an outbox consumer, so a report reads
+// counters rather than every click. A cell is one day of one link (with its campaign,
+// medium and content); reports add cells up.
+const (
+	prefixReport   = 'R'
+	rCell          = 'c' // R c day(4) cell-id              -> Cell (JSON)
+	rVisitor       = 'u' // R u day(4) cell-id 0x00 visitor -> nil (distinct visitors)
+	rTimes         = 't' // R t day(4) cell-id 0x00 conversion-id -> seconds to convert (8)
+	rAccounted     = 'a' // R a conversion-id                -> Contribution (JSON)
+	prefixCampaign = 'G' // G campaign -> Campaign (JSON)
+
+	reportConsumer = "reports"
+)
+
+// CellID names a report cell: the dimensions every report groups by.
+type CellID struct {
+	Campaign string `json:"campaign"`
+	Medium   string `json:"medium"`
+	Content  string `json:"content"`
+	Domain   string `json:"domain"`
+	Slug     string `json:"slug"`
+}
+
+func (c CellID) key() []byte {
+	var b []byte
+	for _, s := range []string{c.Campaign, c.Medium, c.Content, c.Domain, c.Slug} {
+		b = append(append(b, s...), 0)
+	}
+	return b
+}
+
+func parseCellID(b []byte) CellID {
+	parts := bytes.SplitN(b, []byte{0}, 6)
+	var c CellID
+	for i, p := range []*string{&c.Campaign, &c.Medium, &c.Content, &c.Domain, &c.Slug} {
+		if i < len(parts) {
+			*p = string(parts[i])
+		}
+	}
+	return c
+}
+
+// Day is a UTC calendar day, counted from the Unix epoch.
+type Day uint32
+
+// DayOf returns the day of t.
+func DayOf(t time.Time) Day { return Day(t.UTC().Unix() / 86400) }
+
+// Time returns the day's start.
+func (d Day) Time() time.Time { return time.Unix(int64(d)*86400, 0).UTC() }
+
+func cellKey(kind byte, d Day, id CellID) []byte {
+	k := binary.BigEndian.AppendUint32([]byte{prefixReport, kind}, uint32(d))
+	return append(k, id.key()...)
+}
+
+// Cell holds one day of one link's counters.
+type Cell struct {
+	HumanClicks int64 `json:"human_clicks"`
+	BotClicks   int64 `json:"bot_clicks"`
+	Visitors    int64 `json:"visitors"`
+	// Conversions by type (last click), and those refunded or rejected, shown apart.
+	Conversions map[string]int64 `json:"conversions,omitempty"`
+	Reversed    map[string]int64 `json:"reversed,omitempty"`
+	// Revenue is purchase value net of refunds, per currency, under each model.
+	Revenue       map[string]float64 `json:"revenue,omitempty"`
+	FirstRevenue  map[string]float64 `json:"first_click_revenue,omitempty"`
+	LinearRevenue map[string]float64 `json:"linear_revenue,omitempty"`
+}
+
+// Contribution is what one conversion added to the cells, so a status change can take
+// exactly that back.
+type Contribution struct {
+	Status string `json:"status"`
+	Type   string `json:"type"`
+	Parts  []Part `json:"parts"`
+}
+
+// Part is one cell's share of a conversion.
+type Part struct {
+	Day      Day     `json:"day"`
+	Cell     CellID  `json:"cell"`
+	Model    string  `json:"model"` // last, first, linear
+	Value    float64 `json:"value"`
+	Currency string  `json:"currency,omitempty"`
+}
+
+// Campaign is what an operator (or an integration) tells clickgate about a campaign.
+type Campaign struct {
+	ID                  string    `json:"id"`
+	MessagesSent        *int64    `json:"messages_sent,omitempty"`
+	Cost                *float64  `json:"cost,omitempty"`
+	Currency            string    `json:"currency,omitempty"`
+	PlatformConversions *int64    `json:"platform_conversions,omitempty"`
+	UpdatedAt           time.Time `json:"updated_at"`
+}
+
+// PutCampaign stores campaign metadata.
+func (db *DB) PutCampaign(c *Campaign) error {
+	v, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	if err := db.bdb.Update(func(txn *badger.Txn) error { return txn.Set(append([]byte{prefixCampaign}, c.ID...), v) }); err != nil {
+		return fmt.Errorf("storage: put campaign: %w", err)
+	}
+	return nil
+}
+
+// GetCampaign reads campaign metadata.
+func (db *DB) GetCampaign(id string) (*Campaign, error) {
+	var c Campaign
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		it, err := txn.Get(append([]byte{prefixCampaign}, id...))
+		if err != nil {
+			return err
+		}
+		return it.Value(func(v []byte) error { return json.Unmarshal(v, &c) })
+	})
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("storage: get campaign: %w", err)
+	}
+	return &c, nil
+}
+
+// CellData is a cell read for a report, with its visitors and conversion times.
+type CellData struct {
+	Day      Day
+	ID       CellID
+	Cell     Cell
+	Visitors []string
+	Seconds  []int64
+}
+
+// ReportCells reads every cell of the days [from, to).
+func (db *DB) ReportCells(from, to Day) ([]*CellData, error) {
+	byKey := map[string]*CellData{}
+	var out []*CellData
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		scan := func(kind byte, fn func(d Day, rest []byte, item *badger.Item) error) error {
+			p := []byte{prefixReport, kind}
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: p, PrefetchValues: kind == rCell})
+			defer it.Close()
+			for it.Seek(binary.BigEndian.AppendUint32(p, uint32(from))); it.Valid(); it.Next() {
+				k := it.Item().Key()
+				d := Day(binary.BigEndian.Uint32(k[2:6]))
+				if d >= to {
+					break
+				}
+				if err := fn(d, k[6:], it.Item()); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		if err := scan(rCell, func(d Day, rest []byte, item *badger.Item) error {
+			cd := &CellData{Day: d, ID: parseCellID(rest)}
+			if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &cd.Cell) }); err != nil {
+				return err
+			}
+			byKey[fmt.Sprint(d, string(rest))] = cd
+			out = append(out, cd)
+			return nil
+		}); err != nil {
+			return err
+		}
+		// Visitor and time keys are the cell key (five NUL-ended parts), then the visitor
+		// or the conversion.
+		if err := scan(rVisitor, func(d Day, rest []byte, _ *badger.Item) error {
+			// cell key ends with its fifth NUL; the visitor follows.
+			n := nthNul(rest, 5)
+			if cd := byKey[fmt.Sprint(d, string(rest[:n+1]))]; cd != nil {
+				cd.Visitors = append(cd.Visitors, string(rest[n+1:]))
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		return scan(rTimes, func(d Day, rest []byte, item *badger.Item) error {
+			n := nthNul(rest, 5)
+			if cd := byKey[fmt.Sprint(d, string(rest[:n+1]))]; cd != nil {
+				return item.Value(func(v []byte) error {
+					if len(v) == 8 {
+						cd.Seconds = append(cd.Seconds, int64(binary.BigEndian.Uint64(v)))
+					}
+					return nil
+				})
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("storage: report cells: %w", err)
+	}
+	return out, nil
+}
+
+// nthNul returns the index of the n-th NUL byte (1-based), or len(b).
+func nthNul(b []byte, n int) int {
+	for i, c := range b {
+		if c == 0 {
+			n--
+			if n == 0 {
+				return i
+			}
+		}
+	}
+	return len(b)
+}
+
+// runReports keeps the report counters as events arrive, at its own cursor.
+func (db *DB) runReports(ctx context.Context) {
+	cursor, err := db.Cursor(reportConsumer)
+	for err != nil {
+		db.log.Error("cannot read the reports cursor", "err", err)
+		if !sleepCtx(ctx, time.Second) {
+			return
+		}
+		cursor, err = db.Cursor(reportConsumer)
+	}
+	for ctx.Err() == nil {
+		changed := db.OutboxChanged()
+		evs, err := db.ReadEvents(cursor, 2000)
+		if err != nil {
+			db.log.Error("reports: cannot read the outbox", "err", err)
+			sleepCtx(ctx, time.Second)
+			continue
+		}
+		if len(evs) == 0 {
+			select {
+			case <-ctx.Done():
+			case <-changed:
+			}
+			continue
+		}
+		next := evs[len(evs)-1].Seq + 1
+		if err := db.applyReports(evs, next); err != nil {
+			db.log.Error("reports: update failed; retrying", "err", err)
+			sleepCtx(ctx, time.Second)
+			continue
+		}
+		cursor = next
+	}
+}
+
+// applyReports adds a batch of events to the counters and moves the cursor, in one
+// transaction, so a crash neither loses nor double-counts an event.
+func (db *DB) applyReports(evs []Event, next uint64) error {
+	return db.bdb.Update(func(txn *badger.Txn) error {
+		cells := map[string]*Cell{}
+		cell := func(d Day, id CellID) (*Cell, error) {
+			k := string(cellKey(rCell, d, id))
+			if c := cells[k]; c != nil {
+				return c, nil
+			}
+			c := &Cell{}
+			it, err := txn.Get([]byte(k))
+			if err == nil {
+				err = it.Value(func(v []byte) error { return json.Unmarshal(v, c) })
+			}
+			if err != nil && !errors.Is(err, badger.ErrKeyNotFound) {
+				return nil, err
+			}
+			cells[k] = c
+			return c, nil
+		}
+		for _, e := range evs {
+			if e.Record == nil {
+				continue
+			}
+			switch e.Kind {
+			case EventClick:
+				c, err := DecodeClick(e.Record)
+				if err != nil || c.Test {
+					continue
+				}
+				d := DayOf(c.Time)
+				id := CellID{Campaign: c.Campaign, Medium: c.UTM.Medium, Content: c.UTM.Content, Domain: c.Domain, Slug: c.Slug}
+				cl, err := cell(d, id)
+				if err != nil {
+					return err
+				}
+				if c.Bot {
+					cl.BotClicks++
+					continue
+				}
+				cl.HumanClicks++
+				vk := append(append(cellKey(rVisitor, d, id), 0), c.VisitorID...)
+				if _, err := txn.Get(vk); errors.Is(err, badger.ErrKeyNotFound) {
+					cl.Visitors++
+					if err := txn.Set(vk, nil); err != nil {
+						return err
+					}
+				}
+			case EventConversion:
+				c, err := DecodeConversion(e.Record)
+				if err != nil {
+					continue
+				}
+				if err := db.applyConversion(txn, c, cell); err != nil {
+					return err
+				}
+			}
+		}
+		for k, c := range cells {
+			v, err := json.Marshal(c)
+			if err != nil {
+				return err
+			}
+			if err := txn.Set([]byte(k), v); err != nil {
+				return err
+			}
+		}
+		return txn.Set(cursorKey(reportConsumer), binary.BigEndian.AppendUint64(nil, next))
+	})
+}
+
+// applyConversion brings the counters in line with a conversion's current state: the
+// first time it adds the conversion, later it moves it to reversed on a refund.
+func (db *DB) applyConversion(txn *badger.Txn, c *Conversion, cell func(Day, CellID) (*Cell, error)) error {
+	id := []byte(c.ID)
+	ak := append([]byte{prefixReport, rAccounted}, id...)
+	var prev *Contribution
+	if it, err := txn.Get(ak); err == nil {
+		prev = &Contribution{}
+		if err := it.Value(func(v []byte) error { return json.Unmarshal(v, prev) }); err != nil {
+			return err
+		}
+	} else if !errors.Is(err, badger.ErrKeyNotFound) {
+		return err
+	}
+	if prev != nil && prev.Status == c.Status {
+		return nil // already counted in this state
+	}
+	day := DayOf(c.OccurredAt)
+	unattributed := CellID{}
+	apply := func(parts []Part, status string, sign float64) error {
+		for _, p := range parts {
+			cl, err := cell(p.Day, p.Cell)
+			if err != nil {
+				return err
+			}
+			if p.Model == "last" {
+				if cl.Conversions == nil {
+					cl.Conversions = map[string]int64{}
+				}
+				if cl.Reversed == nil {
+					cl.Reversed = map[string]int64{}
+				}
+				if status == "approved" {
+					cl.Conversions[c.Type] += int64(sign)
+				} else {
+					cl.Reversed[c.Type] += int64(sign)
+				}
+			}
+			if status != "approved" || p.Currency == "" || c.Type != "purchase" {
+				continue
+			}
+			m := map[string]*map[string]float64{"last": &cl.Revenue, "first": &cl.FirstRevenue, "linear": &cl.LinearRevenue}[p.Model]
+			if *m == nil {
+				*m = map[string]float64{}
+			}
+			(*m)[p.Currency] += sign * p.Value
+		}
+		return nil
+	}
+	var parts []Part
+	if prev != nil {
+		parts = prev.Parts
+		if err := apply(parts, prev.Status, -1); err != nil {
+			return err
+		}
+	} else {
+		value := 0.0
+		if c.Value != nil {
+			value = *c.Value
+		}
+		last := unattributed
+		if c.LastClick != nil {
+			last = touchCell(c.LastClick)
+			// Time to conversion, for medians, in the cell of the attributed click.
+			tk := append(append(cellKey(rTimes, day, last), 0), id...)
+			if err := txn.Set(tk, binary.BigEndian.AppendUint64(nil, uint64(c.LastClick.SecondsToConvert))); err != nil {
+				return err
+			}
+		}
+		parts = append(parts, Part{Day: day, Cell: last, Model: "last", Value: value, Currency: c.Currency})
+		if c.FirstClick != nil {
+			parts = append(parts, Part{Day: day, Cell: touchCell(c.FirstClick), Model: "first", Value: value, Currency: c.Currency})
+		}
+		for _, t := range c.Linear {
+			parts = append(parts, Part{Day: day, Cell: touchCell(&t), Model: "linear", Value: value * t.Credit, Currency: c.Currency})
+		}
+	}
+	if err := apply(parts, c.Status, 1); err != nil {
+		return err
+	}
+	v, err := json.Marshal(Contribution{Status: c.Status, Type: c.Type, Parts: parts})
+	if err != nil {
+		return err
+	}
+	return txn.Set(ak, v)
+}
+
+func touchCell(t *Touch) CellID {
+	return CellID{Campaign: t.Campaign, Medium: t.UTM.Medium, Content: t.UTM.Content, Domain: t.Domain, Slug: t.Slug}
+}
