@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"syscall"
@@ -80,4 +82,49 @@ func TestKill9KeepsAnsweredConversions(t *testing.T) {
 		t.Fatalf("%d of %d answered conversions lost across kill -9", lost, len(answered))
 	}
 	t.Logf("%d answered conversions, all present after kill -9", len(answered))
+}
+
+// The report and campaigns commands over a running proxy.
+func TestReportCommand(t *testing.T) {
+	pub, adm := freePort(t), freePort(t)
+	p := start(t, t.TempDir(), pub, adm, "CLICKGATE_INGEST_TOKENS="+ingestToken)
+	p.api("POST", "/api/v1/links", `{"slug":"r","destination":"https://x.example/","utm":{"medium":"promotional","campaign":"winter_sale"}}`)
+	req, _ := http.NewRequest("GET", p.pub+"/r", nil)
+	req.Header.Set("User-Agent", "Mozilla/5.0 (iPhone) Mobile")
+	req.Header.Set("Cookie", "cg_vid=0"+strings.Repeat("4", 25))
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	if resp, err := noFollow.Do(req); err != nil || resp.StatusCode != 302 {
+		t.Fatalf("tap: %v", err)
+	}
+	creq, _ := http.NewRequest("POST", p.pub+"/v1/conversions", strings.NewReader(`{"event_id":"r1","type":"purchase","value":80,"currency":"USD","visitor_id":"0`+strings.Repeat("4", 25)+`"}`))
+	creq.Header.Set("Authorization", "Bearer "+ingestToken)
+	if resp, err := http.DefaultClient.Do(creq); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("conversion: %v", err)
+	}
+	cli := func(args ...string) string {
+		c := exec.Command(binary, args...)
+		c.Env = append(os.Environ(), "CLICKGATE_ADMIN_URL="+p.adm, "CLICKGATE_ADMIN_TOKEN="+token)
+		out, err := c.CombinedOutput()
+		if err != nil {
+			t.Fatalf("clickgate %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	if out := cli("campaigns", "set", "winter_sale", `{"messages_sent": 400, "cost": 20, "currency": "USD"}`); !strings.Contains(out, `"messages_sent": 400`) {
+		t.Fatalf("campaigns set: %s", out)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out := cli("report")
+		if strings.Contains(out, "winter_sale") && strings.Contains(out, "80.00 USD") && strings.Contains(out, "0.20 USD") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("report: %s", out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if out := cli("report", "-format", "csv", "-group-by", "link"); !strings.HasPrefix(out, "link,human_clicks") {
+		t.Fatalf("csv report: %s", out)
+	}
 }

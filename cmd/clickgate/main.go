@@ -26,6 +26,9 @@ Usage:
   clickgate links tokens SLUG FILE    per-recipient tokens for a send list (CSV: phone,email,customer_id or one column)
   clickgate links check SLUG          preflight: follow the link without counting a click
   clickgate clicks get CLICK_ID       show one click
+  clickgate report [-from D] [-to D] [-group-by campaign|medium|content|link|day|week] [-format table|csv|json]
+                                      clicks, visitors, conversions, revenue, rates, time to conversion
+  clickgate campaigns get|set ID [JSON] messages sent, cost, platform-reported conversions
   clickgate plugins                   plugin states (running, failed, restarting), lag, last error
   clickgate deadletters list|show|replay|purge PLUGIN [SEQ...]
                                       events a forwarder could not deliver
@@ -53,6 +56,10 @@ func main() {
 		err = clicksCmd(os.Args[2:])
 	case "plugins":
 		err = pluginsCmd(os.Args[2:])
+	case "report":
+		err = reportCmd(os.Args[2:])
+	case "campaigns":
+		err = campaignsCmd(os.Args[2:])
 	case "deadletters":
 		err = deadlettersCmd(os.Args[2:])
 	case "tail":
