@@ -1,0 +1,76 @@
+package reports
+
+import (
+	"testing"
+	"time"
+
+	"github.com/clickgate/clickgate/storage"
+)
+
+type fake struct {
+	cells []*storage.CellData
+	camps map[string]*storage.Campaign
+}
+
+func (f *fake) ReportCells(from, to storage.Day) ([]*storage.CellData, error) {
+	var out []*storage.CellData
+	for _, c := range f.cells {
+		if c.Day >= from && c.Day < to {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+func (f *fake) GetCampaign(id string) (*storage.Campaign, error) {
+	if c := f.camps[id]; c != nil {
+		return c, nil
+	}
+	return nil, storage.ErrNotFound
+}
+
+func day(s string) storage.Day { t, _ := time.Parse(time.DateOnly, s); return storage.DayOf(t) }
+
+func TestBuildPeriodOverPeriodAndGroupings(t *testing.T) {
+	id := storage.CellID{Campaign: "spring", Medium: "promotional", Content: "a", Slug: "s"}
+	sent, cost, platform := int64(200), 30.0, int64(4)
+	f := &fake{camps: map[string]*storage.Campaign{"spring": {ID: "spring", MessagesSent: &sent, Cost: &cost, Currency: "USD", PlatformConversions: &platform}}}
+	add := func(d string, human int64, conv int64, rev float64, visitors []string, secs []int64) {
+		f.cells = append(f.cells, &storage.CellData{Day: day(d), ID: id, Visitors: visitors, Seconds: secs, Cell: storage.Cell{
+			HumanClicks: human, Conversions: map[string]int64{"purchase": conv}, Revenue: map[string]float64{"USD": rev}}})
+	}
+	// Previous week: 10 clicks, 1 conversion. This week: 30 clicks over two days, 3 conversions.
+	add("2026-11-17", 10, 1, 20, []string{"v1"}, []int64{100})
+	add("2026-11-24", 20, 2, 50, []string{"v1", "v2"}, []int64{60, 600})
+	add("2026-11-26", 10, 1, 30, []string{"v2", "v3"}, []int64{3600})
+	r, err := Build(f, Query{From: time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 11, 29, 0, 0, 0, 0, time.UTC), GroupBy: "campaign"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Rows) != 1 {
+		t.Fatalf("rows %v", r.Rows)
+	}
+	row := r.Rows[0]
+	if row.HumanClicks != 30 || row.UniqueVisitors != 3 || row.ConversionsTotal != 3 || row.Revenue["USD"] != 80 {
+		t.Fatalf("metrics %+v", row.Metrics)
+	}
+	if *row.ConversionRate != 0.1 || *row.ConversionRatePerVisitor != 1 || *row.MedianSecondsToConvert != 600 || *row.P90SecondsToConvert != 3600 {
+		t.Fatalf("rates %+v", row.Metrics)
+	}
+	if row.RevenuePerMessage["USD"] != 0.4 || *row.CostPerConversion != 10 || *row.Discrepancy != -1 || *row.DiscrepancyRatio != 0.75 {
+		t.Fatalf("campaign figures %+v", row)
+	}
+	if row.Previous.HumanClicks != 10 || *row.Change["human_clicks"] != 2 || *row.Change["conversions_total"] != 2 || *row.Change["revenue_USD"] != 3 {
+		t.Fatalf("period over period %+v %v", row.Previous, row.Change)
+	}
+	w, _ := Build(f, Query{From: time.Date(2026, 11, 17, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 11, 29, 0, 0, 0, 0, time.UTC), GroupBy: "week"})
+	if len(w.Rows) != 2 || w.Rows[0].Group != "2026-11-16" || w.Rows[1].Group != "2026-11-23" || w.Rows[1].HumanClicks != 30 {
+		t.Fatalf("weeks %+v", w.Rows)
+	}
+	// Without campaign data, rates that need it are empty, not zero.
+	f.camps = nil
+	r, _ = Build(f, Query{From: time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 11, 29, 0, 0, 0, 0, time.UTC), GroupBy: "campaign"})
+	if r.Rows[0].CostPerConversion != nil || r.Rows[0].RevenuePerMessage != nil || r.Rows[0].Discrepancy != nil {
+		t.Fatalf("%+v", r.Rows[0])
+	}
+}
