@@ -263,6 +263,11 @@ func (w *Committer) write(b *batch) error {
 	} else {
 		w.applyDeltas(rest, 1)
 	}
+	if len(b.ends) > 0 {
+		db.outboxMu.Lock()
+		db.clickHead = seq + uint64(len(b.ends))
+		db.outboxMu.Unlock()
+	}
 	return nil
 }
 

@@ -64,6 +64,8 @@ func (db *DB) restore() error {
 			return err
 		}
 		db.outboxNext++
+		// Clicks from before a restart may not be indexed yet: conversions wait for them.
+		db.clickHead = db.outboxNext
 		if countersSeq, err = readUint64(txn, metaCountersSeq); err != nil {
 			return err
 		}

@@ -45,6 +45,7 @@ type DB struct {
 
 	outboxMu     sync.Mutex // guards outboxNext and outboxSignal
 	outboxNext   uint64
+	clickHead    uint64 // outbox sequence just past the last committed click
 	outboxSignal chan struct{}
 	retention    retention
 	index        indexer

@@ -119,6 +119,14 @@ func (ix *indexer) advance(c uint64) {
 	ix.mu.Unlock()
 }
 
+// ClickHead is the outbox sequence just past the last committed click: waiting for the
+// index to reach it (WaitIndexed) waits for clicks only, not for other conversions.
+func (db *DB) ClickHead() uint64 {
+	db.outboxMu.Lock()
+	defer db.outboxMu.Unlock()
+	return db.clickHead
+}
+
 // WaitIndexed waits until every outbox event before seq is indexed, so attribution sees
 // every click answered before a conversion arrived. It gives up when ctx ends.
 func (db *DB) WaitIndexed(ctx context.Context, seq uint64) bool {

@@ -242,7 +242,7 @@ func (in *Intake) process(ctx context.Context, v *valid, source string, now time
 	}
 	// Every click answered before this conversion arrived is in the index first.
 	wctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-	if !in.DB.WaitIndexed(wctx, in.DB.OutboxHead()) {
+	if !in.DB.WaitIndexed(wctx, in.DB.ClickHead()) {
 		in.Log.Warn("attributing before the visitor index caught up")
 	}
 	cancel()
