@@ -99,7 +99,6 @@ func Open(opt Options) (*DB, error) {
 	}
 	db.clicks = newCommitter(db)
 	db.Register(indexConsumer)
-	db.Register(reportConsumer)
 	return db, nil
 }
 
@@ -109,11 +108,9 @@ func (db *DB) Committer() *Committer { return db.clicks }
 // Run runs the background work (the group committer, the visitor index and the report
 // counters) until ctx ends.
 func (db *DB) Run(ctx context.Context) {
-	done := make(chan struct{}, 2)
-	go func() { db.runIndexer(ctx); done <- struct{}{} }()
-	go func() { db.runReports(ctx); done <- struct{}{} }()
+	done := make(chan struct{})
+	go func() { db.runIndex(ctx); close(done) }()
 	db.clicks.run(ctx)
-	<-done
 	<-done
 }
 

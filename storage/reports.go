@@ -23,7 +23,6 @@ const (
 	rAccounted     = 'a' // R a conversion-id                -> Contribution (JSON)
 	prefixCampaign = 'G' // G campaign -> Campaign (JSON)
 
-	reportConsumer = "reports"
 )
 
 // CellID names a report cell: the dimensions every report groups by.
@@ -225,21 +224,24 @@ func nthNul(b []byte, n int) int {
 	return len(b)
 }
 
-// runReports keeps the report counters as events arrive, at its own cursor.
-func (db *DB) runReports(ctx context.Context) {
-	cursor, err := db.Cursor(reportConsumer)
+// runIndex keeps the visitor index, the identity graph and the report counters as
+// events arrive, in one pass over the outbox at one cursor: each click is read and
+// decoded once, off the redirect path.
+func (db *DB) runIndex(ctx context.Context) {
+	cursor, err := db.Cursor(indexConsumer)
 	for err != nil {
-		db.log.Error("cannot read the reports cursor", "err", err)
+		db.log.Error("cannot read the index cursor", "err", err)
 		if !sleepCtx(ctx, time.Second) {
 			return
 		}
-		cursor, err = db.Cursor(reportConsumer)
+		cursor, err = db.Cursor(indexConsumer)
 	}
+	db.index.advance(cursor)
 	for ctx.Err() == nil {
 		changed := db.OutboxChanged()
 		evs, err := db.ReadEvents(cursor, 2000)
 		if err != nil {
-			db.log.Error("reports: cannot read the outbox", "err", err)
+			db.log.Error("index: cannot read the outbox", "err", err)
 			sleepCtx(ctx, time.Second)
 			continue
 		}
@@ -252,19 +254,21 @@ func (db *DB) runReports(ctx context.Context) {
 		}
 		next := evs[len(evs)-1].Seq + 1
 		if err := db.applyReports(evs, next); err != nil {
-			db.log.Error("reports: update failed; retrying", "err", err)
+			db.log.Error("index: update failed; retrying", "err", err)
 			sleepCtx(ctx, time.Second)
 			continue
 		}
 		cursor = next
+		db.index.advance(cursor)
 	}
 }
 
-// applyReports adds a batch of events to the counters and moves the cursor, in one
-// transaction, so a crash neither loses nor double-counts an event.
+// applyReports indexes a batch of events, adds them to the counters and moves the
+// cursor, in one transaction, so a crash neither loses nor double-counts an event.
 func (db *DB) applyReports(evs []Event, next uint64) error {
 	return db.bdb.Update(func(txn *badger.Txn) error {
 		cells := map[string]*Cell{}
+		fresh := map[string]struct{}{} // visitor markers set in this batch
 		cell := func(d Day, id CellID) (*Cell, error) {
 			k := string(cellKey(rCell, d, id))
 			if c := cells[k]; c != nil {
@@ -288,7 +292,13 @@ func (db *DB) applyReports(evs []Event, next uint64) error {
 			switch e.Kind {
 			case EventClick:
 				c, err := DecodeClick(e.Record)
-				if err != nil || c.Test {
+				if err != nil {
+					continue
+				}
+				if err := db.indexClick(txn, c); err != nil {
+					return err
+				}
+				if c.Test {
 					continue
 				}
 				d := DayOf(c.Time)
@@ -303,10 +313,23 @@ func (db *DB) applyReports(evs []Event, next uint64) error {
 				}
 				cl.HumanClicks++
 				vk := append(append(cellKey(rVisitor, d, id), 0), c.VisitorID...)
-				if _, err := txn.Get(vk); errors.Is(err, badger.ErrKeyNotFound) {
-					cl.Visitors++
-					if err := txn.Set(vk, nil); err != nil {
+				// A visitor ID minted by this very click cannot have a marker yet: most SMS
+				// taps are first taps, and this skips a read for each of them.
+				seen := false
+				if !c.NewVisitor {
+					_, err := txn.Get(vk)
+					if err != nil && !errors.Is(err, badger.ErrKeyNotFound) {
 						return err
+					}
+					seen = err == nil
+				}
+				if !seen {
+					if _, dup := fresh[string(vk)]; !dup {
+						fresh[string(vk)] = struct{}{}
+						cl.Visitors++
+						if err := txn.Set(vk, nil); err != nil {
+							return err
+						}
 					}
 				}
 			case EventConversion:
@@ -328,7 +351,7 @@ func (db *DB) applyReports(evs []Event, next uint64) error {
 				return err
 			}
 		}
-		return txn.Set(cursorKey(reportConsumer), binary.BigEndian.AppendUint64(nil, next))
+		return txn.Set(cursorKey(indexConsumer), binary.BigEndian.AppendUint64(nil, next))
 	})
 }
 

@@ -3,7 +3,6 @@ package storage
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"sync"
 	"time"
 
@@ -47,66 +46,29 @@ type indexer struct {
 	progress chan struct{}
 }
 
-// runIndexer indexes clicks by visitor and joins visitors to the identities their
-// clicks carried, at its own cursor.
-func (db *DB) runIndexer(ctx context.Context) {
-	cursor, err := db.Cursor(indexConsumer)
-	for err != nil {
-		db.log.Error("cannot read the index cursor", "err", err)
-		if !sleepCtx(ctx, time.Second) {
-			return
-		}
-		cursor, err = db.Cursor(indexConsumer)
+// indexClick indexes a click by visitor and joins its visitor to the identity it
+// carried (resolving a per-recipient token).
+func (db *DB) indexClick(txn *badger.Txn, c *Click) error {
+	if c.VisitorID == "" {
+		return nil
 	}
-	db.index.advance(cursor)
-	for ctx.Err() == nil {
-		changed := db.OutboxChanged()
-		evs, err := db.ReadEvents(cursor, 2000)
-		if err != nil {
-			db.log.Error("index: cannot read the outbox", "err", err)
-			sleepCtx(ctx, time.Second)
-			continue
-		}
-		if len(evs) == 0 {
-			select {
-			case <-ctx.Done():
-			case <-changed:
-			}
-			continue
-		}
-		wb := db.bdb.NewWriteBatch()
-		for _, e := range evs {
-			if e.Kind != EventClick || e.Record == nil {
-				continue
-			}
-			c, err := DecodeClick(e.Record)
-			if err != nil || c.VisitorID == "" {
-				continue
-			}
-			wb.Set(append(visitorClickPrefix(c.VisitorID), c.ID[:]...), []byte{byte(c.Kind())})
-			id := IdentityRef{Kind: c.IdentityKind, Value: c.IdentityValue}
-			if c.Token != "" {
-				if r, err := db.GetRecipient(c.Domain, c.Slug, c.Token); err == nil {
-					id = IdentityRef{Kind: r.Kind, Value: r.Value}
-				}
-			}
-			if id.Kind != "" && id.Value != "" && c.Kind() == KindHuman {
-				for _, kv := range IdentityLinks(c.VisitorID, id) {
-					wb.Set(kv.Key, kv.Value)
-				}
-			}
-		}
-		next := evs[len(evs)-1].Seq + 1
-		wb.Set(cursorKey(indexConsumer), binary.BigEndian.AppendUint64(nil, next))
-		if err := wb.Flush(); err != nil {
-			wb.Cancel()
-			db.log.Error("index: write failed; retrying", "err", err)
-			sleepCtx(ctx, time.Second)
-			continue
-		}
-		cursor = next
-		db.index.advance(cursor)
+	if err := txn.Set(append(visitorClickPrefix(c.VisitorID), c.ID[:]...), []byte{byte(c.Kind())}); err != nil {
+		return err
 	}
+	id := IdentityRef{Kind: c.IdentityKind, Value: c.IdentityValue}
+	if c.Token != "" {
+		if r, err := db.GetRecipient(c.Domain, c.Slug, c.Token); err == nil {
+			id = IdentityRef{Kind: r.Kind, Value: r.Value}
+		}
+	}
+	if id.Kind != "" && id.Value != "" && c.Kind() == KindHuman {
+		for _, kv := range IdentityLinks(c.VisitorID, id) {
+			if err := txn.Set(kv.Key, kv.Value); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func (ix *indexer) advance(c uint64) {
