@@ -3,7 +3,10 @@ package storage
 import "encoding/binary"
 
 // Key layout. One byte of prefix per record kind keeps each kind in its own sorted range,
-// so a prefix scan never wanders into another kind.
+// so a prefix scan never wanders into another kind. Besides the ones below:
+// conversions.go has K (conversions) and E (dedupe keys); visitors.go P (clicks by
+// visitor), I and J (the identity graph); deadletters.go X; reports.go R (report
+// counters) and G (campaign metadata).
 const (
 	prefixLink     = 'L' // L domain 0x00 slug            -> Link (JSON)
 	prefixCounters = 'N' // N domain 0x00 slug            -> human, bot, test (3×uint64)

@@ -22,7 +22,6 @@ const (
 	rTimes         = 't' // R t day(4) cell-id 0x00 conversion-id -> seconds to convert (8)
 	rAccounted     = 'a' // R a conversion-id                -> Contribution (JSON)
 	prefixCampaign = 'G' // G campaign -> Campaign (JSON)
-
 )
 
 // CellID names a report cell: the dimensions every report groups by.
