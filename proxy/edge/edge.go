@@ -1,4 +1,5 @@
-// Package edge is the public listener: redirects, health, and (later) conversion intake.
+// Package edge is the public listener: redirects, health, and the routes of the conversion
+// intake (served by package intake).
 // The redirect hot path is in redirect.go; everything it records is in click.go.
 package edge
 
