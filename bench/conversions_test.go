@@ -18,7 +18,6 @@ import (
 
 	"github.com/clickgate/clickgate/proxy/ids"
 	"github.com/clickgate/clickgate/proxy/server/servertest"
-	"github.com/clickgate/clickgate/storage"
 )
 
 // BenchmarkConversionIntake stores CLICKGATE_BENCH_CLICKS clicks (default 1,000,000)
@@ -36,33 +35,8 @@ func BenchmarkConversionIntake(b *testing.B) {
 		g := servertest.Start(b, b.TempDir(), "CLICKGATE_INGEST_TOKENS="+token)
 		g.MustCreate(map[string]any{"slug": "s", "destination": "https://shop.example.com/p", "utm": map[string]any{"medium": "promotional", "campaign": "bench"}})
 		db := g.S.DB
-		gen := ids.NewClickIDs(1)
 		start := time.Now()
-		var next atomic.Int64
-		var wg sync.WaitGroup
-		ctr := db.Counters("", "s")
-		for w := 0; w < 64; w++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				buf := make([]byte, 0, 1024)
-				for {
-					i := next.Add(1)
-					if i > int64(clicks) {
-						return
-					}
-					c := &storage.Click{ID: gen.New(time.Now()), Time: time.Now(), Node: "bench", Slug: "s", Campaign: "bench",
-						UTM:     storage.UTM{Source: "sms", Medium: "promotional", Campaign: "bench"},
-						Variant: -1, Destination: "https://shop.example.com/p", VisitorID: visitor(i % 100000), UserAgent: "Mozilla/5.0 (iPhone)"}
-					buf = storage.AppendClick(buf[:0], c)
-					if err := db.Committer().CommitClick(buf, ctr, storage.KindHuman); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			}()
-		}
-		wg.Wait()
+		fill(b, db, clicks, "s", "bench", 100000)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 		db.WaitIndexed(ctx, db.OutboxHead())
 		cancel()
@@ -70,6 +44,7 @@ func BenchmarkConversionIntake(b *testing.B) {
 
 		c := &fasthttp.Client{MaxConnsPerHost: 32}
 		var lats [32][]time.Duration
+		var wg sync.WaitGroup
 		var seq atomic.Int64
 		stop := time.Now().Add(5 * time.Second)
 		for w := 0; w < 32; w++ {

@@ -5,7 +5,6 @@ package bench
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/clickgate/clickgate/proxy/ids"
 	"github.com/clickgate/clickgate/proxy/relay"
 	"github.com/clickgate/clickgate/proxy/relay/kafkatest"
 	"github.com/clickgate/clickgate/proxy/server/servertest"
@@ -52,7 +52,7 @@ func BenchmarkRelayDrain(b *testing.B) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() { db.Run(ctx); close(done) }()
-		fill(b, db, events)
+		fill(b, db, events, "bench", "spring_sale", 50000)
 
 		r, err := relay.New(db, relay.Config{
 			Brokers: []string{broker.Addr}, ClicksTopic: fmt.Sprintf("drain%d.clicks", time.Now().UnixNano()),
@@ -87,11 +87,13 @@ func BenchmarkRelayDrain(b *testing.B) {
 	}
 }
 
-// fill commits n click records from many goroutines, as a busy edge would.
-func fill(b *testing.B, db *storage.DB, n int) {
+// fill commits n clicks of one link from many goroutines, as a busy edge would, spread
+// over the given number of visitors.
+func fill(b *testing.B, db *storage.DB, n int, slug, campaign string, visitors int64) {
+	gen := ids.NewClickIDs(1)
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	ctr := db.Counters("", "bench")
+	ctr := db.Counters("", slug)
 	for w := 0; w < 64; w++ {
 		wg.Add(1)
 		go func() {
@@ -102,13 +104,11 @@ func fill(b *testing.B, db *storage.DB, n int) {
 				if i > int64(n) {
 					return
 				}
-				c := &storage.Click{Time: time.Now(), Node: "bench", Slug: "bench", Campaign: "spring_sale",
-					UTM:     storage.UTM{Source: "sms", Medium: "promotional", Campaign: "spring_sale", Content: "a"},
-					Variant: -1, Destination: "https://shop.example.com/p?utm_source=sms&utm_medium=promotional&utm_campaign=spring_sale&utm_content=a&cgid=x",
-					VisitorID: fmt.Sprintf("0%025d", i%50000), IP: "203.0.113.7",
+				c := &storage.Click{ID: gen.New(time.Now()), Time: time.Now(), Node: "bench", Slug: slug, Campaign: campaign,
+					UTM:     storage.UTM{Source: "sms", Medium: "promotional", Campaign: campaign, Content: "a"},
+					Variant: -1, Destination: "https://shop.example.com/p?utm_source=sms&utm_medium=promotional&utm_campaign=" + campaign + "&utm_content=a&cgid=x",
+					VisitorID: visitor(i % visitors), IP: "203.0.113.7",
 					UserAgent: "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148 Safari/604.1"}
-				binary.BigEndian.PutUint64(c.ID[:8], uint64(time.Now().UnixMilli())<<16)
-				binary.BigEndian.PutUint64(c.ID[8:], uint64(i))
 				buf = storage.AppendClick(buf[:0], c)
 				if err := db.Committer().CommitClick(buf, ctr, storage.KindHuman); err != nil {
 					b.Error(err)
