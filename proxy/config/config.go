@@ -27,7 +27,7 @@ import (
 type Config struct {
 	// Listen is the public edge: redirects, conversion intake, health.
 	Listen string `env:"LISTEN" envDefault:":8080"`
-	// AdminListen is the admin API, metrics and dashboard. Keep it off the internet.
+	// AdminListen is the admin API and metrics. Keep it off the internet.
 	AdminListen string `env:"ADMIN_LISTEN" envDefault:"127.0.0.1:8081"`
 	// DataDir holds the Badger store, the admin token and the server secret.
 	DataDir string `env:"DATA_DIR" envDefault:"./data"`

@@ -16,15 +16,14 @@ import (
 
 // Security is how the relay reaches an existing cluster.
 type Security struct {
-	TLS            bool
-	CAFile         string
-	CertFile       string
-	KeyFile        string
-	SkipVerify     bool
-	SASLMechanism  string // plain, scram-sha-256, scram-sha-512
-	SASLUsername   string
-	SASLPassword   string
-	DialTimeoutSec int
+	TLS           bool
+	CAFile        string
+	CertFile      string
+	KeyFile       string
+	SkipVerify    bool
+	SASLMechanism string // plain, scram-sha-256, scram-sha-512
+	SASLUsername  string
+	SASLPassword  string
 }
 
 // Dialer builds a kafka-go dialer (for readers) with the same settings.
