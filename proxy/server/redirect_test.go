@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -325,9 +326,18 @@ func TestMethodsAndHealth(t *testing.T) {
 	if r := g.Tap("GET", "/readyz", nil); r.StatusCode != 200 {
 		t.Errorf("readyz %d", r.StatusCode)
 	}
+	g.MustCreate(map[string]any{"slug": "m", "destination": "https://x.example/", "utm": map[string]any{"medium": "promotional", "campaign": "c"}})
+	g.Tap("GET", "/m", nil)
 	resp, err := http.Get(g.Adm + "/metrics")
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("metrics: %v %v", resp, err)
 	}
+	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
+	for _, want := range []string{`clickgate_redirects_total{outcome="redirect"}`, `clickgate_clicks_total{kind="human"}`,
+		"clickgate_redirect_duration_seconds_bucket", "clickgate_click_commit_batch_size_bucket", "clickgate_links "} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 }
