@@ -28,9 +28,12 @@ type ClickEvent struct {
 	IP            string    `json:"ip,omitempty"`
 	UserAgent     string    `json:"user_agent,omitempty"`
 	Referrer      string    `json:"referrer,omitempty"`
-	Bot           bool      `json:"bot"`
-	BotReason     string    `json:"bot_reason,omitempty"`
-	Test          bool      `json:"test"`
+	// User carries identifiers captured at the click in plain form; present only when
+	// the operator opts in (CLICKGATE_EVENT_USER_DATA=all). Identity has them as kept.
+	User      *User  `json:"user,omitempty"`
+	Bot       bool   `json:"bot"`
+	BotReason string `json:"bot_reason,omitempty"`
+	Test      bool   `json:"test"`
 }
 
 // UTM holds a link's UTM values.
@@ -51,6 +54,16 @@ type Identity struct {
 	Token  string `json:"token,omitempty"`
 }
 
+// User identifies a person for destinations that match people themselves (ad
+// platforms, CRMs, SMS platforms). Values are normalised the same way for every
+// destination: Email trimmed and lowercased, Phone in E.164 with its leading '+',
+// CustomerID exactly as given. Hash or reformat them the way each destination asks.
+type User struct {
+	Email      string `json:"email,omitempty"`
+	Phone      string `json:"phone,omitempty"`
+	CustomerID string `json:"customer_id,omitempty"`
+}
+
 // ConversionEvent is the conversion event document (configs/schemas/conversion.v1.json).
 // A status change (refund, rejection) is a new event for the same conversion, with
 // event_id "<source_event_id>:<status>", so destinations that dedupe on event_id keep it.
@@ -69,6 +82,9 @@ type ConversionEvent struct {
 	ClickID       string     `json:"click_id,omitempty"`
 	VisitorID     string     `json:"visitor_id,omitempty"`
 	Identities    []Identity `json:"identities,omitempty"`
+	// User is who the sender said converted, normalised; nil when the sender gave no
+	// email, phone or customer ID, or when the operator turned user data off.
+	User *User `json:"user,omitempty"`
 	// Attribution is the last-click touch; nil when unattributed (Reason says why).
 	Attribution *Touch  `json:"attribution"`
 	FirstClick  *Touch  `json:"first_click,omitempty"`

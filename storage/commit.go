@@ -29,6 +29,7 @@ type Committer struct {
 	// Owned by the run goroutine.
 	dirty          map[*Counters]struct{}
 	lastCheckpoint time.Time
+	checkpointSeq  uint64 // the outbox sequence the last checkpoint covers
 	closed         bool
 
 	// Observe, when set, is told the size and duration of each commit (for metrics).
@@ -127,10 +128,18 @@ func (w *Committer) CommitClick(rec []byte, c *Counters, kind ClickKind) error {
 }
 
 func (w *Committer) run(ctx context.Context) {
+	// Events that move no counter (conversions) still need the checkpoint to pass them,
+	// or retention would keep them until the next click or restart.
+	tick := time.NewTicker(checkpointEvery)
+	defer tick.Stop()
 	for {
 		select {
 		case <-w.kick:
 			w.commitOpen()
+		case <-tick.C:
+			if time.Since(w.lastCheckpoint) >= checkpointEvery {
+				w.checkpoint()
+			}
 		case <-ctx.Done():
 			// Answer everything already submitted, then refuse new clicks.
 			w.mu.Lock()
@@ -260,6 +269,7 @@ func (w *Committer) write(b *batch) error {
 	if checkpoint {
 		clear(w.dirty)
 		w.lastCheckpoint = time.Now()
+		w.checkpointSeq = seq + uint64(first) + uint64(len(ev)/outboxEventLen) - 1
 	} else {
 		w.applyDeltas(rest, 1)
 	}
@@ -315,13 +325,13 @@ func (w *Committer) applyDeltas(ds []counterDelta, sign int64) {
 // checkpoint writes the counters changed since the last checkpoint, so a clean shutdown
 // leaves nothing to replay.
 func (w *Committer) checkpoint() {
-	if len(w.dirty) == 0 {
-		return
-	}
 	db := w.db
 	db.outboxMu.Lock()
 	last := db.outboxNext - 1
 	db.outboxMu.Unlock()
+	if len(w.dirty) == 0 && last == w.checkpointSeq {
+		return
+	}
 	err := db.bdb.Update(func(txn *badger.Txn) error {
 		for c := range w.dirty {
 			if err := txn.Set(countersKey(c.key), c.encode()); err != nil {
@@ -335,4 +345,5 @@ func (w *Committer) checkpoint() {
 		return
 	}
 	clear(w.dirty)
+	w.lastCheckpoint, w.checkpointSeq = time.Now(), last
 }

@@ -15,6 +15,7 @@ const EventConversion EventKind = 2
 const (
 	prefixConversion = 'K' // K conversion-id(16)           -> Conversion (JSON)
 	prefixDedupe     = 'E' // E type 0x00 event_id          -> conversion-id(16)
+	prefixSealedUser = 'U' // U conversion-id(16)           -> sealed plain identifiers
 )
 
 // Touch is a click credited for a conversion.
@@ -63,6 +64,14 @@ type Conversion struct {
 }
 
 func conversionKey(id [16]byte) []byte { return append([]byte{prefixConversion}, id[:]...) }
+func sealedUserKey(id [16]byte) []byte { return append([]byte{prefixSealedUser}, id[:]...) }
+
+// SealedUser is the record for a conversion's plain identifiers, sealed by the caller
+// (storage never sees them in clear). It lives only until every consumer has read the
+// conversion's events (TrimOutbox deletes it with them), ttl at most.
+func SealedUser(id [16]byte, sealed []byte, ttl time.Duration) KV {
+	return KV{Key: sealedUserKey(id), Value: sealed, TTL: ttl}
+}
 
 func dedupeKey(typ, eventID string) []byte {
 	return append(append(append([]byte{prefixDedupe}, typ...), 0), eventID...)

@@ -131,6 +131,17 @@ func (db *DB) TrimOutbox() (int, error) {
 			}
 			dead = append(dead, item.KeyCopy(nil))
 			deleted += int(n)
+			// A conversion's sealed identifiers go with the last event anyone needed.
+			if err := item.Value(func(v []byte) error {
+				for i := 0; i+outboxEventLen <= len(v); i += outboxEventLen {
+					if EventKind(v[i]) == EventConversion {
+						dead = append(dead, sealedUserKey([16]byte(v[i+1:i+outboxEventLen])))
+					}
+				}
+				return nil
+			}); err != nil {
+				return err
+			}
 			if len(dead) >= 10000 {
 				break
 			}

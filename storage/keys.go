@@ -4,7 +4,7 @@ import "encoding/binary"
 
 // Key layout. One byte of prefix per record kind keeps each kind in its own sorted range,
 // so a prefix scan never wanders into another kind. Besides the ones below:
-// conversions.go has K (conversions) and E (dedupe keys); visitors.go P (clicks by
+// conversions.go has K (conversions), E (dedupe keys) and U (sealed identifiers); visitors.go P (clicks by
 // visitor), I and J (the identity graph); deadletters.go X; reports.go R (report
 // counters) and G (campaign metadata).
 const (

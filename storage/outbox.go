@@ -97,6 +97,9 @@ type Event struct {
 	OutboxEntry
 	// Record is the announced record (for clicks, a record from AppendClick), copied.
 	Record []byte
+	// Sealed is a conversion's sealed plain identifiers (see SealedUser), nil when none
+	// were given or they are gone.
+	Sealed []byte
 }
 
 // ReadEvents returns up to max events with Seq >= from, each with its record, read in
@@ -129,6 +132,15 @@ func (db *DB) ReadEvents(from uint64, max int) ([]Event, error) {
 				}
 				if out[i].Record, err = it.ValueCopy(nil); err != nil {
 					return err
+				}
+				switch it, err := txn.Get(sealedUserKey(out[i].Ref)); {
+				case err == badger.ErrKeyNotFound:
+				case err != nil:
+					return err
+				default:
+					if out[i].Sealed, err = it.ValueCopy(nil); err != nil {
+						return err
+					}
 				}
 			}
 		}

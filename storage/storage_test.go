@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/dgraph-io/badger/v4"
 )
 
 func openTest(t *testing.T, dir string) *DB {
@@ -119,6 +121,7 @@ func TestCommitOutboxAndCounters(t *testing.T) {
 	db.clicks.closed = true
 	db.clicks.mu.Unlock()
 	clear(db.clicks.dirty)
+	db.clicks.checkpointSeq = db.OutboxHead() - 1 // nothing left for the closing checkpoint
 	cancel()
 	<-done
 	if err := db.Close(); err != nil {
@@ -240,5 +243,68 @@ func TestReadEvents(t *testing.T) {
 	}
 	if evs, _ := db.ReadEvents(1, 7); len(evs) != 7 {
 		t.Fatalf("max not honoured: %d", len(evs))
+	}
+}
+
+// A conversion's sealed identifiers travel with its outbox event and go when every
+// consumer has read it.
+func TestSealedUserLivesWithTheOutbox(t *testing.T) {
+	dir := t.TempDir()
+	db := openTest(t, dir)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { db.Run(ctx); close(done) }()
+	stop := func() { cancel(); <-done; db.Close() }
+	var with, without [16]byte
+	with[15], without[15] = 1, 2
+	sealed := []byte("opaque sealed bytes")
+	seqWith, err := db.PutConversion(with, &Conversion{ID: "c1", EventID: "o-1", Type: "purchase", Status: "approved"}, time.Hour,
+		[]KV{SealedUser(with, sealed, time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seqWithout, err := db.PutConversion(without, &Conversion{ID: "c2", EventID: "o-2", Type: "purchase", Status: "approved"}, time.Hour, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs, err := db.ReadEvents(seqWith, 10)
+	if err != nil || len(evs) != 2 {
+		t.Fatalf("ReadEvents: %d events, %v", len(evs), err)
+	}
+	if string(evs[0].Sealed) != string(sealed) || evs[1].Sealed != nil {
+		t.Fatalf("sealed = %q, %q", evs[0].Sealed, evs[1].Sealed)
+	}
+	db.Register("fwd")
+	if err := db.SetCursor("fwd", seqWithout+1); err != nil {
+		t.Fatal(err)
+	}
+	stop() // closing checkpoints the counters, which hold retention too
+	db = openTest(t, dir)
+	ctx, cancel = context.WithCancel(context.Background())
+	done = make(chan struct{})
+	go func() { db.Run(ctx); close(done) }() // the index consumer reads the outbox too
+	defer stop()
+	db.Register("fwd")
+	for i := 0; ; i++ {
+		if _, err := db.TrimOutbox(); err != nil {
+			t.Fatal(err)
+		}
+		if evs, _ := db.ReadEvents(1, 10); len(evs) == 0 {
+			break
+		}
+		if i == 50 {
+			t.Fatal("outbox never trimmed")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	err = db.bdb.View(func(txn *badger.Txn) error {
+		_, err := txn.Get(sealedUserKey(with))
+		return err
+	})
+	if !errors.Is(err, badger.ErrKeyNotFound) {
+		t.Fatalf("sealed identifiers outlived the outbox: %v", err)
+	}
+	if _, err := db.GetConversion(with); err != nil {
+		t.Fatalf("the conversion itself must stay: %v", err)
 	}
 }

@@ -63,6 +63,10 @@ type Config struct {
 	AttributionWindows string `env:"ATTRIBUTION_WINDOWS"`
 	// DedupeHorizon is how long a conversion's event ID is remembered.
 	DedupeHorizon string `env:"DEDUPE_HORIZON" envDefault:"30d"`
+	// EventUserData says which events carry plain identifiers to Kafka and plugins:
+	// "conversions" (the email, phone and customer ID a conversion's sender gave, kept
+	// sealed until forwarded) or "none".
+	EventUserData string `env:"EVENT_USER_DATA" envDefault:"conversions"`
 	// StrictConversionTypes rejects types outside purchase, lead, signup, add_to_cart, call.
 	StrictConversionTypes bool `env:"STRICT_CONVERSION_TYPES" envDefault:"false"`
 	// Windows and Horizon are the parsed forms.
@@ -274,6 +278,9 @@ func (c *Config) validate() error {
 	}
 	if c.Horizon, err = attribution.ParseDuration(c.DedupeHorizon); err != nil || c.Horizon < time.Hour {
 		return bad("DEDUPE_HORIZON", "%q is not a duration of an hour or more, like 30d", c.DedupeHorizon)
+	}
+	if c.EventUserData != "conversions" && c.EventUserData != "none" {
+		return bad("EVENT_USER_DATA", "%q is neither conversions nor none", c.EventUserData)
 	}
 	m, err := utm.ParseMediums(c.UTMMediums)
 	if err != nil {

@@ -27,6 +27,7 @@ import (
 	"github.com/clickgate/clickgate/proxy/attribution"
 	"github.com/clickgate/clickgate/proxy/identity"
 	"github.com/clickgate/clickgate/proxy/ids"
+	"github.com/clickgate/clickgate/sdk"
 	"github.com/clickgate/clickgate/storage"
 )
 
@@ -41,6 +42,9 @@ type Intake struct {
 	// Skew is how far in the future occurred_at may be (clock drift; default 5 min).
 	Skew   time.Duration
 	Hasher *identity.Hasher
+	// Sealer keeps the sender's plain identifiers, encrypted, until the conversion's
+	// events are forwarded; nil keeps none (forwarded events carry no user).
+	Sealer *identity.Sealer
 	Region string
 	IDs    *ids.ClickIDs
 	Log    *slog.Logger
@@ -107,6 +111,7 @@ type valid struct {
 	clickID                        *ids.ClickID
 	visitor                        string
 	idents                         []storage.IdentityRef
+	user                           sdk.User // the same identities in plain form, for sealing
 }
 
 func (in *Intake) validate(x *Input, now time.Time) (*valid, error) {
@@ -188,6 +193,14 @@ func (in *Intake) validate(x *Input, now time.Time) (*valid, error) {
 				return nil, bad("user."+f.kind, "%v", err)
 			}
 			v.idents = append(v.idents, storage.IdentityRef{Kind: f.kind, Value: in.Hasher.Stored(f.kind, norm)})
+			switch f.kind {
+			case identity.Email:
+				v.user.Email = norm
+			case identity.Phone:
+				v.user.Phone = norm
+			case identity.CustomerID:
+				v.user.CustomerID = norm
+			}
 		}
 	}
 	return v, nil
@@ -231,7 +244,7 @@ func (in *Intake) process(ctx context.Context, v *valid, source string, now time
 		if v.status != "approved" && v.status != old.Status {
 			// A refund or rejection reverses the conversion's value; it is not a new one.
 			old.Status = v.status
-			if _, err := in.DB.PutConversion(oldID, old, in.Horizon, nil); err != nil {
+			if _, err := in.DB.PutConversion(oldID, old, in.Horizon, in.sealUser(oldID, v)); err != nil {
 				return nil, err
 			}
 			a.Duplicate, a.StatusChanged, a.Status = false, true, v.status
@@ -268,10 +281,24 @@ func (in *Intake) process(ctx context.Context, v *valid, source string, now time
 			links = append(links, storage.IdentityLinks(v.visitor, ident)...)
 		}
 	}
+	links = append(links, in.sealUser(id, v)...)
 	if _, err := in.DB.PutConversion(id, c, in.Horizon, links); err != nil {
 		return nil, err
 	}
 	return &Answer{ConversionID: c.ID, Status: c.Status, Attribution: res.Last, Reason: res.Reason}, nil
+}
+
+// sealUser returns the record keeping v's plain identifiers for conversion id's events,
+// if there are any and the intake keeps them.
+func (in *Intake) sealUser(id [16]byte, v *valid) []storage.KV {
+	if in.Sealer == nil || v.user == (sdk.User{}) {
+		return nil
+	}
+	plain, err := json.Marshal(v.user)
+	if err != nil {
+		return nil
+	}
+	return []storage.KV{storage.SealedUser(id, in.Sealer.Seal(plain, id[:]), in.Horizon)}
 }
 
 // authorized checks the bearer token (or, for postbacks, the key parameter) in constant

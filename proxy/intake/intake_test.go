@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -289,5 +292,58 @@ func TestIntakeHostile(t *testing.T) {
 	}
 	if e := rs[1].(map[string]any)["error"].(map[string]any); e["field"] != "conversions[1].currency" {
 		t.Fatalf("batch item error %v", e)
+	}
+}
+
+// The plain identifiers a sender gives are kept sealed for the forwarders, never in clear
+// on disk, and not at all when user data is off.
+func TestUserDataSealedAtRest(t *testing.T) {
+	const email, phone = "plain.person@example.com", "+14155550123"
+	for _, tc := range []struct {
+		name   string
+		env    []string
+		sealed bool
+	}{
+		{"default", nil, true},
+		{"off", []string{"CLICKGATE_EVENT_USER_DATA=none"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			g := servertest.Start(t, dir, append([]string{"CLICKGATE_INGEST_TOKENS=" + ingest}, tc.env...)...)
+			eventID := fmt.Sprintf("control-order-%d", time.Now().UnixNano())
+			c := conv(map[string]any{"user": map[string]any{"email": " Plain.Person@Example.com ", "phone": "+1 (415) 555-0123"}})
+			c["event_id"] = eventID
+			if st, out := post(t, g, c, ingest); st != 200 {
+				t.Fatalf("post: %d %v", st, out)
+			}
+			evs, err := g.S.DB.ReadEvents(1, 10)
+			if err != nil || len(evs) != 1 {
+				t.Fatalf("outbox: %d events, %v", len(evs), err)
+			}
+			if got := len(evs[0].Sealed) > 0; got != tc.sealed {
+				t.Fatalf("sealed identifiers kept = %v, want %v", got, tc.sealed)
+			}
+			g.Stop()
+			var control bool
+			filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+				if err != nil || d.IsDir() {
+					return err
+				}
+				b, err := os.ReadFile(path)
+				if err != nil {
+					return err
+				}
+				control = control || bytes.Contains(b, []byte(eventID))
+				for _, pii := range []string{email, phone, "4155550123"} {
+					if bytes.Contains(b, []byte(pii)) {
+						t.Errorf("%s holds %q in clear", path, pii)
+					}
+				}
+				return nil
+			})
+			if !control {
+				t.Fatal("the event ID is not found in clear either: the search cannot see stored values")
+			}
+		})
 	}
 }

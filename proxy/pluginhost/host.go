@@ -14,6 +14,7 @@ import (
 
 	"github.com/clickgate/clickgate/proxy/backoff"
 	"github.com/clickgate/clickgate/proxy/events"
+	"github.com/clickgate/clickgate/proxy/identity"
 	"github.com/clickgate/clickgate/proxy/ids"
 	"github.com/clickgate/clickgate/sdk"
 	"github.com/clickgate/clickgate/sdk/host"
@@ -23,16 +24,18 @@ import (
 // Host runs every plugin of a plugins file.
 type Host struct {
 	db      *storage.DB
+	sealer  *identity.Sealer
 	log     *slog.Logger
 	runners map[string]*runner
 	order   []string
 }
 
-// New prepares the plugins of f; Run starts them.
-func New(db *storage.DB, f *File, log *slog.Logger) *Host {
-	h := &Host{db: db, log: log, runners: map[string]*runner{}}
+// New prepares the plugins of f; Run starts them. sealer opens the plain identifiers
+// kept with conversions (nil: conversion events go without them).
+func New(db *storage.DB, f *File, sealer *identity.Sealer, log *slog.Logger) *Host {
+	h := &Host{db: db, sealer: sealer, log: log, runners: map[string]*runner{}}
 	for _, s := range f.Plugins {
-		r := &runner{spec: s, db: db, consumer: Consumer(s.Name), log: log.With("plugin", s.Name), replays: make(chan replayReq)}
+		r := &runner{spec: s, db: db, sealer: sealer, consumer: Consumer(s.Name), log: log.With("plugin", s.Name), replays: make(chan replayReq)}
 		r.state.Store("starting")
 		db.Register(r.consumer)
 		h.runners[s.Name] = r
@@ -120,6 +123,7 @@ type replayResp struct {
 type runner struct {
 	spec     Spec
 	db       *storage.DB
+	sealer   *identity.Sealer
 	consumer string
 	log      *slog.Logger
 	replays  chan replayReq
@@ -271,6 +275,9 @@ func (r *runner) event(e storage.Event) (sdk.Event, bool) {
 			return sdk.Event{}, false
 		}
 		ev := events.FromConversion(c)
+		if ev.User, err = events.OpenUser(e, r.sealer); err != nil {
+			r.log.Warn("conversion forwarded without its identifiers", "seq", e.Seq, "err", err)
+		}
 		if len(r.spec.Campaigns) > 0 && (ev.Attribution == nil || !contains(r.spec.Campaigns, ev.Attribution.Campaign)) {
 			return sdk.Event{}, false
 		}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/clickgate/clickgate/proxy/backoff"
 	"github.com/clickgate/clickgate/proxy/events"
+	"github.com/clickgate/clickgate/proxy/identity"
 	"github.com/clickgate/clickgate/proxy/ids"
 	"github.com/clickgate/clickgate/storage"
 )
@@ -48,6 +49,9 @@ type Config struct {
 	MaxBacklog uint64
 	// Transport carries TLS and SASL settings; nil is plaintext.
 	Transport *kafka.Transport
+	// Sealer opens the plain identifiers kept with conversions (nil: conversion events
+	// go without them).
+	Sealer *identity.Sealer
 }
 
 func (c *Config) defaults() {
@@ -349,7 +353,11 @@ func (r *Relay) messages(evs []storage.Event) []kafka.Message {
 				r.log.Error("undecodable conversion; skipped", "seq", e.Seq, "err", err)
 				continue
 			}
-			v, err := json.Marshal(events.FromConversion(c))
+			ev := events.FromConversion(c)
+			if ev.User, err = events.OpenUser(e, r.cfg.Sealer); err != nil {
+				r.log.Warn("conversion published without its identifiers", "seq", e.Seq, "err", err)
+			}
+			v, err := json.Marshal(ev)
 			if err != nil {
 				r.log.Error("unencodable conversion; skipped", "seq", e.Seq, "err", err)
 				continue

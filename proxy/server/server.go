@@ -96,6 +96,10 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	}()
 
 	hasher := identity.NewHasher(secret)
+	sealer, err := identity.NewSealer(secret)
+	if err != nil {
+		return nil, err
+	}
 	policy := utm.DefaultPolicy()
 	policy.Strict, policy.Mediums = cfg.UTMStrict, cfg.Mediums
 	s.Links = &links.Service{
@@ -126,6 +130,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 			Brokers: cfg.KafkaBrokers, ClicksTopic: cfg.KafkaClicksTopic, ConversionsTopic: cfg.KafkaConversionsTopic,
 			Partitions: cfg.KafkaPartitions, ReplicationFactor: cfg.KafkaReplication, BatchSize: cfg.KafkaBatchSize,
 			Linger: cfg.KafkaLinger, Compression: cfg.KafkaCompression, MaxBacklog: cfg.OutboxMaxBacklog, Transport: tr,
+			Sealer: sealer,
 		}, log)
 		if err != nil {
 			return nil, fmt.Errorf("CLICKGATE_KAFKA_*: %w", err)
@@ -137,12 +142,15 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		if err != nil {
 			return nil, fmt.Errorf("CLICKGATE_PLUGINS_FILE: %w", err)
 		}
-		s.Plugins = pluginhost.New(s.DB, f, log.With("component", "plugins"))
+		s.Plugins = pluginhost.New(s.DB, f, sealer, log.With("component", "plugins"))
 	}
 
 	in := intake.New(cfg.IngestTokens)
 	in.DB, in.Windows, in.Horizon, in.StrictTypes = s.DB, cfg.Windows, cfg.Horizon, cfg.StrictConversionTypes
 	in.Hasher, in.Region, in.Log = hasher, cfg.Region, log.With("component", "intake")
+	if cfg.EventUserData == "conversions" {
+		in.Sealer = sealer
+	}
 	in.IDs = ids.NewClickIDs(ids.NodeNumber(cfg.NodeID))
 
 	s.Edge = &edge.Edge{
