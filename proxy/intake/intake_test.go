@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clickgate/clickgate/proxy/intake"
 	"github.com/clickgate/clickgate/proxy/server/servertest"
 )
 
@@ -345,5 +346,47 @@ func TestUserDataSealedAtRest(t *testing.T) {
 				t.Fatal("the event ID is not found in clear either: the search cannot see stored values")
 			}
 		})
+	}
+}
+
+// A full batch goes through together: results stay in order, and copies of one event ID
+// inside the batch store one conversion and answer duplicate for the others.
+func TestBatchTogether(t *testing.T) {
+	g := gate(t)
+	const n, distinct = intake.MaxBatch, 250
+	items := make([]any, n)
+	for i := range items {
+		items[i] = map[string]any{"event_id": fmt.Sprintf("batch-%d", i%distinct), "type": "purchase", "value": float64(i % distinct), "currency": "USD"}
+	}
+	st, res := post(t, g, map[string]any{"conversions": items}, ingest)
+	rs, _ := res["results"].([]any)
+	if st != 200 || len(rs) != n {
+		t.Fatalf("batch: %d, %d results", st, len(rs))
+	}
+	conversion := map[int]string{}
+	news := map[int]int{}
+	for i, r := range rs {
+		a := r.(map[string]any)
+		id, _ := a["conversion_id"].(string)
+		if id == "" {
+			t.Fatalf("result %d: %v", i, a)
+		}
+		k := i % distinct
+		if c, ok := conversion[k]; ok && c != id {
+			t.Fatalf("event batch-%d stored as %s and %s", k, c, id)
+		}
+		conversion[k] = id
+		if a["duplicate"] == false {
+			news[k]++
+		}
+	}
+	for k := 0; k < distinct; k++ {
+		if news[k] != 1 {
+			t.Errorf("event batch-%d answered new %d times, want once", k, news[k])
+		}
+	}
+	evs, err := g.S.DB.ReadEvents(1, 2*n)
+	if err != nil || len(evs) != distinct {
+		t.Fatalf("outbox holds %d conversion events, want %d (%v)", len(evs), distinct, err)
 	}
 }
