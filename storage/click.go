@@ -164,15 +164,9 @@ func DecodeClick(b []byte) (*Click, error) {
 func (db *DB) GetClick(id [16]byte) (*Click, error) {
 	var c *Click
 	err := db.bdb.View(func(txn *badger.Txn) error {
-		it, err := txn.Get(clickKey(id))
-		if err != nil {
-			return err
-		}
-		return it.Value(func(v []byte) error {
-			var err error
-			c, err = DecodeClick(v)
-			return err
-		})
+		var err error
+		c, err = getClick(txn, id)
+		return err
 	})
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return nil, ErrNotFound
@@ -181,4 +175,18 @@ func (db *DB) GetClick(id [16]byte) (*Click, error) {
 		return nil, fmt.Errorf("storage: get click: %w", err)
 	}
 	return c, nil
+}
+
+func getClick(txn *badger.Txn, id [16]byte) (*Click, error) {
+	it, err := txn.Get(clickKey(id))
+	if err != nil {
+		return nil, err
+	}
+	var c *Click
+	err = it.Value(func(v []byte) error {
+		var err error
+		c, err = DecodeClick(v)
+		return err
+	})
+	return c, err
 }

@@ -7,22 +7,53 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
+	"github.com/axiomhq/hyperloglog"
 	"github.com/dgraph-io/badger/v4"
 )
 
 // Report counters are kept as events arrive, by an outbox consumer, so a report reads
 // counters rather than every click. A cell is one day of one link (with its campaign,
 // medium and content); reports add cells up.
+//
+// Distinct visitors and time to conversion cannot be added up exactly without keeping
+// every visitor and every conversion, which a report over millions of clicks would then
+// read: each cell keeps a HyperLogLog sketch of its visitors (about 0.8 % standard
+// error, exact in practice for small counts) and a histogram of times to conversion
+// (buckets at most 4 % wide), which add up across any grouping and period.
 const (
 	prefixReport   = 'R'
-	rCell          = 'c' // R c day(4) cell-id              -> Cell (JSON)
-	rVisitor       = 'u' // R u day(4) cell-id 0x00 visitor -> nil (distinct visitors)
-	rTimes         = 't' // R t day(4) cell-id 0x00 conversion-id -> seconds to convert (8)
-	rAccounted     = 'a' // R a conversion-id                -> Contribution (JSON)
+	rCell          = 'c' // R c day(4) cell-id       -> Cell (JSON)
+	rSketch        = 's' // R s day(4) cell-id       -> HyperLogLog of the cell's human visitors
+	rAccounted     = 'a' // R a conversion-id        -> Contribution (JSON)
 	prefixCampaign = 'G' // G campaign -> Campaign (JSON)
 )
+
+// Time to conversion histogram buckets: one per second below ttcExact, then each 4 %
+// wider than the last, so a percentile read from them is within 2 % of the exact one.
+const (
+	ttcExact  = 25
+	ttcGrowth = 1.04
+)
+
+// TTCBucket is the histogram bucket of a time to conversion in seconds.
+func TTCBucket(seconds int64) int {
+	if seconds < ttcExact {
+		return int(max(seconds, 0))
+	}
+	return ttcExact + int(math.Log(float64(seconds)/ttcExact)/math.Log(ttcGrowth))
+}
+
+// TTCValue is the seconds a bucket stands for: the geometric middle of its bounds.
+func TTCValue(bucket int) int64 {
+	if bucket < ttcExact {
+		return int64(bucket)
+	}
+	lo := ttcExact * math.Pow(ttcGrowth, float64(bucket-ttcExact))
+	return int64(math.Round(lo * math.Sqrt(ttcGrowth)))
+}
 
 // CellID names a report cell: the dimensions every report groups by.
 type CellID struct {
@@ -70,7 +101,9 @@ func cellKey(kind byte, d Day, id CellID) []byte {
 type Cell struct {
 	HumanClicks int64 `json:"human_clicks"`
 	BotClicks   int64 `json:"bot_clicks"`
-	Visitors    int64 `json:"visitors"`
+	// TTC counts attributed conversions (last click, in the clicked link's cell) by
+	// TTCBucket of their seconds to convert.
+	TTC map[int]int64 `json:"ttc,omitempty"`
 	// Conversions by type (last click), and those refunded or rejected, shown apart.
 	Conversions map[string]int64 `json:"conversions,omitempty"`
 	Reversed    map[string]int64 `json:"reversed,omitempty"`
@@ -138,13 +171,13 @@ func (db *DB) GetCampaign(id string) (*Campaign, error) {
 	return &c, nil
 }
 
-// CellData is a cell read for a report, with its visitors and conversion times.
+// CellData is a cell read for a report, with the sketch of its visitors.
 type CellData struct {
-	Day      Day
-	ID       CellID
-	Cell     Cell
-	Visitors []string
-	Seconds  []int64
+	Day  Day
+	ID   CellID
+	Cell Cell
+	// Visitors is nil when the cell saw no human click.
+	Visitors *hyperloglog.Sketch
 }
 
 // ReportCells reads every cell of the days [from, to).
@@ -154,7 +187,7 @@ func (db *DB) ReportCells(from, to Day) ([]*CellData, error) {
 	err := db.bdb.View(func(txn *badger.Txn) error {
 		scan := func(kind byte, fn func(d Day, rest []byte, item *badger.Item) error) error {
 			p := []byte{prefixReport, kind}
-			it := txn.NewIterator(badger.IteratorOptions{Prefix: p, PrefetchValues: kind == rCell})
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: p, PrefetchValues: true, PrefetchSize: 256})
 			defer it.Close()
 			for it.Seek(binary.BigEndian.AppendUint32(p, uint32(from))); it.Valid(); it.Next() {
 				k := it.Item().Key()
@@ -173,54 +206,31 @@ func (db *DB) ReportCells(from, to Day) ([]*CellData, error) {
 			if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &cd.Cell) }); err != nil {
 				return err
 			}
-			byKey[fmt.Sprint(d, string(rest))] = cd
+			byKey[string(item.Key()[2:])] = cd
 			out = append(out, cd)
 			return nil
 		}); err != nil {
 			return err
 		}
-		// Visitor and time keys are the cell key (five NUL-ended parts), then the visitor
-		// or the conversion.
-		if err := scan(rVisitor, func(d Day, rest []byte, _ *badger.Item) error {
-			// cell key ends with its fifth NUL; the visitor follows.
-			n := nthNul(rest, 5)
-			if cd := byKey[fmt.Sprint(d, string(rest[:n+1]))]; cd != nil {
-				cd.Visitors = append(cd.Visitors, string(rest[n+1:]))
+		return scan(rSketch, func(d Day, rest []byte, item *badger.Item) error {
+			cd := byKey[string(item.Key()[2:])]
+			if cd == nil {
+				return nil
 			}
-			return nil
-		}); err != nil {
-			return err
-		}
-		return scan(rTimes, func(d Day, rest []byte, item *badger.Item) error {
-			n := nthNul(rest, 5)
-			if cd := byKey[fmt.Sprint(d, string(rest[:n+1]))]; cd != nil {
-				return item.Value(func(v []byte) error {
-					if len(v) == 8 {
-						cd.Seconds = append(cd.Seconds, int64(binary.BigEndian.Uint64(v)))
-					}
-					return nil
-				})
-			}
-			return nil
+			return item.Value(func(v []byte) error {
+				sk := hyperloglog.New14()
+				if err := sk.UnmarshalBinary(v); err != nil {
+					return fmt.Errorf("visitor sketch of %v: %w", cd.ID, err)
+				}
+				cd.Visitors = sk
+				return nil
+			})
 		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("storage: report cells: %w", err)
 	}
 	return out, nil
-}
-
-// nthNul returns the index of the n-th NUL byte (1-based), or len(b).
-func nthNul(b []byte, n int) int {
-	for i, c := range b {
-		if c == 0 {
-			n--
-			if n == 0 {
-				return i
-			}
-		}
-	}
-	return len(b)
 }
 
 // runIndex keeps the visitor index, the identity graph and the report counters as
@@ -267,7 +277,7 @@ func (db *DB) runIndex(ctx context.Context) {
 func (db *DB) applyReports(evs []Event, next uint64) error {
 	return db.bdb.Update(func(txn *badger.Txn) error {
 		cells := map[string]*Cell{}
-		fresh := map[string]struct{}{} // visitor markers set in this batch
+		sketches := map[string]*hyperloglog.Sketch{}
 		cell := func(d Day, id CellID) (*Cell, error) {
 			k := string(cellKey(rCell, d, id))
 			if c := cells[k]; c != nil {
@@ -283,6 +293,22 @@ func (db *DB) applyReports(evs []Event, next uint64) error {
 			}
 			cells[k] = c
 			return c, nil
+		}
+		sketch := func(d Day, id CellID) (*hyperloglog.Sketch, error) {
+			k := string(cellKey(rSketch, d, id))
+			if sk := sketches[k]; sk != nil {
+				return sk, nil
+			}
+			sk := hyperloglog.New14()
+			it, err := txn.Get([]byte(k))
+			if err == nil {
+				err = it.Value(sk.UnmarshalBinary)
+			}
+			if err != nil && !errors.Is(err, badger.ErrKeyNotFound) {
+				return nil, fmt.Errorf("visitor sketch: %w", err)
+			}
+			sketches[k] = sk
+			return sk, nil
 		}
 		for _, e := range evs {
 			if e.Record == nil {
@@ -311,26 +337,11 @@ func (db *DB) applyReports(evs []Event, next uint64) error {
 					continue
 				}
 				cl.HumanClicks++
-				vk := append(append(cellKey(rVisitor, d, id), 0), c.VisitorID...)
-				// A visitor ID minted by this very click cannot have a marker yet: most SMS
-				// taps are first taps, and this skips a read for each of them.
-				seen := false
-				if !c.NewVisitor {
-					_, err := txn.Get(vk)
-					if err != nil && !errors.Is(err, badger.ErrKeyNotFound) {
-						return err
-					}
-					seen = err == nil
+				sk, err := sketch(d, id)
+				if err != nil {
+					return err
 				}
-				if !seen {
-					if _, dup := fresh[string(vk)]; !dup {
-						fresh[string(vk)] = struct{}{}
-						cl.Visitors++
-						if err := txn.Set(vk, nil); err != nil {
-							return err
-						}
-					}
-				}
+				sk.Insert([]byte(c.VisitorID))
 			case EventConversion:
 				c, err := DecodeConversion(e.Record)
 				if err != nil {
@@ -345,6 +356,15 @@ func (db *DB) applyReports(evs []Event, next uint64) error {
 			v, err := json.Marshal(c)
 			if err != nil {
 				return err
+			}
+			if err := txn.Set([]byte(k), v); err != nil {
+				return err
+			}
+		}
+		for k, sk := range sketches {
+			v, err := sk.MarshalBinary()
+			if err != nil {
+				return fmt.Errorf("visitor sketch: %w", err)
 			}
 			if err := txn.Set([]byte(k), v); err != nil {
 				return err
@@ -418,10 +438,14 @@ func (db *DB) applyConversion(txn *badger.Txn, c *Conversion, cell func(Day, Cel
 		if c.LastClick != nil {
 			last = touchCell(c.LastClick)
 			// Time to conversion, for medians, in the cell of the attributed click.
-			tk := append(append(cellKey(rTimes, day, last), 0), id...)
-			if err := txn.Set(tk, binary.BigEndian.AppendUint64(nil, uint64(c.LastClick.SecondsToConvert))); err != nil {
+			cl, err := cell(day, last)
+			if err != nil {
 				return err
 			}
+			if cl.TTC == nil {
+				cl.TTC = map[int]int64{}
+			}
+			cl.TTC[TTCBucket(c.LastClick.SecondsToConvert)]++
 		}
 		parts = append(parts, Part{Day: day, Cell: last, Model: "last", Value: value, Currency: c.Currency})
 		if c.FirstClick != nil {

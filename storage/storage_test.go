@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"testing"
 	"time"
@@ -250,11 +251,16 @@ func TestReadEvents(t *testing.T) {
 // consumer has read it.
 func TestSealedUserLivesWithTheOutbox(t *testing.T) {
 	dir := t.TempDir()
+	// run starts the store's consumers (the index consumer reads the outbox too) and
+	// returns what stops them and closes the store.
+	run := func(db *DB) (stop func()) {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { db.Run(ctx); close(done) }()
+		return func() { cancel(); <-done; db.Close() }
+	}
 	db := openTest(t, dir)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { db.Run(ctx); close(done) }()
-	stop := func() { cancel(); <-done; db.Close() }
+	stop := run(db)
 	var with, without [16]byte
 	with[15], without[15] = 1, 2
 	sealed := []byte("opaque sealed bytes")
@@ -280,10 +286,7 @@ func TestSealedUserLivesWithTheOutbox(t *testing.T) {
 	}
 	stop() // closing checkpoints the counters, which hold retention too
 	db = openTest(t, dir)
-	ctx, cancel = context.WithCancel(context.Background())
-	done = make(chan struct{})
-	go func() { db.Run(ctx); close(done) }() // the index consumer reads the outbox too
-	defer stop()
+	defer run(db)()
 	db.Register("fwd")
 	for i := 0; ; i++ {
 		if _, err := db.TrimOutbox(); err != nil {
@@ -306,5 +309,64 @@ func TestSealedUserLivesWithTheOutbox(t *testing.T) {
 	}
 	if _, err := db.GetConversion(with); err != nil {
 		t.Fatalf("the conversion itself must stay: %v", err)
+	}
+}
+
+// A visitor's human clicks come back as touches from the index alone; bots and tests are
+// not touches; entries written before touches were indexed still resolve.
+func TestVisitorClicks(t *testing.T) {
+	db := openTest(t, t.TempDir())
+	defer db.Close()
+	human, bot, legacy := testClick(1, "s", false), testClick(2, "s", true), testClick(3, "t", false)
+	for _, c := range []*Click{human, bot, legacy} {
+		c.VisitorID = "v1"
+	}
+	human.ID[0], bot.ID[0], legacy.ID[0] = 1, 2, 3 // index order is click ID order
+	err := db.bdb.Update(func(txn *badger.Txn) error {
+		for _, c := range []*Click{human, bot} {
+			if err := db.indexClick(txn, c); err != nil {
+				return err
+			}
+		}
+		if err := txn.Set(clickKey(legacy.ID), AppendClick(nil, legacy)); err != nil {
+			return err
+		}
+		return txn.Set(append(visitorClickPrefix("v1"), legacy.ID[:]...), []byte{byte(KindHuman)})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.VisitorClicks("v1", 10)
+	if err != nil || len(got) != 2 {
+		t.Fatalf("VisitorClicks = %d clicks, %v", len(got), err)
+	}
+	if g := got[0]; g.ID != human.ID || g.Slug != "s" || g.Campaign != human.Campaign || g.UTM != human.UTM ||
+		!g.Time.Equal(human.Time) || g.Variant != human.Variant || g.IP != "" || g.UserAgent != "" {
+		t.Errorf("touch = %+v, want the human click without request details", g)
+	}
+	if got[1].ID != legacy.ID || got[1].Slug != "t" {
+		t.Errorf("legacy entry resolved to %+v", got[1])
+	}
+	if got, _ := db.VisitorClicks("v1", 1); len(got) != 1 {
+		t.Errorf("limit not honoured: %d", len(got))
+	}
+}
+
+// Every time to conversion lands in a bucket whose value is within 2 % of it, and
+// buckets keep the order of the times.
+func TestTTCBuckets(t *testing.T) {
+	prev := -1
+	for s := int64(0); s < 100*86400; s += 1 + s/50 {
+		b := TTCBucket(s)
+		if b < prev {
+			t.Fatalf("bucket of %d s is %d, before %d", s, b, prev)
+		}
+		prev = b
+		if v := TTCValue(b); math.Abs(float64(v-s)) > 0.02*float64(s)+0.5 {
+			t.Fatalf("%d s reads back as %d", s, v)
+		}
+	}
+	if TTCBucket(-5) != 0 {
+		t.Error("a negative time must land in the first bucket")
 	}
 }

@@ -3,6 +3,7 @@ package storage
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -13,7 +14,7 @@ import (
 // the redirect path by an outbox consumer (the redirect writes one record per click and
 // nothing else); conversions add identity links in their own commit.
 const (
-	prefixVisitorClick = 'P' // P visitor 0x00 click-id(16)           -> flags
+	prefixVisitorClick = 'P' // P visitor 0x00 click-id(16)           -> touch (human) or kind
 	prefixIdentity     = 'I' // I kind 0x00 value 0x00 visitor        -> nil
 	prefixVisitorIdent = 'J' // J visitor 0x00 kind 0x00 value        -> nil
 
@@ -52,7 +53,16 @@ func (db *DB) indexClick(txn *badger.Txn, c *Click) error {
 	if c.VisitorID == "" {
 		return nil
 	}
-	if err := txn.Set(append(visitorClickPrefix(c.VisitorID), c.ID[:]...), []byte{byte(c.Kind())}); err != nil {
+	// A human click's entry carries what attribution needs of it, so a conversion reads
+	// a visitor's touches in one prefix scan instead of a random read per click.
+	entry := []byte{byte(c.Kind())}
+	if c.Kind() == KindHuman {
+		entry = AppendClick(nil, &Click{
+			ID: c.ID, Time: c.Time, Domain: c.Domain, Slug: c.Slug, Campaign: c.Campaign,
+			UTM: c.UTM, Variant: c.Variant,
+		})
+	}
+	if err := txn.Set(append(visitorClickPrefix(c.VisitorID), c.ID[:]...), entry); err != nil {
 		return err
 	}
 	id := IdentityRef{Kind: c.IdentityKind, Value: c.IdentityValue}
@@ -110,24 +120,31 @@ func (db *DB) WaitIndexed(ctx context.Context, seq uint64) bool {
 	}
 }
 
-// VisitorClicks returns the clicks of a visitor, oldest first (at most limit).
+// VisitorClicks returns a visitor's human clicks, oldest first (at most limit), as
+// attribution touches: time, link, campaign, UTM and variant, without the request
+// details (IP, user agent, referrer, destination).
 func (db *DB) VisitorClicks(visitor string, limit int) ([]*Click, error) {
 	var out []*Click
 	err := db.bdb.View(func(txn *badger.Txn) error {
 		p := visitorClickPrefix(visitor)
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: p})
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: p, PrefetchValues: false})
 		defer it.Close()
 		for it.Rewind(); it.Valid() && len(out) < limit; it.Next() {
-			var id [16]byte
-			copy(id[:], it.Item().Key()[len(p):])
-			ci, err := txn.Get(clickKey(id))
-			if err != nil {
-				continue
-			}
-			if err := ci.Value(func(v []byte) error {
-				c, err := DecodeClick(v)
-				if err == nil {
+			item := it.Item()
+			if err := item.Value(func(v []byte) error {
+				switch {
+				case len(v) > 1:
+					c, err := DecodeClick(v)
+					if err != nil {
+						return fmt.Errorf("visitor index entry %q: %w", item.Key(), err)
+					}
 					out = append(out, c)
+				case len(v) == 1 && ClickKind(v[0]) == KindHuman:
+					// An entry from before touches were kept in the index: read the click.
+					c, err := getClick(txn, [16]byte(item.Key()[len(p):]))
+					if err == nil {
+						out = append(out, c)
+					}
 				}
 				return nil
 			}); err != nil {

@@ -1,8 +1,11 @@
 package reports
 
 import (
+	"math"
 	"testing"
 	"time"
+
+	"github.com/axiomhq/hyperloglog"
 
 	"github.com/clickgate/clickgate/storage"
 )
@@ -36,8 +39,19 @@ func TestBuildPeriodOverPeriodAndGroupings(t *testing.T) {
 	sent, cost, platform := int64(200), 30.0, int64(4)
 	f := &fake{camps: map[string]*storage.Campaign{"spring": {ID: "spring", MessagesSent: &sent, Cost: &cost, Currency: "USD", PlatformConversions: &platform}}}
 	add := func(d string, human int64, conv int64, rev float64, visitors []string, secs []int64) {
-		f.cells = append(f.cells, &storage.CellData{Day: day(d), ID: id, Visitors: visitors, Seconds: secs, Cell: storage.Cell{
-			HumanClicks: human, Conversions: map[string]int64{"purchase": conv}, Revenue: map[string]float64{"USD": rev}}})
+		sk := hyperloglog.New14()
+		for _, v := range visitors {
+			sk.Insert([]byte(v))
+		}
+		ttc := map[int]int64{}
+		for _, s := range secs {
+			ttc[storage.TTCBucket(s)]++
+		}
+		f.cells = append(f.cells, &storage.CellData{Day: day(d), ID: id, Visitors: sk, Cell: storage.Cell{
+			HumanClicks: human, Conversions: map[string]int64{"purchase": conv}, Revenue: map[string]float64{"USD": rev}, TTC: ttc}})
+	}
+	near := func(got *int64, want int64) bool { // histogram buckets are at most 4 % wide
+		return got != nil && math.Abs(float64(*got-want)) <= 0.02*float64(want)
 	}
 	// Previous week: 10 clicks, 1 conversion. This week: 30 clicks over two days, 3 conversions.
 	add("2026-11-17", 10, 1, 20, []string{"v1"}, []int64{100})
@@ -54,7 +68,7 @@ func TestBuildPeriodOverPeriodAndGroupings(t *testing.T) {
 	if row.HumanClicks != 30 || row.UniqueVisitors != 3 || row.ConversionsTotal != 3 || row.Revenue["USD"] != 80 {
 		t.Fatalf("metrics %+v", row.Metrics)
 	}
-	if *row.ConversionRate != 0.1 || *row.ConversionRatePerVisitor != 1 || *row.MedianSecondsToConvert != 600 || *row.P90SecondsToConvert != 3600 {
+	if *row.ConversionRate != 0.1 || *row.ConversionRatePerVisitor != 1 || !near(row.MedianSecondsToConvert, 600) || !near(row.P90SecondsToConvert, 3600) {
 		t.Fatalf("rates %+v", row.Metrics)
 	}
 	if row.RevenuePerMessage["USD"] != 0.4 || *row.CostPerConversion != 10 || *row.Discrepancy != -1 || *row.DiscrepancyRatio != 0.75 {
@@ -72,5 +86,27 @@ func TestBuildPeriodOverPeriodAndGroupings(t *testing.T) {
 	r, _ = Build(f, Query{From: time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 11, 29, 0, 0, 0, 0, time.UTC), GroupBy: "campaign"})
 	if r.Rows[0].CostPerConversion != nil || r.Rows[0].RevenuePerMessage != nil || r.Rows[0].Discrepancy != nil {
 		t.Fatalf("%+v", r.Rows[0])
+	}
+}
+
+// Percentiles read off the histogram stay within 2 % (and a second of rounding) of the
+// exact nearest-rank ones.
+func TestPercentilesFromHistogram(t *testing.T) {
+	for _, secs := range [][]int64{
+		{0}, {7}, {24, 25, 26}, {60, 600, 3600}, {1, 2, 3, 4, 5, 6, 7, 8, 9, 10},
+		{30, 90, 300, 900, 3600, 7200, 86400, 172800, 604800, 2592000},
+	} {
+		ttc := map[int]int64{}
+		for _, s := range secs {
+			ttc[storage.TTCBucket(s)]++
+		}
+		med, p90, ok := percentiles(ttc)
+		wantMed, wantP90 := secs[(len(secs)-1)/2], secs[int(math.Ceil(0.9*float64(len(secs))))-1]
+		if !ok || math.Abs(float64(med-wantMed)) > 0.02*float64(wantMed)+1 || math.Abs(float64(p90-wantP90)) > 0.02*float64(wantP90)+1 {
+			t.Errorf("%v: median %d p90 %d, want %d %d", secs, med, p90, wantMed, wantP90)
+		}
+	}
+	if _, _, ok := percentiles(map[int]int64{}); ok {
+		t.Error("an empty histogram has percentiles")
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"sort"
 	"time"
 
+	"github.com/axiomhq/hyperloglog"
+
 	"github.com/clickgate/clickgate/storage"
 )
 
@@ -155,8 +157,8 @@ func campaignFigures(src Source, row *Row) error {
 // acc accumulates cells into one group.
 type acc struct {
 	m        Metrics
-	visitors map[string]bool
-	seconds  []int64
+	visitors *hyperloglog.Sketch // merged from the cells' sketches
+	ttc      map[int]int64       // time to conversion histogram
 }
 
 func groups(src Source, from, to storage.Day, by string) (map[string]*acc, error) {
@@ -169,16 +171,20 @@ func groups(src Source, from, to storage.Day, by string) (map[string]*acc, error
 		k := key(c, by)
 		a := out[k]
 		if a == nil {
-			a = &acc{visitors: map[string]bool{}, m: Metrics{Conversions: map[string]int64{}, Reversed: map[string]int64{},
+			a = &acc{visitors: hyperloglog.New14(), ttc: map[int]int64{}, m: Metrics{Conversions: map[string]int64{}, Reversed: map[string]int64{},
 				Revenue: map[string]float64{}, FirstClickRevenue: map[string]float64{}, LinearRevenue: map[string]float64{}}}
 			out[k] = a
 		}
 		a.m.HumanClicks += c.Cell.HumanClicks
 		a.m.BotClicks += c.Cell.BotClicks
-		for _, v := range c.Visitors {
-			a.visitors[v] = true
+		if c.Visitors != nil {
+			if err := a.visitors.Merge(c.Visitors); err != nil {
+				return nil, fmt.Errorf("visitors of %v: %w", c.ID, err)
+			}
 		}
-		a.seconds = append(a.seconds, c.Seconds...)
+		for b, n := range c.Cell.TTC {
+			a.ttc[b] += n
+		}
 		for t, n := range c.Cell.Conversions {
 			a.m.Conversions[t] += n
 			a.m.ConversionsTotal += n
@@ -199,7 +205,7 @@ func groups(src Source, from, to storage.Day, by string) (map[string]*acc, error
 
 func (a *acc) metrics() Metrics {
 	m := a.m
-	m.UniqueVisitors = int64(len(a.visitors))
+	m.UniqueVisitors = int64(a.visitors.Estimate())
 	for _, rev := range []map[string]float64{m.Revenue, m.FirstClickRevenue, m.LinearRevenue} {
 		for k, v := range rev {
 			rev[k] = round(v)
@@ -221,13 +227,36 @@ func (a *acc) metrics() Metrics {
 		v := round(float64(m.ConversionsTotal) / float64(m.UniqueVisitors))
 		m.ConversionRatePerVisitor = &v
 	}
-	if len(a.seconds) > 0 {
-		s := append([]int64(nil), a.seconds...)
-		sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-		med, p90 := s[(len(s)-1)/2], s[int(math.Ceil(0.9*float64(len(s))))-1]
+	if med, p90, ok := percentiles(a.ttc); ok {
 		m.MedianSecondsToConvert, m.P90SecondsToConvert = &med, &p90
 	}
 	return m
+}
+
+// percentiles reads the median and the 90th percentile (nearest rank) off a time to
+// conversion histogram.
+func percentiles(ttc map[int]int64) (med, p90 int64, ok bool) {
+	var n int64
+	buckets := make([]int, 0, len(ttc))
+	for b, c := range ttc {
+		if c > 0 {
+			n += c
+			buckets = append(buckets, b)
+		}
+	}
+	if n == 0 {
+		return 0, 0, false
+	}
+	sort.Ints(buckets)
+	at := func(rank int64) int64 { // rank counts from 1
+		for _, b := range buckets {
+			if rank -= ttc[b]; rank <= 0 {
+				return storage.TTCValue(b)
+			}
+		}
+		return storage.TTCValue(buckets[len(buckets)-1])
+	}
+	return at((n-1)/2 + 1), at(int64(math.Ceil(0.9 * float64(n)))), true
 }
 
 func key(c *storage.CellData, by string) string {
