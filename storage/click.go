@@ -46,6 +46,9 @@ type Click struct {
 	Bot            bool
 	BotReason      string
 	Test           bool
+	// SealedUser is the identity parameter's plain value, sealed (see identity.Sealer),
+	// kept only when the operator opts in to forwarding identifiers captured at clicks.
+	SealedUser string
 }
 
 // Kind returns how the click counts.
@@ -60,7 +63,9 @@ func (c *Click) Kind() ClickKind {
 }
 
 const (
+	// Version 2 appended SealedUser; version 1 records are still read.
 	clickRecordV1 = 1
+	clickRecordV2 = 2
 
 	flagBot        = 1 << 0
 	flagTest       = 1 << 1
@@ -72,6 +77,7 @@ const (
 	maxReferrer    = 1024
 	maxDestination = 8192
 	maxField       = 256
+	maxSealed      = 512 // a sealed identity: nonce, JSON of one normalised value, tag
 )
 
 // AppendClick appends the binary record of c to dst. The record starts with the click ID
@@ -88,7 +94,7 @@ func AppendClick(dst []byte, c *Click) []byte {
 		flags |= flagNewVisitor
 	}
 	dst = append(dst, c.ID[:]...)
-	dst = append(dst, clickRecordV1, flags)
+	dst = append(dst, clickRecordV2, flags)
 	dst = binary.AppendVarint(dst, c.Time.UnixMicro())
 	dst = binary.AppendUvarint(dst, uint64(c.Variant+1))
 	for _, f := range [...]struct {
@@ -101,7 +107,7 @@ func AppendClick(dst []byte, c *Click) []byte {
 		{c.Destination, maxDestination}, {c.VisitorID, maxField},
 		{c.IdentityKind, maxField}, {c.IdentityValue, maxField}, {c.IdentitySource, maxField},
 		{c.Token, maxField}, {c.IP, maxField}, {c.UserAgent, maxUserAgent},
-		{c.Referrer, maxReferrer}, {c.BotReason, maxField},
+		{c.Referrer, maxReferrer}, {c.BotReason, maxField}, {c.SealedUser, maxSealed},
 	} {
 		s := f.s
 		if len(s) > f.max {
@@ -123,7 +129,8 @@ func DecodeClick(b []byte) (*Click, error) {
 	}
 	c := &Click{}
 	copy(c.ID[:], b)
-	if b[16] != clickRecordV1 {
+	version := b[16]
+	if version != clickRecordV1 && version != clickRecordV2 {
 		return nil, fmt.Errorf("click record version %d: %w", b[16], ErrCorrupt)
 	}
 	flags := b[17]
@@ -141,12 +148,17 @@ func DecodeClick(b []byte) (*Click, error) {
 	}
 	c.Variant = int(v) - 1
 	b = b[n:]
-	for _, p := range [...]*string{
+	fields := [...]*string{
 		&c.Node, &c.Domain, &c.Slug, &c.Campaign,
 		&c.UTM.Source, &c.UTM.Medium, &c.UTM.Campaign, &c.UTM.Content, &c.UTM.Term,
 		&c.Destination, &c.VisitorID, &c.IdentityKind, &c.IdentityValue, &c.IdentitySource,
-		&c.Token, &c.IP, &c.UserAgent, &c.Referrer, &c.BotReason,
-	} {
+		&c.Token, &c.IP, &c.UserAgent, &c.Referrer, &c.BotReason, &c.SealedUser,
+	}
+	n = len(fields)
+	if version == clickRecordV1 {
+		n-- // no SealedUser
+	}
+	for _, p := range fields[:n] {
 		l, n := binary.Uvarint(b)
 		if n <= 0 || l > uint64(len(b)-n) {
 			return nil, fmt.Errorf("click field: %w", ErrCorrupt)

@@ -38,12 +38,28 @@ func TestClickRecordRoundTrip(t *testing.T) {
 	c := testClick(1, "s", true)
 	c.Variant = 2
 	c.IdentityKind, c.IdentityValue, c.IdentitySource, c.Token = "email", "abc", "token", "tok"
+	c.SealedUser = "sealed\x00bytes\xff"
 	got, err := DecodeClick(AppendClick(nil, c))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if fmt.Sprint(*got) != fmt.Sprint(*c) {
 		t.Fatalf("round trip:\n got %+v\nwant %+v", *got, *c)
+	}
+}
+
+// Records written before SealedUser existed (version 1) still decode.
+func TestClickRecordV1(t *testing.T) {
+	c := testClick(1, "s", false)
+	rec := AppendClick(nil, c)
+	rec[16] = clickRecordV1
+	rec = rec[:len(rec)-1] // the empty SealedUser's length
+	got, err := DecodeClick(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(*got) != fmt.Sprint(*c) {
+		t.Fatalf("version 1:\n got %+v\nwant %+v", *got, *c)
 	}
 }
 
@@ -200,8 +216,15 @@ func TestLinksAndRecipients(t *testing.T) {
 		t.Fatal(err)
 	}
 	r, err := db.GetRecipient("", "a", "t1")
-	if err != nil || r.Kind != "customer_id" || r.Value != "42" {
+	if err != nil || r.Kind != "customer_id" || r.Value != "42" || r.Sealed != nil {
 		t.Fatalf("recipient %v %v", r, err)
+	}
+	sealed := []byte("sealed\x00with NULs\x00")
+	if err := db.PutRecipients("", "a", []Recipient{{Token: "t3", Kind: "email", Value: "hash", Sealed: sealed}}); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := db.GetRecipient("", "a", "t3"); err != nil || r.Kind != "email" || r.Value != "hash" || string(r.Sealed) != string(sealed) {
+		t.Fatalf("recipient with sealed identity %+v %v", r, err)
 	}
 	if err := db.PutRecipients("", "a", []Recipient{{Token: "t2"}, {Token: "t1"}}); err == nil {
 		t.Fatal("taken token accepted")

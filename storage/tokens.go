@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 
@@ -14,6 +15,9 @@ type Recipient struct {
 	Token string
 	Kind  string
 	Value string
+	// Sealed is the plain identity, sealed, kept only when the operator opts in to
+	// forwarding identifiers captured at clicks.
+	Sealed []byte
 }
 
 // PutRecipients stores tokens for one link. It refuses, writing nothing, when a token is
@@ -38,7 +42,11 @@ func (db *DB) PutRecipients(domain, slug string, rs []Recipient) error {
 	wb := db.bdb.NewWriteBatch()
 	defer wb.Cancel()
 	for _, r := range rs {
+		// kind NUL value [NUL sealed]: kinds and values never hold a NUL.
 		v := append(append(append([]byte{}, r.Kind...), 0), r.Value...)
+		if len(r.Sealed) > 0 {
+			v = append(append(v, 0), r.Sealed...)
+		}
 		if err := wb.Set(tokenKey(lk, r.Token), v); err != nil {
 			return fmt.Errorf("storage: put recipient: %w", err)
 		}
@@ -58,13 +66,16 @@ func (db *DB) GetRecipient(domain, slug, token string) (*Recipient, error) {
 			return err
 		}
 		return it.Value(func(v []byte) error {
-			for i, c := range v {
-				if c == 0 {
-					r.Kind, r.Value = string(v[:i]), string(v[i+1:])
-					return nil
-				}
+			kind, rest, ok := bytes.Cut(v, []byte{0})
+			if !ok {
+				return ErrCorrupt
 			}
-			return ErrCorrupt
+			value, sealed, _ := bytes.Cut(rest, []byte{0})
+			r.Kind, r.Value = string(kind), string(value)
+			if len(sealed) > 0 {
+				r.Sealed = append([]byte(nil), sealed...)
+			}
+			return nil
 		})
 	})
 	if errors.Is(err, badger.ErrKeyNotFound) {

@@ -65,7 +65,9 @@ type Config struct {
 	DedupeHorizon string `env:"DEDUPE_HORIZON" envDefault:"30d"`
 	// EventUserData says which events carry plain identifiers to Kafka and plugins:
 	// "conversions" (the email, phone and customer ID a conversion's sender gave, kept
-	// sealed until forwarded) or "none".
+	// sealed until forwarded), "all" (also the identity captured at a click, from an
+	// identity parameter or a recipient token, kept sealed with the click or token), or
+	// "none".
 	EventUserData string `env:"EVENT_USER_DATA" envDefault:"conversions"`
 	// StrictConversionTypes rejects types outside purchase, lead, signup, add_to_cart, call.
 	StrictConversionTypes bool `env:"STRICT_CONVERSION_TYPES" envDefault:"false"`
@@ -279,8 +281,10 @@ func (c *Config) validate() error {
 	if c.Horizon, err = attribution.ParseDuration(c.DedupeHorizon); err != nil || c.Horizon < time.Hour {
 		return bad("DEDUPE_HORIZON", "%q is not a duration of an hour or more, like 30d", c.DedupeHorizon)
 	}
-	if c.EventUserData != "conversions" && c.EventUserData != "none" {
-		return bad("EVENT_USER_DATA", "%q is neither conversions nor none", c.EventUserData)
+	switch c.EventUserData {
+	case "conversions", "all", "none":
+	default:
+		return bad("EVENT_USER_DATA", "%q is not conversions, all or none", c.EventUserData)
 	}
 	m, err := utm.ParseMediums(c.UTMMediums)
 	if err != nil {

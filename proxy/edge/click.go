@@ -9,6 +9,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/clickgate/clickgate/proxy/bot"
+	"github.com/clickgate/clickgate/proxy/events"
 	"github.com/clickgate/clickgate/proxy/identity"
 	"github.com/clickgate/clickgate/proxy/links"
 	"github.com/clickgate/clickgate/storage"
@@ -80,6 +81,9 @@ func (e *Edge) fillClick(ctx *fasthttp.RequestCtx, s *scratch, l *links.Link, t 
 			s.ident = append(s.ident[:0], e.Hasher.Stored(p.Kind, norm)...)
 			c.IdentityKind, c.IdentityValue = p.Kind, b2s(s.ident)
 			c.IdentitySource = p.Source
+			if e.ClickSealer != nil {
+				c.SealedUser = string(events.SealIdentity(e.ClickSealer, p.Kind, norm, c.ID[:]))
+			}
 			break
 		}
 	}

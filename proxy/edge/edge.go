@@ -53,7 +53,10 @@ type Edge struct {
 	// when a trusted proxy sits in front. Empty: the peer address.
 	ClientIPHeader string
 	Hasher         *identity.Hasher
-	Region         string
+	// ClickSealer, when set, keeps an identity parameter's plain value sealed with the
+	// click, for click events (the operator opted in to identifiers at clicks).
+	ClickSealer *identity.Sealer
+	Region      string
 	// Conversions and Postback handle the conversion intake; nil answers 404.
 	Conversions, Postback fasthttp.RequestHandler
 	// Ready reports readiness details for /readyz; ok false answers 503.

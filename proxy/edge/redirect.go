@@ -53,8 +53,8 @@ func (e *Edge) redirect(ctx *fasthttp.RequestCtx, slug, token []byte) {
 	s.id = id.Append(s.id[:0])
 	s.loc = link.AppendLocation(s.loc[:0], target, ctx.URI().QueryString(), e.ClickParam, s.id)
 
+	c.ID, c.Time, c.NewVisitor = id, start, isNew // fillClick seals for this click ID
 	e.fillClick(ctx, s, link, target, verdict, token)
-	c.ID, c.Time, c.NewVisitor = id, start, isNew
 	c.VisitorID, c.Destination = b2s(vid), b2s(s.loc)
 	s.rec = storage.AppendClick(s.rec[:0], c)
 	if err := e.Clicks.CommitClick(s.rec, entry.Counters, kind); err != nil {

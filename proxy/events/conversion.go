@@ -1,10 +1,6 @@
 package events
 
 import (
-	"encoding/json"
-	"fmt"
-
-	"github.com/clickgate/clickgate/proxy/identity"
 	"github.com/clickgate/clickgate/sdk"
 	"github.com/clickgate/clickgate/storage"
 )
@@ -45,22 +41,4 @@ func touch(t *storage.Touch) *sdk.Touch {
 		UTM:     sdk.UTM{Source: t.UTM.Source, Medium: t.UTM.Medium, Campaign: t.UTM.Campaign, Content: t.UTM.Content, Term: t.UTM.Term},
 		Variant: t.Variant, ClickTime: t.ClickTime, SecondsToConvert: t.SecondsToConvert, Credit: t.Credit,
 	}
-}
-
-// OpenUser returns the plain identifiers sealed with an outbox conversion event: nil
-// when none were kept (the sender gave none, user data is off, or every consumer had
-// already read them), an error when they do not open (e.g. the server secret changed).
-func OpenUser(e storage.Event, s *identity.Sealer) (*sdk.User, error) {
-	if len(e.Sealed) == 0 || s == nil {
-		return nil, nil
-	}
-	plain, err := s.Open(e.Sealed, e.Ref[:])
-	if err != nil {
-		return nil, fmt.Errorf("conversion %x: %w", e.Ref, err)
-	}
-	var u sdk.User
-	if err := json.Unmarshal(plain, &u); err != nil {
-		return nil, fmt.Errorf("conversion %x: sealed identifiers: %w", e.Ref, err)
-	}
-	return &u, nil
 }

@@ -6,13 +6,15 @@ import (
 	"unicode/utf8"
 
 	"github.com/clickgate/clickgate/proxy/ids"
+	"github.com/clickgate/clickgate/sdk"
 	"github.com/clickgate/clickgate/storage"
 )
 
-// AppendClickJSON appends the click event of a stored click as JSON: the same document
-// as json.Marshal(FromClick(c)), written without reflection because the relay encodes
-// every click and draining a backlog must outpace the redirects that fill it.
-func AppendClickJSON(dst []byte, c *storage.Click) []byte {
+// AppendClickJSON appends the click event of a stored click as JSON, with u as its user
+// (nil: none): the same document as json.Marshal of FromClick(c) with User set, written
+// without reflection because the relay encodes every click and draining a backlog must
+// outpace the redirects that fill it.
+func AppendClickJSON(dst []byte, c *storage.Click, u *sdk.User) []byte {
 	var idBuf [ids.ClickIDLen]byte
 	id := ids.ClickID(c.ID).Append(idBuf[:0])
 	dst = append(dst, `{"schema_version":`...)
@@ -54,6 +56,17 @@ func AppendClickJSON(dst []byte, c *storage.Click) []byte {
 	dst = appendField(dst, "ip", c.IP, true)
 	dst = appendField(dst, "user_agent", c.UserAgent, true)
 	dst = appendField(dst, "referrer", c.Referrer, true)
+	if u != nil {
+		dst = append(dst, `,"user":{`...)
+		n := len(dst)
+		dst = appendField(dst, "email", u.Email, true)
+		dst = appendField(dst, "phone", u.Phone, true)
+		dst = appendField(dst, "customer_id", u.CustomerID, true)
+		if len(dst) > n {
+			dst = append(dst[:n], dst[n+1:]...) // the first field's comma
+		}
+		dst = append(dst, '}')
+	}
 	dst = append(dst, `,"bot":`...)
 	dst = strconv.AppendBool(dst, c.Bot)
 	dst = appendField(dst, "bot_reason", c.BotReason, true)

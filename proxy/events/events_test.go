@@ -10,6 +10,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/clickgate/clickgate/proxy/ids"
+	"github.com/clickgate/clickgate/sdk"
 	"github.com/clickgate/clickgate/storage"
 )
 
@@ -35,14 +36,18 @@ func TestAppendClickJSONMatchesStruct(t *testing.T) {
 			c.UTM.Content, c.UTM.Term, c.Test, c.Bot, c.BotReason = "", "vip", true, false, ""
 		},
 	}
+	users := []*sdk.User{nil, {Email: "a@b.co"}, {Phone: "+14155550123", CustomerID: "c-\"42\""}, {}}
 	for i, mod := range variants {
 		c := sample()
 		mod(c)
-		want, err := json.Marshal(FromClick(c))
+		u := users[i%len(users)]
+		ev := FromClick(c)
+		ev.User = u
+		want, err := json.Marshal(ev)
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := AppendClickJSON(nil, c)
+		got := AppendClickJSON(nil, c, u)
 		var a, b any
 		if err := json.Unmarshal(got, &a); err != nil {
 			t.Fatalf("case %d: invalid JSON %v\n%s", i, err, got)
@@ -76,7 +81,11 @@ func TestClickEventsMatchSchema(t *testing.T) {
 		ck := sample()
 		ck.ID = ids.NewClickIDs(1).New(time.Now())
 		mod(ck)
-		inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(AppendClickJSON(nil, ck)))
+		var u *sdk.User
+		if i%2 == 1 {
+			u = &sdk.User{Email: "a@b.co", Phone: "+14155550123"}
+		}
+		inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(AppendClickJSON(nil, ck, u)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -87,16 +96,23 @@ func TestClickEventsMatchSchema(t *testing.T) {
 }
 
 func FuzzAppendClickJSON(f *testing.F) {
-	f.Add("Mozilla/5.0", "https://x.example/", "\xff\x00\"\\")
-	f.Fuzz(func(t *testing.T, ua, dest, ref string) {
+	f.Add("Mozilla/5.0", "https://x.example/", "\xff\x00\"\\", "")
+	f.Add("", "", "", "a@b.co")
+	f.Fuzz(func(t *testing.T, ua, dest, ref, email string) {
 		c := sample()
 		c.UserAgent, c.Destination, c.Referrer = ua, dest, ref
-		got := AppendClickJSON(nil, c)
+		var u *sdk.User
+		if email != "" {
+			u = &sdk.User{Email: email}
+		}
+		got := AppendClickJSON(nil, c, u)
 		var a, b any
 		if err := json.Unmarshal(got, &a); err != nil {
 			t.Fatalf("invalid JSON: %v\n%q", err, got)
 		}
-		want, _ := json.Marshal(FromClick(c))
+		ev := FromClick(c)
+		ev.User = u
+		want, _ := json.Marshal(ev)
 		json.Unmarshal(want, &b)
 		if !reflect.DeepEqual(a, b) {
 			t.Fatalf("differs from encoding/json:\n got %s\nwant %s", got, want)
@@ -109,7 +125,7 @@ func BenchmarkAppendClickJSON(b *testing.B) {
 	buf := make([]byte, 0, 1024)
 	b.ReportAllocs()
 	for b.Loop() {
-		buf = AppendClickJSON(buf[:0], c)
+		buf = AppendClickJSON(buf[:0], c, nil)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/clickgate/clickgate/proxy/events"
 	"github.com/clickgate/clickgate/proxy/identity"
 	"github.com/clickgate/clickgate/storage"
 )
@@ -23,6 +24,9 @@ type Service struct {
 	Hasher    *identity.Hasher
 	// Region reads phone numbers given without a country code.
 	Region string
+	// Sealer, when set, keeps each recipient token's plain identity sealed beside its
+	// hash, for click events (the operator opted in to identifiers at clicks).
+	Sealer *identity.Sealer
 
 	mu sync.Mutex // serialises writes: slug uniqueness is checked against the index
 }
@@ -242,6 +246,9 @@ func (s *Service) CreateTokens(domain, slug string, rs []RecipientSpec) ([]Token
 		}
 		seen[tok] = true
 		stored[i] = storage.Recipient{Token: tok, Kind: kind, Value: s.Hasher.Stored(kind, norm)}
+		if s.Sealer != nil {
+			stored[i].Sealed = events.SealIdentity(s.Sealer, kind, norm, events.RecipientSealAD(domain, slug, tok))
+		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -14,7 +14,6 @@ import (
 
 	"github.com/clickgate/clickgate/proxy/backoff"
 	"github.com/clickgate/clickgate/proxy/events"
-	"github.com/clickgate/clickgate/proxy/identity"
 	"github.com/clickgate/clickgate/proxy/ids"
 	"github.com/clickgate/clickgate/sdk"
 	"github.com/clickgate/clickgate/sdk/host"
@@ -24,18 +23,18 @@ import (
 // Host runs every plugin of a plugins file.
 type Host struct {
 	db      *storage.DB
-	sealer  *identity.Sealer
+	users   events.Users
 	log     *slog.Logger
 	runners map[string]*runner
 	order   []string
 }
 
-// New prepares the plugins of f; Run starts them. sealer opens the plain identifiers
-// kept with conversions (nil: conversion events go without them).
-func New(db *storage.DB, f *File, sealer *identity.Sealer, log *slog.Logger) *Host {
-	h := &Host{db: db, sealer: sealer, log: log, runners: map[string]*runner{}}
+// New prepares the plugins of f; Run starts them. users says which events carry plain
+// identifiers.
+func New(db *storage.DB, f *File, users events.Users, log *slog.Logger) *Host {
+	h := &Host{db: db, users: users, log: log, runners: map[string]*runner{}}
 	for _, s := range f.Plugins {
-		r := &runner{spec: s, db: db, sealer: sealer, consumer: Consumer(s.Name), log: log.With("plugin", s.Name), replays: make(chan replayReq)}
+		r := &runner{spec: s, db: db, users: users, consumer: Consumer(s.Name), log: log.With("plugin", s.Name), replays: make(chan replayReq)}
 		r.state.Store("starting")
 		db.Register(r.consumer)
 		h.runners[s.Name] = r
@@ -123,7 +122,7 @@ type replayResp struct {
 type runner struct {
 	spec     Spec
 	db       *storage.DB
-	sealer   *identity.Sealer
+	users    events.Users
 	consumer string
 	log      *slog.Logger
 	replays  chan replayReq
@@ -275,7 +274,7 @@ func (r *runner) event(e storage.Event) (sdk.Event, bool) {
 			return sdk.Event{}, false
 		}
 		ev := events.FromConversion(c)
-		if ev.User, err = events.OpenUser(e, r.sealer); err != nil {
+		if ev.User, err = r.users.Conversion(e); err != nil {
 			r.log.Warn("conversion forwarded without its identifiers", "seq", e.Seq, "err", err)
 		}
 		if len(r.spec.Campaigns) > 0 && (ev.Attribution == nil || !contains(r.spec.Campaigns, ev.Attribution.Campaign)) {
@@ -299,7 +298,7 @@ func (r *runner) event(e storage.Event) (sdk.Event, bool) {
 		(len(r.spec.Campaigns) > 0 && !contains(r.spec.Campaigns, c.Campaign)) {
 		return sdk.Event{}, false
 	}
-	return sdk.Event{ID: ids.ClickID(c.ID).String(), Type: sdk.TypeClick, Time: c.Time, JSON: events.AppendClickJSON(nil, c)}, true
+	return sdk.Event{ID: ids.ClickID(c.ID).String(), Type: sdk.TypeClick, Time: c.Time, JSON: events.AppendClickJSON(nil, c, r.clickUser(c))}, true
 }
 
 // deliver calls the plugin once for the unresolved events of a batch. It returns how
@@ -526,3 +525,11 @@ type syncString struct {
 
 func (s *syncString) Store(v string) { s.mu.Lock(); s.s = v; s.mu.Unlock() }
 func (s *syncString) Load() string   { s.mu.Lock(); defer s.mu.Unlock(); return s.s }
+
+func (r *runner) clickUser(c *storage.Click) *sdk.User {
+	u, err := r.users.Click(r.db, c)
+	if err != nil {
+		r.log.Warn("click forwarded without its identifiers", "click_id", ids.ClickID(c.ID).String(), "err", err)
+	}
+	return u
+}

@@ -18,7 +18,6 @@ import (
 
 	"github.com/clickgate/clickgate/proxy/backoff"
 	"github.com/clickgate/clickgate/proxy/events"
-	"github.com/clickgate/clickgate/proxy/identity"
 	"github.com/clickgate/clickgate/proxy/ids"
 	"github.com/clickgate/clickgate/storage"
 )
@@ -49,9 +48,8 @@ type Config struct {
 	MaxBacklog uint64
 	// Transport carries TLS and SASL settings; nil is plaintext.
 	Transport *kafka.Transport
-	// Sealer opens the plain identifiers kept with conversions (nil: conversion events
-	// go without them).
-	Sealer *identity.Sealer
+	// Users says which events carry plain identifiers.
+	Users events.Users
 }
 
 func (c *Config) defaults() {
@@ -336,7 +334,11 @@ func (r *Relay) messages(evs []storage.Event) []kafka.Message {
 				r.log.Error("undecodable click; skipped", "seq", e.Seq, "err", err)
 				continue
 			}
-			buf = events.AppendClickJSON(buf, c)
+			u, err := r.cfg.Users.Click(r.db, c)
+			if err != nil {
+				r.log.Warn("click published without its identifiers", "seq", e.Seq, "err", err)
+			}
+			buf = events.AppendClickJSON(buf, c, u)
 			ends = append(ends, len(buf))
 			msgs = append(msgs, kafka.Message{
 				Topic: r.cfg.ClicksTopic,
@@ -354,7 +356,7 @@ func (r *Relay) messages(evs []storage.Event) []kafka.Message {
 				continue
 			}
 			ev := events.FromConversion(c)
-			if ev.User, err = events.OpenUser(e, r.cfg.Sealer); err != nil {
+			if ev.User, err = r.cfg.Users.Conversion(e); err != nil {
 				r.log.Warn("conversion published without its identifiers", "seq", e.Seq, "err", err)
 			}
 			v, err := json.Marshal(ev)

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -43,7 +44,7 @@ func TestMain(m *testing.M) {
 
 // startGate runs clickgate with the relay on, writing to topics unique to the test.
 func startGate(t *testing.T, env ...string) (*servertest.Gate, string) {
-	topic := fmt.Sprintf("t%d.%s.clicks", time.Now().UnixNano(), strings.ToLower(t.Name()))
+	topic := fmt.Sprintf("t%d.%s.clicks", time.Now().UnixNano(), strings.NewReplacer("/", "_", " ", "_").Replace(strings.ToLower(t.Name())))
 	env = append([]string{"CLICKGATE_KAFKA_BROKERS=" + broker.Addr, "CLICKGATE_KAFKA_CLICKS_TOPIC=" + topic,
 		"CLICKGATE_KAFKA_CONVERSIONS_TOPIC=" + strings.TrimSuffix(topic, "clicks") + "conversions", "CLICKGATE_KAFKA_PARTITIONS=3"}, env...)
 	g := servertest.Start(t, t.TempDir(), env...)
@@ -423,5 +424,68 @@ func TestConversionsReachKafka(t *testing.T) {
 	// twice, always with the same event ID.
 	if n == 0 || len(ids) != 1 || !ids["o-1"] {
 		t.Fatalf("%d conversion messages with event IDs %v, want o-1", n, ids)
+	}
+}
+
+// With CLICKGATE_EVENT_USER_DATA=all, a click's captured identity reaches Kafka in plain
+// form (from an identity parameter and from a recipient token) while the store keeps it
+// sealed; by default click events carry none.
+func TestClickUserData(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		env   []string
+		plain bool
+	}{{"opted in", []string{"CLICKGATE_EVENT_USER_DATA=all"}, true}, {"default", nil, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			g, topic := startGate(t, tc.env...)
+			g.MustCreate(map[string]any{"slug": "id", "destination": "https://shop.example.com/p",
+				"utm": map[string]any{"medium": "promotional", "campaign": "kafka"}, "identity_params": map[string]any{"em": "email"}})
+			st, out := g.API("POST", "/api/v1/links/id/tokens", map[string]any{"recipients": []any{map[string]any{"phone": "+1 415 555 0123"}}})
+			if st != 201 && st != 200 {
+				t.Fatalf("tokens: %d %v", st, out)
+			}
+			tok := out["tokens"].([]any)[0].(map[string]any)["token"].(string)
+			phone := map[string]string{"User-Agent": servertest.Android}
+			loc := func(r *http.Response) string {
+				u, _ := url.Parse(r.Header.Get("Location"))
+				return u.Query().Get("cgid")
+			}
+			byParam := loc(g.Tap("GET", "/id?em=%20Ann.Lee@Example.COM", phone))
+			byToken := loc(g.Tap("GET", "/id/"+tok, phone))
+			drained(t, g, time.Minute)
+			parts, _ := consume(t, topic)
+			users := map[string]map[string]any{}
+			for _, msgs := range parts {
+				for _, m := range msgs {
+					var ev struct {
+						ClickID string         `json:"click_id"`
+						User    map[string]any `json:"user"`
+					}
+					json.Unmarshal(m.Value, &ev)
+					users[ev.ClickID] = ev.User
+				}
+			}
+			want := map[string]map[string]any{byParam: {"email": "ann.lee@example.com"}, byToken: {"phone": "+14155550123"}}
+			for id, w := range want {
+				got, ok := users[id]
+				switch {
+				case !ok:
+					t.Errorf("click %s not in Kafka", id)
+				case tc.plain && !reflect.DeepEqual(got, w):
+					t.Errorf("click %s user = %v, want %v", id, got, w)
+				case !tc.plain && got != nil:
+					t.Errorf("click %s carries user %v without the opt-in", id, got)
+				}
+			}
+			evs, err := g.S.DB.ReadEvents(1, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range evs {
+				if bytes.Contains(e.Record, []byte("ann.lee@example.com")) || bytes.Contains(e.Record, []byte("4155550123")) {
+					t.Errorf("click record holds the identity in clear: %q", e.Record)
+				}
+			}
+		})
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/clickgate/clickgate/proxy/admin"
 	"github.com/clickgate/clickgate/proxy/config"
 	"github.com/clickgate/clickgate/proxy/edge"
+	"github.com/clickgate/clickgate/proxy/events"
 	"github.com/clickgate/clickgate/proxy/identity"
 	"github.com/clickgate/clickgate/proxy/ids"
 	"github.com/clickgate/clickgate/proxy/intake"
@@ -100,10 +101,19 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	var users events.Users
+	if cfg.EventUserData != "none" {
+		users = events.Users{Sealer: sealer, Clicks: cfg.EventUserData == "all"}
+	}
+	// Identifiers captured at clicks are sealed only when clicks may carry them.
+	var clickSealer *identity.Sealer
+	if users.Clicks {
+		clickSealer = sealer
+	}
 	policy := utm.DefaultPolicy()
 	policy.Strict, policy.Mediums = cfg.UTMStrict, cfg.Mediums
 	s.Links = &links.Service{
-		DB: s.DB, Index: links.NewIndex(), PublicURL: cfg.PublicURL, Hasher: hasher, Region: cfg.Region,
+		DB: s.DB, Index: links.NewIndex(), PublicURL: cfg.PublicURL, Hasher: hasher, Region: cfg.Region, Sealer: clickSealer,
 		Rules: &links.Rules{UTM: policy, ClickParam: cfg.ClickParam, Domains: cfg.Domains},
 	}
 	start := time.Now()
@@ -130,7 +140,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 			Brokers: cfg.KafkaBrokers, ClicksTopic: cfg.KafkaClicksTopic, ConversionsTopic: cfg.KafkaConversionsTopic,
 			Partitions: cfg.KafkaPartitions, ReplicationFactor: cfg.KafkaReplication, BatchSize: cfg.KafkaBatchSize,
 			Linger: cfg.KafkaLinger, Compression: cfg.KafkaCompression, MaxBacklog: cfg.OutboxMaxBacklog, Transport: tr,
-			Sealer: sealer,
+			Users: users,
 		}, log)
 		if err != nil {
 			return nil, fmt.Errorf("CLICKGATE_KAFKA_*: %w", err)
@@ -142,21 +152,20 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		if err != nil {
 			return nil, fmt.Errorf("CLICKGATE_PLUGINS_FILE: %w", err)
 		}
-		s.Plugins = pluginhost.New(s.DB, f, sealer, log.With("component", "plugins"))
+		s.Plugins = pluginhost.New(s.DB, f, users, log.With("component", "plugins"))
 	}
 
 	in := intake.New(cfg.IngestTokens)
 	in.DB, in.Windows, in.Horizon, in.StrictTypes = s.DB, cfg.Windows, cfg.Horizon, cfg.StrictConversionTypes
 	in.Hasher, in.Region, in.Log = hasher, cfg.Region, log.With("component", "intake")
-	if cfg.EventUserData == "conversions" {
-		in.Sealer = sealer
-	}
+	in.Sealer = users.Sealer
 	in.IDs = ids.NewClickIDs(ids.NodeNumber(cfg.NodeID))
 
 	s.Edge = &edge.Edge{
 		Index: s.Links.Index, Clicks: s.DB.Committer(), IDs: ids.NewClickIDs(ids.NodeNumber(cfg.NodeID)),
 		NodeID: cfg.NodeID, ClickParam: cfg.ClickParam, CookieDomain: cfg.CookieDomain,
 		ClientIPHeader: cfg.ClientIPHeader, Hasher: hasher, Region: cfg.Region, Log: log,
+		ClickSealer: clickSealer,
 		Ready: s.ready, Conversions: in.Conversions, Postback: in.Postback,
 	}
 	s.pub = &fasthttp.Server{
