@@ -165,8 +165,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		Index: s.Links.Index, Clicks: s.DB.Committer(), IDs: ids.NewClickIDs(ids.NodeNumber(cfg.NodeID)),
 		NodeID: cfg.NodeID, ClickParam: cfg.ClickParam, CookieDomain: cfg.CookieDomain,
 		ClientIPHeader: cfg.ClientIPHeader, Hasher: hasher, Region: cfg.Region, Log: log,
-		ClickSealer: clickSealer,
-		Ready: s.ready, Conversions: in.Conversions, Postback: in.Postback,
+		ClickSealer: clickSealer, Ready: s.ready, Conversions: in.Conversions, Postback: in.Postback,
 	}
 	s.pub = &fasthttp.Server{
 		Handler:              s.Edge.Handler,
