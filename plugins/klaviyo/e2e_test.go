@@ -96,3 +96,41 @@ func TestEndToEnd(t *testing.T) {
 		t.Errorf("conversion properties %v, want its attribution", o.Properties)
 	}
 }
+
+// With the operator's opt-in (CLICKGATE_EVENT_USER_DATA=all), a click that captured an
+// email reaches Klaviyo under that email's profile.
+func TestEndToEndClickUser(t *testing.T) {
+	bin := pluginBinary(t)
+	api := newKlaviyoAPI(t, nil)
+	plugins, _ := json.Marshal(map[string]any{"plugins": []any{map[string]any{
+		"name": "klaviyo", "path": bin, "linger": "10ms", "events": []string{"click"},
+		"config": map[string]any{"api_key": apiKey, "base_url": api.URL},
+	}}})
+	dir := t.TempDir()
+	pf := filepath.Join(dir, "plugins.json")
+	if err := os.WriteFile(pf, plugins, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g := servertest.Start(t, filepath.Join(dir, "data"), "CLICKGATE_PLUGINS_FILE="+pf, "CLICKGATE_EVENT_USER_DATA=all")
+	g.MustCreate(map[string]any{"slug": "vip", "destination": "https://shop.example.com/vip",
+		"utm": map[string]any{"medium": "promotional", "campaign": "vip"}, "identity_params": map[string]any{"em": "email"}})
+	resp := g.Tap("GET", "/vip?em=Ann.Lee@Example.com", nil)
+	loc, _ := url.Parse(resp.Header.Get("Location"))
+	clickID := loc.Query().Get("cgid")
+	if resp.StatusCode != http.StatusFound || clickID == "" || loc.Query().Get("em") != "" {
+		t.Fatalf("tap: %d %q (the identity parameter must be stripped)", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if c, ok := api.byID()[clickID]; ok {
+			if p := c.Data.Attributes.Profile.Data.Attributes; p.Email != "ann.lee@example.com" {
+				t.Fatalf("click profile %+v, want the captured email", p)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the click never reached Klaviyo: %+v", api.byID())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
