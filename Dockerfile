@@ -8,10 +8,16 @@ RUN go mod download
 COPY . .
 ARG VERSION=dev
 RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/clickgate ./cmd/clickgate \
- && mkdir -p /out/data
+ && mkdir -p /out/data /out/plugins \
+ && for d in plugins/*/; do \
+      p=$(basename "$d"); [ -f "$d/main.go" ] && [ "$p" != example ] || continue; \
+      CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o "/out/plugins/$p" "./$d" || exit 1; \
+    done
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/clickgate /usr/local/bin/clickgate
+# The built-in forwarders: name them in a plugins file as /usr/local/lib/clickgate/plugins/<name>.
+COPY --from=build /out/plugins /usr/local/lib/clickgate/plugins
 COPY --from=build --chown=nonroot:nonroot /out/data /data
 COPY configs/demo-links.json /etc/clickgate/demo-links.json
 ENV CLICKGATE_LISTEN=:8080 \
