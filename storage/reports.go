@@ -113,12 +113,12 @@ type Cell struct {
 	LinearRevenue map[string]float64 `json:"linear_revenue,omitempty"`
 }
 
-// Contribution is what one conversion added to the cells, so a status change can take
-// exactly that back.
+// Contribution records the state a conversion was last counted in, so a status change
+// takes exactly that back: its parts follow from the conversion record, whose touches,
+// value and time never change.
 type Contribution struct {
 	Status string `json:"status"`
 	Type   string `json:"type"`
-	Parts  []Part `json:"parts"`
 }
 
 // Part is one cell's share of a conversion.
@@ -391,8 +391,6 @@ func (db *DB) applyConversion(txn *badger.Txn, c *Conversion, cell func(Day, Cel
 	if prev != nil && prev.Status == c.Status {
 		return nil // already counted in this state
 	}
-	day := DayOf(c.OccurredAt)
-	unattributed := CellID{}
 	apply := func(parts []Part, status string, sign float64) error {
 		for _, p := range parts {
 			cl, err := cell(p.Day, p.Cell)
@@ -423,46 +421,59 @@ func (db *DB) applyConversion(txn *badger.Txn, c *Conversion, cell func(Day, Cel
 		}
 		return nil
 	}
-	var parts []Part
+	parts := conversionParts(c)
 	if prev != nil {
-		parts = prev.Parts
 		if err := apply(parts, prev.Status, -1); err != nil {
 			return err
 		}
-	} else {
-		value := 0.0
-		if c.Value != nil {
-			value = *c.Value
+	} else if c.LastClick != nil {
+		// Time to conversion, for medians, in the cell of the attributed click.
+		cl, err := cell(parts[0].Day, parts[0].Cell)
+		if err != nil {
+			return err
 		}
-		last := unattributed
-		if c.LastClick != nil {
-			last = touchCell(c.LastClick)
-			// Time to conversion, for medians, in the cell of the attributed click.
-			cl, err := cell(day, last)
-			if err != nil {
-				return err
-			}
-			if cl.TTC == nil {
-				cl.TTC = map[int]int64{}
-			}
-			cl.TTC[TTCBucket(c.LastClick.SecondsToConvert)]++
+		if cl.TTC == nil {
+			cl.TTC = map[int]int64{}
 		}
-		parts = append(parts, Part{Day: day, Cell: last, Model: "last", Value: value, Currency: c.Currency})
-		if c.FirstClick != nil {
-			parts = append(parts, Part{Day: day, Cell: touchCell(c.FirstClick), Model: "first", Value: value, Currency: c.Currency})
-		}
-		for _, t := range c.Linear {
-			parts = append(parts, Part{Day: day, Cell: touchCell(&t), Model: "linear", Value: value * t.Credit, Currency: c.Currency})
-		}
+		cl.TTC[TTCBucket(c.LastClick.SecondsToConvert)]++
 	}
 	if err := apply(parts, c.Status, 1); err != nil {
 		return err
 	}
-	v, err := json.Marshal(Contribution{Status: c.Status, Type: c.Type, Parts: parts})
+	v, err := json.Marshal(Contribution{Status: c.Status, Type: c.Type})
 	if err != nil {
 		return err
 	}
 	return txn.Set(ak, v)
+}
+
+// conversionParts splits a conversion over the cells it counts in: the last click's
+// first, then the first click's, then each linear touch's (credit summed per cell).
+func conversionParts(c *Conversion) []Part {
+	day := DayOf(c.OccurredAt)
+	value := 0.0
+	if c.Value != nil {
+		value = *c.Value
+	}
+	last := CellID{} // unattributed
+	if c.LastClick != nil {
+		last = touchCell(c.LastClick)
+	}
+	parts := []Part{{Day: day, Cell: last, Model: "last", Value: value, Currency: c.Currency}}
+	if c.FirstClick != nil {
+		parts = append(parts, Part{Day: day, Cell: touchCell(c.FirstClick), Model: "first", Value: value, Currency: c.Currency})
+	}
+	linear := map[CellID]int{}
+	for _, t := range c.Linear {
+		cell := touchCell(&t)
+		if i, ok := linear[cell]; ok {
+			parts[i].Value += value * t.Credit
+			continue
+		}
+		linear[cell] = len(parts)
+		parts = append(parts, Part{Day: day, Cell: cell, Model: "linear", Value: value * t.Credit, Currency: c.Currency})
+	}
+	return parts
 }
 
 func touchCell(t *Touch) CellID {
