@@ -1,12 +1,14 @@
 package storage
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	// The same format as encoding/json, several times faster to decode: the index
+	// consumer and every forwarder read each conversion record.
+	"github.com/segmentio/encoding/json"
 )
 
 // EventConversion announces a conversion (new, or a status change) in the outbox.

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/axiomhq/hyperloglog"
 	"github.com/dgraph-io/badger/v4"
+	"github.com/segmentio/encoding/json"
 )
 
 // Report counters are kept as events arrive, by an outbox consumer, so a report reads
