@@ -6,7 +6,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 KAFKA := configs/kafka/kafka.sh
 FUZZTIME ?= 10s
 
-.PHONY: all build run test fuzz bench lint vet proto proto-check kafka-fetch kafka-up kafka-down kafka-clean clean
+.PHONY: all build run test fuzz bench bench-full bench-micro bench-tools lint vet proto proto-check kafka-fetch kafka-up kafka-down kafka-clean clean
 
 all: build
 
@@ -45,8 +45,23 @@ fuzz:
 	    echo "== $$pkg $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; done
 
+# The load benchmark suite (bench/README.md): bin/clickgate under a separate load
+# generator, beside nginx `return 302` (or a bare fasthttp handler) measured in the same
+# run. `make bench` is the quick suite (under 3 minutes); `make bench-full` the whole set
+# (1,000,000 links, the 5-minute memory soak). Extra flags: BENCHFLAGS='-only hot,bots'.
+BENCHFLAGS ?=
+bench: build bench-tools
+	bin/clickbench $(BENCHFLAGS)
+
+bench-full: build bench-tools
+	bin/clickbench -full $(BENCHFLAGS)
+
+bench-tools:
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/clickbench ./bench/cmd/clickbench
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/baseline302 ./bench/cmd/baseline302
+
 # Micro-benchmarks of the hot code (redirect handler, click IDs, UTM merge, commit).
-bench:
+bench-micro:
 	$(GO) test -run '^$$' -bench . -benchmem ./proxy/... ./storage/...
 
 # Regenerate the plugin protocol's Go code (needs protoc; the Go generators are pinned).
