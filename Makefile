@@ -6,7 +6,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 KAFKA := configs/kafka/kafka.sh
 FUZZTIME ?= 10s
 
-.PHONY: all build run test fuzz bench bench-full bench-micro bench-tools lint vet proto proto-check kafka-fetch kafka-up kafka-down kafka-clean clean
+.PHONY: all build run test python-plugin fuzz bench bench-full bench-micro bench-tools lint vet proto proto-check kafka-fetch kafka-up kafka-down kafka-clean clean
 
 all: build
 
@@ -25,12 +25,18 @@ run: build
 	CLICKGATE_SEED_LINKS=configs/demo-links.json CLICKGATE_LOG_FORMAT=text \
 	CLICKGATE_INGEST_TOKENS=$${CLICKGATE_INGEST_TOKENS:-demo-ingest-token-change-me} ./bin/clickgate serve
 
-# Every test: unit, end to end over real TCP and Badger, crash tests with kill -9, and
-# the Kafka tests against a real broker. Test packages that need Kafka start their own
-# broker through configs/kafka/kafka.sh (or use CLICKGATE_TEST_KAFKA_BROKERS); the jars
-# are fetched once here, before packages run in parallel.
-test: vet kafka-fetch
-	$(GO) test -count=1 -timeout 14m ./...
+# Every test: unit, end to end over real TCP and Badger, crash tests with kill -9, the
+# Kafka tests against a real broker, and the Python plugin through the real host. Test
+# packages that need Kafka start their own broker through configs/kafka/kafka.sh (or use
+# CLICKGATE_TEST_KAFKA_BROKERS); the jars are fetched once here, before packages run in
+# parallel.
+test: vet kafka-fetch python-plugin
+	CLICKGATE_REQUIRE_PYTHON_PLUGIN=1 $(GO) test -count=1 -timeout 14m ./...
+
+# The Python example forwarder's virtualenv (bin/python-plugin-venv: pinned gRPC packages
+# from PyPI, stubs generated from the .proto files); a quick no-op when it is current.
+python-plugin:
+	plugins/python-example/setup.sh
 
 kafka-fetch:
 	$(KAFKA) fetch
