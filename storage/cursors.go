@@ -18,6 +18,12 @@ func cursorKey(name string) []byte { return metaKey("cursor/" + name) }
 // Cursor returns a consumer's cursor. A consumer seen for the first time starts at the
 // oldest event still in the outbox, so it receives every retained event.
 func (db *DB) Cursor(name string) (uint64, error) {
+	c, _, err := db.cursor(name)
+	return c, err
+}
+
+// cursor is Cursor, and whether the consumer had one.
+func (db *DB) cursor(name string) (uint64, bool, error) {
 	var c uint64
 	found := false
 	err := db.bdb.View(func(txn *badger.Txn) error {
@@ -38,12 +44,12 @@ func (db *DB) Cursor(name string) (uint64, error) {
 		})
 	})
 	if err != nil {
-		return 0, fmt.Errorf("storage: cursor %s: %w", name, err)
+		return 0, false, fmt.Errorf("storage: cursor %s: %w", name, err)
 	}
 	if !found {
 		c = db.oldestOutbox()
 	}
-	return c, nil
+	return c, found, nil
 }
 
 // SetCursor records that a consumer had every event before next acknowledged.

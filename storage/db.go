@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -49,6 +50,10 @@ type DB struct {
 	outboxSignal chan struct{}
 	retention    retention
 	index        indexer
+	// reportsFlushEvery and crashIndex are test seams: how often report counters are
+	// written, and whether stopping drops them unwritten as a crash would.
+	reportsFlushEvery atomic.Int64 // nanoseconds
+	crashIndex        atomic.Bool
 
 	clicks *Committer
 }
@@ -93,12 +98,14 @@ func Open(opt Options) (*DB, error) {
 		return nil, fmt.Errorf("storage: open %s: %w", opt.Dir, err)
 	}
 	db := &DB{bdb: bdb, log: opt.Logger, counters: map[string]*Counters{}, outboxSignal: make(chan struct{})}
+	db.reportsFlushEvery.Store(int64(reportsFlushEvery))
 	if err := db.restore(); err != nil {
 		bdb.Close()
 		return nil, err
 	}
 	db.clicks = newCommitter(db)
 	db.Register(indexConsumer)
+	db.Register(reportsConsumer)
 	return db, nil
 }
 

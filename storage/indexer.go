@@ -1,0 +1,469 @@
+package storage
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/axiomhq/hyperloglog"
+	"github.com/dgraph-io/badger/v4"
+	"github.com/segmentio/encoding/json"
+)
+
+// The index consumer reads the outbox once for two products with different needs.
+//
+// The visitor index and identity graph must be current (a conversion waits for the
+// clicks answered before it), so they are written with the "index" cursor after every
+// batch. Their entries are idempotent, so a replay rewrites them harmlessly.
+//
+// Report counters need not be current to the millisecond but must count every event
+// exactly once, and writing them per batch made every small batch rewrite its cells
+// and visitor sketches (16 KiB once dense): at low rates that cost more than the
+// clicks. They accumulate in memory and are written every reportsFlushEvery (or when
+// they grow large), in one transaction with the "reports" cursor. After a crash the
+// events between the two cursors are counted again from the outbox, which keeps them
+// (the reports cursor holds retention like any consumer's).
+const (
+	reportsConsumer   = "reports"
+	reportsFlushEvery = 2 * time.Second
+	// reportsFlushBytes bounds a flush transaction well inside Badger's batch limit.
+	reportsFlushBytes = 2 << 20
+	// After a batch smaller than indexLingerBelow events, the consumer waits indexLinger
+	// before reading again.
+	indexLinger      = 3 * time.Millisecond
+	indexLingerBelow = 256
+)
+
+// pending is the report counters changed since the last flush: whole cells, sketches
+// and contributions, read from storage the first time an event touches them. Cells and
+// sketches stay cached once written (up to reportsCacheCells), so a busy cell is not
+// read back and decoded after every flush.
+type pending struct {
+	cells     map[string]*Cell
+	sketches  map[string]*pendingSketch
+	accounted map[string]*Contribution // by conversion ID
+	bytes     int                      // estimated size of the flush
+
+	cachedCells    map[string]*Cell // as written
+	cachedSketches map[string]*pendingSketch
+}
+
+// reportsCacheCells bounds the cells (and as many sketches) kept after a flush: a day of
+// a few hundred thousand links.
+const reportsCacheCells = 200_000
+
+type pendingSketch struct {
+	sk   *hyperloglog.Sketch
+	size int // estimated encoded size
+}
+
+func newPending() *pending {
+	return &pending{cells: map[string]*Cell{}, sketches: map[string]*pendingSketch{}, accounted: map[string]*Contribution{},
+		cachedCells: map[string]*Cell{}, cachedSketches: map[string]*pendingSketch{}}
+}
+
+// written moves the flushed counters to the cache and starts an empty set of changes.
+func (p *pending) written() {
+	if len(p.cachedCells)+len(p.cells) > reportsCacheCells || len(p.cachedSketches)+len(p.sketches) > reportsCacheCells {
+		clear(p.cachedCells) // mostly yesterday's cells by then: read again when touched
+		clear(p.cachedSketches)
+	}
+	for k, c := range p.cells {
+		p.cachedCells[k] = c
+	}
+	for k, sk := range p.sketches {
+		p.cachedSketches[k] = sk
+	}
+	p.cells, p.sketches, p.accounted, p.bytes = map[string]*Cell{}, map[string]*pendingSketch{}, map[string]*Contribution{}, 0
+}
+
+func (p *pending) empty() bool {
+	return len(p.cells) == 0 && len(p.sketches) == 0 && len(p.accounted) == 0
+}
+
+// runIndex keeps the visitor index, the identity graph and the report counters as
+// events arrive, in one pass over the outbox: each event is read and decoded once, off
+// the redirect path.
+func (db *DB) runIndex(ctx context.Context) {
+	for ctx.Err() == nil {
+		db.indexFromCursors(ctx)
+	}
+}
+
+// indexFromCursors runs the index consumer from its stored cursors until ctx ends, or
+// until counting fails: then the unflushed counters are dropped and the caller starts
+// again from the cursors, so nothing is counted twice.
+func (db *DB) indexFromCursors(ctx context.Context) {
+	var cursor, reports uint64
+	for {
+		var err error
+		if cursor, reports, err = db.indexCursors(); err == nil {
+			break
+		}
+		db.log.Error("cannot read the index cursors", "err", err)
+		if !sleepCtx(ctx, time.Second) {
+			return
+		}
+	}
+	p := newPending()
+	// Count again what the index has seen but the last flush did not cover.
+	for reports < cursor && ctx.Err() == nil {
+		evs, err := db.ReadEvents(reports, 2000)
+		if err == nil && len(evs) == 0 {
+			break // trimmed past: nothing left to recount
+		}
+		if err == nil {
+			if evs = clip(evs, cursor); len(evs) == 0 {
+				break
+			}
+			err = db.count(p, decodeEvents(evs))
+		}
+		if err != nil {
+			db.log.Error("index: cannot recount report counters; retrying", "err", err)
+			sleepCtx(ctx, time.Second)
+			continue
+		}
+		reports = evs[len(evs)-1].Seq + 1
+		if p.bytes >= reportsFlushBytes {
+			if err := db.flushReports(p, reports); err != nil {
+				db.log.Error("index: report counters not written; retrying", "err", err)
+			}
+		}
+	}
+	db.index.advance(cursor)
+	lastFlush := time.Now()
+	flush := func() {
+		if err := db.flushReports(p, cursor); err != nil {
+			db.log.Error("index: report counters not written; retrying", "err", err)
+			return
+		}
+		lastFlush = time.Now()
+	}
+	broken := false
+	defer func() {
+		if !broken && !db.crashIndex.Load() && !p.empty() {
+			flush()
+		}
+	}()
+	small := false
+	for ctx.Err() == nil {
+		if small {
+			// A trickle of events costs a transaction each: gather a few milliseconds'
+			// worth (attribution waits for the index far longer than that).
+			sleepCtx(ctx, indexLinger)
+		}
+		if !p.empty() && (time.Since(lastFlush) >= time.Duration(db.reportsFlushEvery.Load()) || p.bytes >= reportsFlushBytes) {
+			flush()
+		}
+		changed := db.OutboxChanged()
+		evs, err := db.ReadEvents(cursor, 2000)
+		if err != nil {
+			db.log.Error("index: cannot read the outbox", "err", err)
+			sleepCtx(ctx, time.Second)
+			continue
+		}
+		if len(evs) == 0 {
+			wait := time.Duration(1<<63 - 1)
+			if !p.empty() {
+				wait = max(time.Until(lastFlush.Add(time.Duration(db.reportsFlushEvery.Load()))), 0)
+			}
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+			case <-changed:
+			case <-t.C:
+			}
+			t.Stop()
+			continue
+		}
+		small = len(evs) < indexLingerBelow
+		next := evs[len(evs)-1].Seq + 1
+		decoded := decodeEvents(evs)
+		if err := db.indexEvents(decoded, next); err != nil {
+			db.log.Error("index: update failed; retrying", "err", err)
+			sleepCtx(ctx, time.Second)
+			continue
+		}
+		cursor = next
+		db.index.advance(cursor)
+		if err := db.count(p, decoded); err != nil {
+			// The counters of this batch are incomplete: drop everything unflushed and
+			// count again from the reports cursor.
+			db.log.Error("index: report counters failed; recounting", "err", err)
+			broken = true
+			sleepCtx(ctx, time.Second)
+			return
+		}
+	}
+}
+
+// indexCursors reads the index and reports cursors. A store from before the reports
+// cursor existed kept its counters in step with the index: its reports cursor starts
+// there.
+func (db *DB) indexCursors() (index, reports uint64, err error) {
+	index, foundIndex, err := db.cursor(indexConsumer)
+	if err != nil {
+		return 0, 0, err
+	}
+	reports, foundReports, err := db.cursor(reportsConsumer)
+	if err != nil {
+		return 0, 0, err
+	}
+	if !foundReports && foundIndex {
+		reports = index
+	}
+	return index, min(reports, index), nil
+}
+
+func clip(evs []Event, before uint64) []Event {
+	for i, e := range evs {
+		if e.Seq >= before {
+			return evs[:i]
+		}
+	}
+	return evs
+}
+
+// decoded is an outbox event with its record decoded (nil when missing or corrupt).
+type decoded struct {
+	click      *Click
+	conversion *Conversion
+}
+
+func decodeEvents(evs []Event) []decoded {
+	out := make([]decoded, len(evs))
+	for i, e := range evs {
+		if e.Record == nil {
+			continue
+		}
+		switch e.Kind {
+		case EventClick:
+			out[i].click, _ = DecodeClick(e.Record)
+		case EventConversion:
+			out[i].conversion, _ = DecodeConversion(e.Record)
+		}
+	}
+	return out
+}
+
+// indexEvents writes the visitor index and identity entries of a batch and moves the
+// index cursor, in one transaction.
+func (db *DB) indexEvents(evs []decoded, next uint64) error {
+	return db.bdb.Update(func(txn *badger.Txn) error {
+		for _, e := range evs {
+			if e.click != nil {
+				if err := db.indexClick(txn, e.click); err != nil {
+					return err
+				}
+			}
+		}
+		return txn.Set(cursorKey(indexConsumer), binary.BigEndian.AppendUint64(nil, next))
+	})
+}
+
+// count adds a batch to the pending report counters.
+func (db *DB) count(p *pending, evs []decoded) error {
+	return db.bdb.View(func(txn *badger.Txn) error {
+		cell := func(d Day, id CellID) (*Cell, error) {
+			k := string(cellKey(rCell, d, id))
+			if c := p.cells[k]; c != nil {
+				return c, nil
+			}
+			if c := p.cachedCells[k]; c != nil {
+				p.cells[k] = c
+				p.bytes += len(k) + 256
+				return c, nil
+			}
+			c := &Cell{}
+			it, err := txn.Get([]byte(k))
+			if err == nil {
+				err = it.Value(func(v []byte) error { return json.Unmarshal(v, c) })
+			}
+			if err != nil && !errors.Is(err, badger.ErrKeyNotFound) {
+				return nil, err
+			}
+			p.cells[k] = c
+			p.bytes += len(k) + 256
+			return c, nil
+		}
+		for _, e := range evs {
+			switch {
+			case e.click != nil:
+				c := e.click
+				if c.Test {
+					continue
+				}
+				d := DayOf(c.Time)
+				id := CellID{Campaign: c.Campaign, Medium: c.UTM.Medium, Content: c.UTM.Content, Domain: c.Domain, Slug: c.Slug}
+				cl, err := cell(d, id)
+				if err != nil {
+					return err
+				}
+				if c.Bot {
+					cl.BotClicks++
+					continue
+				}
+				cl.HumanClicks++
+				sk, err := p.sketch(txn, d, id)
+				if err != nil {
+					return err
+				}
+				sk.sk.Insert([]byte(c.VisitorID))
+				if sk.size < sketchDense {
+					// A sparse sketch grows by a few bytes per new visitor, to at most dense.
+					sk.size += 4
+					p.bytes += 4
+				}
+			case e.conversion != nil:
+				if err := p.applyConversion(txn, e.conversion, cell); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// sketchDense is the encoded size of a dense precision-14 sketch.
+const sketchDense = 16 << 10
+
+func (p *pending) sketch(txn *badger.Txn, d Day, id CellID) (*pendingSketch, error) {
+	k := string(cellKey(rSketch, d, id))
+	if sk := p.sketches[k]; sk != nil {
+		return sk, nil
+	}
+	if sk := p.cachedSketches[k]; sk != nil {
+		p.sketches[k] = sk
+		p.bytes += len(k) + sk.size
+		return sk, nil
+	}
+	sk := &pendingSketch{sk: hyperloglog.New14(), size: 64}
+	it, err := txn.Get([]byte(k))
+	if err == nil {
+		sk.size = int(it.ValueSize())
+		err = it.Value(sk.sk.UnmarshalBinary)
+	}
+	if err != nil && !errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, fmt.Errorf("visitor sketch: %w", err)
+	}
+	p.sketches[k] = sk
+	p.bytes += len(k) + sk.size
+	return sk, nil
+}
+
+// applyConversion brings the counters in line with a conversion's current state: the
+// first time it adds the conversion, later it moves it to reversed on a refund.
+func (p *pending) applyConversion(txn *badger.Txn, c *Conversion, cell func(Day, CellID) (*Cell, error)) error {
+	prev := p.accounted[c.ID]
+	if prev == nil {
+		it, err := txn.Get(append([]byte{prefixReport, rAccounted}, c.ID...))
+		switch {
+		case err == nil:
+			prev = &Contribution{}
+			if err := it.Value(func(v []byte) error { return json.Unmarshal(v, prev) }); err != nil {
+				return err
+			}
+		case !errors.Is(err, badger.ErrKeyNotFound):
+			return err
+		}
+	}
+	if prev != nil && prev.Status == c.Status {
+		return nil // already counted in this state
+	}
+	apply := func(parts []Part, status string, sign float64) error {
+		for _, pt := range parts {
+			cl, err := cell(pt.Day, pt.Cell)
+			if err != nil {
+				return err
+			}
+			if pt.Model == "last" {
+				if cl.Conversions == nil {
+					cl.Conversions = map[string]int64{}
+				}
+				if cl.Reversed == nil {
+					cl.Reversed = map[string]int64{}
+				}
+				if status == "approved" {
+					cl.Conversions[c.Type] += int64(sign)
+				} else {
+					cl.Reversed[c.Type] += int64(sign)
+				}
+			}
+			if status != "approved" || pt.Currency == "" || c.Type != "purchase" {
+				continue
+			}
+			m := map[string]*map[string]float64{"last": &cl.Revenue, "first": &cl.FirstRevenue, "linear": &cl.LinearRevenue}[pt.Model]
+			if *m == nil {
+				*m = map[string]float64{}
+			}
+			(*m)[pt.Currency] += sign * pt.Value
+		}
+		return nil
+	}
+	parts := conversionParts(c)
+	if prev != nil {
+		if err := apply(parts, prev.Status, -1); err != nil {
+			return err
+		}
+	} else if c.LastClick != nil {
+		// Time to conversion, for medians, in the cell of the attributed click.
+		cl, err := cell(parts[0].Day, parts[0].Cell)
+		if err != nil {
+			return err
+		}
+		if cl.TTC == nil {
+			cl.TTC = map[int]int64{}
+		}
+		cl.TTC[TTCBucket(c.LastClick.SecondsToConvert)]++
+	}
+	if err := apply(parts, c.Status, 1); err != nil {
+		return err
+	}
+	if p.accounted[c.ID] == nil {
+		p.bytes += len(c.ID) + 64
+	}
+	p.accounted[c.ID] = &Contribution{Status: c.Status, Type: c.Type}
+	return nil
+}
+
+// flushReports writes the pending counters and moves the reports cursor to next, in one
+// transaction, then forgets them.
+func (db *DB) flushReports(p *pending, next uint64) error {
+	err := db.bdb.Update(func(txn *badger.Txn) error {
+		for k, c := range p.cells {
+			v, err := json.Marshal(c)
+			if err != nil {
+				return err
+			}
+			if err := txn.Set([]byte(k), v); err != nil {
+				return err
+			}
+		}
+		for k, sk := range p.sketches {
+			v, err := sk.sk.MarshalBinary()
+			if err != nil {
+				return fmt.Errorf("visitor sketch: %w", err)
+			}
+			if err := txn.Set([]byte(k), v); err != nil {
+				return err
+			}
+		}
+		for id, c := range p.accounted {
+			v, err := json.Marshal(c)
+			if err != nil {
+				return err
+			}
+			if err := txn.Set(append([]byte{prefixReport, rAccounted}, id...), v); err != nil {
+				return err
+			}
+		}
+		return txn.Set(cursorKey(reportsConsumer), binary.BigEndian.AppendUint64(nil, next))
+	})
+	if err != nil {
+		return fmt.Errorf("storage: write report counters: %w", err)
+	}
+	p.written()
+	return nil
+}
