@@ -20,8 +20,10 @@ import (
 type Options struct {
 	// Dir is the Badger directory. Only one process may open it at a time.
 	Dir string
-	// MemTableMB is the size of one memtable. Default 32. Bigger batches fewer flushes at
-	// the price of memory: Badger keeps two of them.
+	// MemTableMB is the size of one memtable. Default 16. Bigger means fewer flushes at
+	// the price of memory: Badger keeps two, and flushing one builds a table about as big
+	// in memory (32 used 200 MiB more at peak than 16 under a redirect flood, for no
+	// measurable throughput).
 	MemTableMB int64
 	// BlockCacheMB caches decompressed table blocks for reads. Default 32.
 	BlockCacheMB int64
@@ -66,7 +68,7 @@ func Open(opt Options) (*DB, error) {
 		return nil, errors.New("storage: no directory")
 	}
 	if opt.MemTableMB <= 0 {
-		opt.MemTableMB = 32
+		opt.MemTableMB = 16
 	}
 	if opt.BlockCacheMB <= 0 {
 		opt.BlockCacheMB = 32
