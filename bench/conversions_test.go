@@ -46,15 +46,23 @@ func BenchmarkConversionIntake(b *testing.B) {
 		var seq atomic.Int64
 		single := postConversions(b, g.Pub, token, &seq, 32, 1)
 		batched := postConversions(b, g.Pub, token, &seq, 8, 100)
-		t0 := time.Now()
-		req, _ := http.NewRequest("GET", g.Adm+"/api/v1/reports/campaigns?group_by=campaign", nil)
-		req.Header.Set("Authorization", "Bearer "+servertest.Token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil || resp.StatusCode != 200 {
-			b.Fatalf("report: %v", err)
+		// The median of nine reports: one alone may land on a counter flush or a
+		// compaction and say more about that than about the report.
+		var reports []time.Duration
+		for range 9 {
+			t0 := time.Now()
+			req, _ := http.NewRequest("GET", g.Adm+"/api/v1/reports/campaigns?group_by=campaign", nil)
+			req.Header.Set("Authorization", "Bearer "+servertest.Token)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil || resp.StatusCode != 200 {
+				b.Fatalf("report: %v", err)
+			}
+			resp.Body.Close()
+			reports = append(reports, time.Since(t0))
+			time.Sleep(100 * time.Millisecond)
 		}
-		resp.Body.Close()
-		reportTime := time.Since(t0)
+		sort.Slice(reports, func(i, j int) bool { return reports[i] < reports[j] })
+		reportTime := reports[len(reports)/2]
 		b.ReportMetric(single.rate, "conversions/s")
 		b.ReportMetric(float64(single.p99.Microseconds())/1000, "p99-ms")
 		b.ReportMetric(batched.rate, "batched-conversions/s")
@@ -63,8 +71,8 @@ func BenchmarkConversionIntake(b *testing.B) {
 		b.ReportMetric(float64(single.cpu.Nanoseconds())/1000, "cpu-µs/conversion")
 		b.ReportMetric(float64(batched.cpu.Nanoseconds())/1000, "batch-cpu-µs/conversion")
 		b.Logf("with %d clicks stored: %.0f attributed conversions/s one per request from 32 connections (p99 %s); "+
-			"%.0f/s in batches of 100 from 8 connections (p99 per batch %s); goal 20,000/s. Campaign report in %s (goal 50 ms)",
-			clicks, single.rate, single.p99.Round(time.Microsecond), batched.rate, batched.p99.Round(time.Microsecond), reportTime.Round(time.Microsecond))
+			"%.0f/s in batches of 100 from 8 connections (p99 per batch %s); goal 20,000/s. Campaign report in %s (median of 9, slowest %s; goal 50 ms)",
+			clicks, single.rate, single.p99.Round(time.Microsecond), batched.rate, batched.p99.Round(time.Microsecond), reportTime.Round(time.Microsecond), reports[len(reports)-1].Round(time.Microsecond))
 		g.Stop()
 	}
 }
