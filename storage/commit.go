@@ -168,12 +168,20 @@ func (w *Committer) commitOpen() {
 	w.open = next
 	w.mu.Unlock()
 
+	w.db.outboxMu.Lock()
+	first := w.db.outboxNext // only this goroutine moves it
+	w.db.outboxMu.Unlock()
 	start := time.Now()
 	b.err = w.write(b)
 	if w.Observe != nil {
 		w.Observe(len(b.ends), time.Since(start), b.err)
 	}
 	close(b.done)
+	if b.err == nil {
+		w.db.recent.keep(b, first)
+	} else {
+		w.db.recent.reset()
+	}
 
 	// Recycle the buffers, not the batch: waiters may still be reading b.err.
 	w.spare = &batch{recs: b.recs[:0], ends: b.ends[:0], ctrs: b.ctrs[:0], keys: b.keys[:0]}

@@ -52,6 +52,7 @@ type DB struct {
 	outboxSignal chan struct{}
 	retention    retention
 	index        indexer
+	recent       recent // the committer's last batches, for the index consumer
 	// reportsFlushEvery and crashIndex are test seams: how often report counters are
 	// written, and whether stopping drops them unwritten as a crash would.
 	reportsFlushEvery atomic.Int64 // nanoseconds

@@ -158,7 +158,7 @@ func (db *DB) indexFromCursors(ctx context.Context) {
 			flush()
 		}
 		changed := db.OutboxChanged()
-		evs, err := db.ReadEvents(cursor, 2000)
+		evs, err := db.indexEventsFrom(cursor, 2000)
 		if err != nil {
 			db.log.Error("index: cannot read the outbox", "err", err)
 			sleepCtx(ctx, time.Second)

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -468,5 +469,66 @@ func TestReportCountersExactlyOnceAcrossCrash(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	if h, b, _ := totals(db); h+b != 800 {
 		t.Fatalf("a later flush counted again: %d clicks", h+b)
+	}
+}
+
+// The index consumer's in-memory events are the outbox's: same sequences, kinds,
+// references and records, clicks and conversions mixed; a sequence no longer kept
+// falls back to the outbox.
+func TestRecentEventsMatchTheOutbox(t *testing.T) {
+	db := openTest(t, t.TempDir())
+	defer db.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { db.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	ctr := db.Counters("", "s")
+	var wg sync.WaitGroup
+	for i := 0; i < 400; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if i%10 == 0 {
+				var id [16]byte
+				binary.BigEndian.PutUint64(id[8:], uint64(i))
+				if _, err := db.PutConversion(id, &Conversion{ID: fmt.Sprint("c", i), EventID: fmt.Sprint("o", i), Type: "purchase", Status: "approved"}, time.Hour,
+					[]KV{SealedUser(id, []byte(fmt.Sprint("sealed", i)), time.Hour)}); err != nil {
+					t.Error(err)
+				}
+				return
+			}
+			c := testClick(i, "s", false)
+			if err := db.Committer().CommitClick(AppendClick(nil, c), ctr, KindHuman); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	head := db.OutboxHead()
+	mem, ok := db.recent.events(1, 1000)
+	if !ok || len(mem) != int(head-1) {
+		t.Fatalf("kept %d events (ok %v), want all %d", len(mem), ok, head-1)
+	}
+	disk, err := db.ReadEvents(1, 1000)
+	if err != nil || len(disk) != len(mem) {
+		t.Fatalf("outbox: %d events, %v", len(disk), err)
+	}
+	for i := range mem {
+		m, d := mem[i], disk[i]
+		if m.OutboxEntry != d.OutboxEntry || !bytes.Equal(m.Record, d.Record) || !bytes.Equal(m.Sealed, d.Sealed) {
+			t.Fatalf("event %d: memory %+v, outbox %+v", i, m.OutboxEntry, d.OutboxEntry)
+		}
+	}
+	if part, ok := db.recent.events(head-5, 3); !ok || len(part) != 3 || part[0].Seq != head-5 {
+		t.Fatalf("from the middle: %d events from %v", len(part), part)
+	}
+	db.recent.mu.Lock()
+	db.recent.batches = db.recent.batches[len(db.recent.batches)-1:] // the oldest are gone
+	db.recent.mu.Unlock()
+	if _, ok := db.recent.events(1, 10); ok {
+		t.Fatal("an event no longer kept was answered from memory")
+	}
+	if evs, err := db.indexEventsFrom(1, 10); err != nil || len(evs) != 10 || evs[0].Seq != 1 {
+		t.Fatalf("fallback to the outbox: %d events, %v", len(evs), err)
 	}
 }

@@ -1,0 +1,112 @@
+package storage
+
+import (
+	"bytes"
+	"sync"
+)
+
+// The index consumer reads every event right after it is committed. Rather than read
+// each click back from Badger (a transaction, a seek and a copy per click), it takes the
+// committer's last batches from memory; events no longer there (a restart, a consumer
+// that fell behind) come from the outbox as before.
+
+// recentMaxBytes bounds the records kept: a few batches at saturation.
+const recentMaxBytes = 4 << 20
+
+type recentBatch struct {
+	events []Event // contiguous sequences
+	bytes  int
+}
+
+type recent struct {
+	mu      sync.Mutex
+	batches []recentBatch
+	bytes   int
+}
+
+// keep adds the events of a committed batch, whose first event has sequence first.
+func (r *recent) keep(b *batch, first uint64) {
+	evs := make([]Event, 0, len(b.ends)+len(b.others))
+	recs := bytes.Clone(b.recs) // b's buffers are reused by the next batch
+	for i, end := range b.ends {
+		rec := recs[b.start(i):end:end]
+		evs = append(evs, Event{OutboxEntry: OutboxEntry{Seq: first + uint64(i), Kind: EventClick, Ref: [16]byte(rec[:16])}, Record: rec})
+	}
+	size := len(recs)
+	for j, o := range b.others {
+		e := Event{OutboxEntry: OutboxEntry{Seq: b.otherSeq + uint64(j), Kind: o.Kind, Ref: o.Ref}}
+		if o.Kind != EventConversion {
+			r.reset() // a kind this cache does not know how to read: the outbox does
+			return
+		}
+		rk, sk := conversionKey(o.Ref), sealedUserKey(o.Ref)
+		for _, kv := range o.Sets {
+			switch {
+			case bytes.Equal(kv.Key, rk):
+				e.Record = kv.Value
+			case bytes.Equal(kv.Key, sk):
+				e.Sealed = kv.Value
+			}
+		}
+		size += len(e.Record) + len(e.Sealed)
+		evs = append(evs, e)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if n := len(r.batches); n > 0 {
+		last := r.batches[n-1].events
+		if last[len(last)-1].Seq+1 != evs[0].Seq {
+			r.batches, r.bytes = nil, 0 // a gap: what is kept must be contiguous
+		}
+	}
+	r.batches = append(r.batches, recentBatch{events: evs, bytes: size})
+	r.bytes += size
+	for r.bytes > recentMaxBytes && len(r.batches) > 1 {
+		r.bytes -= r.batches[0].bytes
+		r.batches = r.batches[1:]
+	}
+}
+
+func (r *recent) reset() {
+	r.mu.Lock()
+	r.batches, r.bytes = nil, 0
+	r.mu.Unlock()
+}
+
+// events returns up to max kept events from sequence from on, or false when the event
+// at from is not kept.
+func (r *recent) events(from uint64, max int) ([]Event, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []Event
+	for _, b := range r.batches {
+		last := b.events[len(b.events)-1].Seq
+		if last < from {
+			continue
+		}
+		first := b.events[0].Seq
+		if len(out) == 0 && first > from {
+			return nil, false
+		}
+		start := 0
+		if from > first {
+			start = int(from - first)
+		}
+		for _, e := range b.events[start:] {
+			if len(out) == max {
+				return out, true
+			}
+			out = append(out, e)
+		}
+	}
+	return out, len(out) > 0
+}
+
+// indexEventsFrom returns up to max events from sequence from on, for the index
+// consumer: from memory when the committer still has them, else from the outbox.
+func (db *DB) indexEventsFrom(from uint64, max int) ([]Event, error) {
+	if evs, ok := db.recent.events(from, max); ok {
+		return evs, nil
+	}
+	return db.ReadEvents(from, max)
+}
