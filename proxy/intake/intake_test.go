@@ -251,7 +251,7 @@ func TestIntakeHostile(t *testing.T) {
 		{"unknown currency", conv(map[string]any{"currency": "XYZ"}), 400, "currency"},
 		{"future", conv(map[string]any{"occurred_at": time.Now().Add(time.Hour).Format(time.RFC3339)}), 400, "occurred_at"},
 		{"bad time", conv(map[string]any{"occurred_at": "yesterday"}), 400, "occurred_at"},
-		{"malformed click id", conv(map[string]any{"click_id": cid[:25] + "x"}), 400, "click_id"},
+		{"malformed click id", conv(map[string]any{"click_id": cid[:25] + "u"}), 400, "click_id"}, // no u in the alphabet
 		{"bad visitor id", conv(map[string]any{"visitor_id": "../etc"}), 400, "visitor_id"},
 		{"bad email", conv(map[string]any{"user": map[string]any{"email": "not-an-email"}}), 400, "user.email"},
 		{"bad status", conv(map[string]any{"status": "deleted"}), 400, "status"},
