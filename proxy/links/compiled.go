@@ -99,7 +99,9 @@ func compileTarget(dest string, u storage.UTM, variant int, weight uint32) Targe
 		b.WriteByte('&')
 	}
 	b.Write(utm.Values{Source: u.Source, Medium: u.Medium, Campaign: u.Campaign, Content: u.Content, Term: u.Term}.AppendQuery(nil))
-	t := Target{Prefix: b.String(), Fragment: frag, UTM: u, Variant: variant, weight: weight}
+	// The builder's buffer has room to spare; a million links keep their prefixes, so
+	// keep exactly the bytes.
+	t := Target{Prefix: strings.Clone(b.String()), Fragment: frag, UTM: u, Variant: variant, weight: weight}
 	if q != "" {
 		for _, pair := range strings.Split(q, "&") {
 			if k := queryKey(pair); k != "" {
