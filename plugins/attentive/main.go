@@ -257,13 +257,13 @@ func (a *Attentive) post(ctx context.Context, r request) sdk.Result {
 	reason := a.redact(strings.TrimSpace(fmt.Sprintf("%d %s", code, errorSummary(raw))))
 	switch {
 	case code == http.StatusTooManyRequests:
-		after := retryAfter(resp.Header, a.now())
+		after := sdk.RetryAfter(resp.Header, a.now())
 		if after == 0 {
 			after = rateWindow
 		}
 		return sdk.Retry(after, reason)
 	case code == http.StatusRequestTimeout || code >= 500:
-		return sdk.Retry(retryAfter(resp.Header, a.now()), reason)
+		return sdk.Retry(sdk.RetryAfter(resp.Header, a.now()), reason)
 	case code == http.StatusUnauthorized || code == http.StatusForbidden:
 		a.log.Warn("Attentive refused the API key", "status", code, "path", r.path)
 		return sdk.Failed(reason + " (check api_key and its " + r.scope + " scope)")

@@ -249,7 +249,7 @@ func (k *Klaviyo) post(ctx context.Context, body []byte) sdk.Result {
 	reason := k.redact(fmt.Sprintf("%d %s", code, errorSummary(raw)))
 	switch {
 	case code == http.StatusTooManyRequests || code == http.StatusRequestTimeout || code >= 500:
-		return sdk.Retry(retryAfter(resp.Header, k.now()), reason)
+		return sdk.Retry(sdk.RetryAfter(resp.Header, k.now()), reason)
 	case code == http.StatusUnauthorized || code == http.StatusForbidden:
 		k.log.Warn("Klaviyo refused the API key", "status", code)
 		return sdk.Failed(reason + " (check api_key and its events:write scope)")

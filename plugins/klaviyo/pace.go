@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"net/http"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 )
@@ -47,26 +44,4 @@ func (p *pacer) wait(ctx context.Context) error {
 		}
 	}
 	return ctx.Err()
-}
-
-// maxRetryAfter caps a server's Retry-After, so a bogus value cannot park events for days.
-const maxRetryAfter = time.Hour
-
-// retryAfter reads Retry-After, in seconds or as an HTTP date; 0 leaves the delay to
-// the host's back-off. Klaviyo sends it, in seconds, with every 429.
-func retryAfter(h http.Header, now time.Time) time.Duration {
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if n <= 0 {
-			return 0
-		}
-		return time.Duration(min(n, int64(maxRetryAfter/time.Second))) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return min(t.Sub(now), maxRetryAfter)
-	}
-	return 0
 }

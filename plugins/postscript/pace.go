@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/clickgate/clickgate/sdk"
 )
 
 // pacer spaces requests evenly at a fixed rate, shared by the workers of a call and
@@ -49,21 +51,12 @@ func (p *pacer) wait(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// maxRetryAfter caps a server's Retry-After, so a bogus value cannot park events for days.
-const maxRetryAfter = time.Hour
-
-// retryAfter reads Retry-After (seconds or an HTTP date), else X-RateLimit-Reset
-// (seconds, or a Unix time); 0 when neither is there or readable. Postscript documents
-// neither header, so they are read only in case it sends them.
+// retryAfter reads Retry-After (the SDK's reading), else X-RateLimit-Reset (seconds,
+// or a Unix time); 0 when neither is there or readable. Postscript documents neither
+// header, so they are read only in case it sends them.
 func retryAfter(h http.Header, now time.Time) time.Duration {
-	if v := strings.TrimSpace(h.Get("Retry-After")); v != "" {
-		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-			return seconds(n)
-		}
-		if t, err := http.ParseTime(v); err == nil && t.After(now) {
-			return min(t.Sub(now), maxRetryAfter)
-		}
-		return 0
+	if h.Get("Retry-After") != "" {
+		return sdk.RetryAfter(h, now)
 	}
 	v := strings.TrimSpace(h.Get("X-RateLimit-Reset"))
 	n, err := strconv.ParseInt(v, 10, 64)
@@ -81,5 +74,5 @@ func seconds(n int64) time.Duration {
 	if n <= 0 {
 		return 0
 	}
-	return time.Duration(min(n, int64(maxRetryAfter/time.Second))) * time.Second
+	return time.Duration(min(n, int64(sdk.MaxRetryAfter/time.Second))) * time.Second
 }

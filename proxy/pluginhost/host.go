@@ -364,7 +364,9 @@ func (r *runner) deliver(ctx context.Context, batch []*pending) (time.Duration, 
 				batch[i] = nil
 				continue
 			}
-			wait = max(wait, res.RetryAfter)
+			// A plugin's word on when to retry is honoured up to a bound, so a bogus
+			// header it passed on cannot park the stream for days.
+			wait = max(wait, min(res.RetryAfter, sdk.MaxRetryAfter))
 		}
 	}
 	return wait, true
