@@ -18,6 +18,7 @@ import (
 // scratch is the per-request working memory of a redirect, pooled so a redirect
 // allocates nothing in the steady state.
 type scratch struct {
+	link   links.Link // the tapped link, decoded from the index
 	click  storage.Click
 	id     []byte
 	loc    []byte
@@ -50,8 +51,7 @@ func b2s(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 // fillClick records who tapped, from where, and what identity the tap carried.
 func (e *Edge) fillClick(ctx *fasthttp.RequestCtx, s *scratch, l *links.Link, t *links.Target, v bot.Verdict, token []byte) {
 	c := &s.click
-	st := l.Stored
-	c.Node, c.Domain, c.Slug, c.Campaign = e.NodeID, st.Domain, st.Slug, st.Campaign
+	c.Node, c.Domain, c.Slug, c.Campaign = e.NodeID, l.Domain, l.Slug, l.Campaign
 	c.UTM, c.Variant = t.UTM, t.Variant
 	c.UserAgent = b2s(ctx.UserAgent())
 	c.Referrer = b2s(ctx.Referer())

@@ -23,15 +23,14 @@ func (e *Edge) redirect(ctx *fasthttp.RequestCtx, slug, token []byte) {
 		page(ctx, fasthttp.StatusNotFound, notFoundPage)
 		return
 	}
-	link := entry.Link()
+	s := acquireScratch()
+	defer releaseScratch(s)
+	link := entry.LinkInto(&s.link)
 	if why := link.Gone(start); why != "" {
 		metrics.RedirectGone.Inc()
 		page(ctx, fasthttp.StatusGone, gonePages[why])
 		return
 	}
-
-	s := acquireScratch()
-	defer releaseScratch(s)
 	verdict := bot.Classify(bot.Request{
 		Method: ctx.Method(), UserAgent: ctx.UserAgent(),
 		Purpose: ctx.Request.Header.Peek("Purpose"), SecPurpose: ctx.Request.Header.Peek("Sec-Purpose"),

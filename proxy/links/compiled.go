@@ -1,6 +1,8 @@
 package links
 
 import (
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -12,10 +14,12 @@ import (
 // once here, so a redirect is one lookup, a few appends, and no parsing of the
 // destination.
 type Link struct {
-	Stored    *storage.Link
-	Status    Status
-	ExpiresAt int64 // Unix nanoseconds, 0 for never
-	MaxClicks int64
+	Domain, Slug, Campaign string
+	// ForwardQuery passes the tap's own query parameters on to the destination.
+	ForwardQuery bool
+	Status       Status
+	ExpiresAt    int64 // Unix nanoseconds, 0 for never
+	MaxClicks    int64
 	// Targets holds one entry, or one per A/B variant.
 	Targets     []Target
 	totalWeight uint32
@@ -59,7 +63,7 @@ type IdentityParam struct {
 
 // Compile prepares a stored link for the redirect.
 func Compile(l *storage.Link) *Link {
-	c := &Link{Stored: l, MaxClicks: l.MaxClicks}
+	c := &Link{Domain: l.Domain, Slug: l.Slug, Campaign: l.Campaign, ForwardQuery: l.ForwardQuery, MaxClicks: l.MaxClicks}
 	switch l.Status {
 	case storage.StatusPaused:
 		c.Status = Paused
@@ -81,8 +85,10 @@ func Compile(l *storage.Link) *Link {
 	for _, t := range c.Targets {
 		c.totalWeight += t.weight
 	}
-	for name, kind := range l.IdentityParams {
-		c.IdentityParams = append(c.IdentityParams, IdentityParam{Name: name, Kind: kind, Source: "param:" + name})
+	// In name order, so which of two parameters a tap carrying both records is the same
+	// on every edge and after every restart.
+	for _, name := range slices.Sorted(maps.Keys(l.IdentityParams)) {
+		c.IdentityParams = append(c.IdentityParams, IdentityParam{Name: name, Kind: l.IdentityParams[name], Source: paramSource + name})
 	}
 	return c
 }
@@ -123,8 +129,8 @@ func (l *Link) Pick(visitor []byte) *Target {
 	for _, c := range visitor {
 		h = (h ^ uint64(c)) * 1099511628211
 	}
-	for i := 0; i < len(l.Stored.Slug); i++ {
-		h = (h ^ uint64(l.Stored.Slug[i])) * 1099511628211
+	for i := 0; i < len(l.Slug); i++ {
+		h = (h ^ uint64(l.Slug[i])) * 1099511628211
 	}
 	// FNV alone barely mixes its last bytes: without a finaliser one visitor would fall on
 	// the same side of every A/B test. fmix64 (MurmurHash3) makes links independent.

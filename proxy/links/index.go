@@ -9,17 +9,26 @@ import (
 )
 
 // Entry is a link in the index. The pointer is stable for the life of the link; updates
-// swap the compiled link inside it, so counters and reservations carry over.
+// swap the record inside it, so counters and reservations carry over.
 type Entry struct {
-	link     atomic.Pointer[Link]
+	rec      atomic.Pointer[byte] // the link's record in the index's arena
 	Counters *storage.Counters
 	// reserved counts human clicks admitted under max_clicks, including clicks whose
 	// commit is still in flight, so concurrent taps cannot overshoot the limit.
 	reserved atomic.Int64
 }
 
-// Link returns the current compiled link.
-func (e *Entry) Link() *Link { return e.link.Load() }
+// Link returns the current compiled link in memory of its own.
+func (e *Entry) Link() *Link { return e.LinkInto(new(Link)) }
+
+// LinkInto decodes the current compiled link into dst, reusing dst's slices, and returns
+// dst. Its strings view the index's arena and stay valid however the link changes.
+func (e *Entry) LinkInto(dst *Link) *Link {
+	if err := decodeRecord(dst, recordAt(e.rec.Load())); err != nil {
+		panic(err) // the index wrote the record itself: this is a bug, not bad input
+	}
+	return dst
+}
 
 // Reserve takes a slot for a human click; it reports false when the link's max_clicks
 // is used up. Every human click is counted, limit or not, so a limit set later by an
@@ -36,25 +45,59 @@ func (e *Entry) Reserve(l *Link) bool {
 // Release returns a slot taken by Reserve whose click was not stored.
 func (e *Entry) Release(*Link) { e.reserved.Add(-1) }
 
-const shardCount = 256
+const (
+	shardCount = 256
+	slotChunk  = 4096    // entries allocated together, so their addresses never move
+	arenaChunk = 1 << 20 // bytes of records allocated together
+	// The arena is rewritten when updates have left more dead records than live ones,
+	// and at least this many bytes of them.
+	arenaSlack = 32 << 20
+)
+
+// keyed is a new entry with its key and the key's hash.
+type keyed struct {
+	key  string
+	hash uint64
+	n    uint32
+}
 
 // Index maps (host, slug) to links for the redirect. Reads take no lock: each shard is an
 // immutable map behind an atomic pointer, and a write copies only its shard (1/256th of
-// the links), so creating one link among a million copies a few thousand map entries.
+// the links). Nothing per link is a heap object of its own: shards map a 64-bit hash of
+// the key to an entry number, entries live in fixed-size chunks, and compiled links are
+// packed records in an append-only arena (record.go), so the garbage collector sees a
+// few hundred objects for a million links, and each link costs its bytes plus about 60.
 type Index struct {
 	seed   maphash.Seed
-	shards [shardCount]atomic.Pointer[map[string]*Entry]
-	mu     sync.Mutex // serialises writers
+	shards [shardCount]atomic.Pointer[shard]
+	slots  atomic.Pointer[[]*[slotChunk]Entry]
 	count  atomic.Int64
+
+	mu sync.Mutex // serialises writers; the fields below are theirs
+	// chunk is the arena chunk records are appended to; older chunks are reachable only
+	// through the records that point into them.
+	chunk           []byte
+	live, allocated int64 // record bytes in use and written since the last rewrite
+	buf             []byte
+	next            uint32 // the next entry number
+	slack           int64  // arenaSlack; tests lower it
+}
+
+// shard is immutable once published.
+type shard struct {
+	byHash map[uint64]uint32
+	// collided holds keys whose hash another key of the shard already had: a 64-bit
+	// collision is rare, not impossible.
+	collided map[string]uint32
 }
 
 // NewIndex returns an empty index.
 func NewIndex() *Index {
-	ix := &Index{seed: maphash.MakeSeed()}
+	ix := &Index{seed: maphash.MakeSeed(), slack: arenaSlack}
 	for i := range ix.shards {
-		m := map[string]*Entry{}
-		ix.shards[i].Store(&m)
+		ix.shards[i].Store(&shard{byHash: map[uint64]uint32{}})
 	}
+	ix.slots.Store(&[]*[slotChunk]Entry{})
 	return ix
 }
 
@@ -77,54 +120,137 @@ func (ix *Index) Lookup(host, slug []byte) *Entry {
 	return ix.get(append(append(buf[:0], 0), slug...))
 }
 
+// Get returns the entry for a storage link key.
+func (ix *Index) Get(key string) *Entry { return ix.get([]byte(key)) }
+
 func (ix *Index) get(k []byte) *Entry {
-	m := *ix.shards[maphash.Bytes(ix.seed, k)%shardCount].Load()
-	return m[string(k)]
+	h := maphash.Bytes(ix.seed, k)
+	sh := ix.shards[h%shardCount].Load()
+	if n, ok := sh.byHash[h]; ok {
+		if e := ix.entry(n); e.hasKey(k) {
+			return e
+		}
+	}
+	if len(sh.collided) > 0 {
+		if n, ok := sh.collided[string(k)]; ok {
+			return ix.entry(n)
+		}
+	}
+	return nil
 }
 
-// Get returns the entry for a storage link key.
-func (ix *Index) Get(key string) *Entry {
-	m := *ix.shards[maphash.String(ix.seed, key)%shardCount].Load()
-	return m[key]
+func (ix *Index) hash(key string) uint64 { return maphash.String(ix.seed, key) }
+
+func (ix *Index) entry(n uint32) *Entry {
+	return &(*ix.slots.Load())[n/slotChunk][n%slotChunk]
+}
+
+// hasKey reports whether the entry's link has the storage key k (domain, NUL, slug).
+func (e *Entry) hasKey(k []byte) bool {
+	r := reader{b: recordAt(e.rec.Load())[4:]}
+	d, s := r.str(), r.str()
+	return len(k) == len(d)+1+len(s) && string(k[:len(d)]) == d && k[len(d)] == 0 && string(k[len(d)+1:]) == s
 }
 
 // Put adds or replaces links. Counters come from storage so they survive restarts.
 func (ix *Index) Put(db *storage.DB, ls ...*storage.Link) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
-	byShard := map[uint64][]*storage.Link{}
+	byShard := map[uint64][]keyed{}
+	fresh := map[string]*Entry{} // links new in this call, for a key given twice
 	for _, l := range ls {
-		s := maphash.String(ix.seed, l.Key()) % shardCount
-		byShard[s] = append(byShard[s], l)
+		key := l.Key()
+		ix.buf = appendRecord(ix.buf[:0], Compile(l))
+		rec := ix.store(ix.buf)
+		e := ix.get([]byte(key))
+		if e == nil {
+			e = fresh[key]
+		}
+		if e != nil {
+			ix.live -= int64(len(recordAt(e.rec.Load())))
+			e.rec.Store(rec)
+			continue
+		}
+		n := ix.newEntry()
+		e = ix.entry(n)
+		e.Counters = db.Counters(l.Domain, l.Slug)
+		e.reserved.Store(e.Counters.Human.Load())
+		e.rec.Store(rec)
+		fresh[key] = e
+		h := ix.hash(key)
+		byShard[h%shardCount] = append(byShard[h%shardCount], keyed{key, h, n})
 	}
 	for s, group := range byShard {
-		old := *ix.shards[s].Load()
-		fresh := false
-		for _, l := range group {
-			if e := old[l.Key()]; e != nil {
-				e.link.Store(Compile(l))
-			} else {
-				fresh = true
-			}
-		}
-		if !fresh {
-			continue // updates only: swapped in place, no copy
-		}
-		m := make(map[string]*Entry, len(old)+len(group))
-		for k, v := range old {
-			m[k] = v
-		}
-		for _, l := range group {
-			if m[l.Key()] != nil {
-				continue
-			}
-			c := Compile(l)
-			e := &Entry{Counters: db.Counters(l.Domain, l.Slug)}
-			e.reserved.Store(e.Counters.Human.Load())
-			e.link.Store(c)
-			m[l.Key()] = e
-			ix.count.Add(1)
-		}
-		ix.shards[s].Store(&m)
+		ix.publish(s, group)
 	}
+	if dead := ix.allocated - ix.live; dead > ix.slack && dead > ix.live {
+		ix.rewriteArena()
+	}
+}
+
+// publish adds new entries to shard s: a copy of the shard with them replaces it.
+func (ix *Index) publish(s uint64, group []keyed) {
+	old := ix.shards[s].Load()
+	sh := &shard{byHash: make(map[uint64]uint32, len(old.byHash)+len(group))}
+	for h, n := range old.byHash {
+		sh.byHash[h] = n
+	}
+	if len(old.collided) > 0 {
+		sh.collided = map[string]uint32{}
+		for k, n := range old.collided {
+			sh.collided[k] = n
+		}
+	}
+	for _, a := range group {
+		if _, taken := sh.byHash[a.hash]; taken {
+			if sh.collided == nil {
+				sh.collided = map[string]uint32{}
+			}
+			sh.collided[a.key] = a.n
+		} else {
+			sh.byHash[a.hash] = a.n
+		}
+	}
+	ix.shards[s].Store(sh)
+	ix.count.Add(int64(len(group)))
+}
+
+// newEntry returns the number of a new zeroed entry, growing the chunks if needed.
+func (ix *Index) newEntry() uint32 {
+	n := ix.next
+	ix.next++
+	if slots := *ix.slots.Load(); int(n/slotChunk) == len(slots) {
+		grown := append(slots[:len(slots):len(slots)], new([slotChunk]Entry))
+		ix.slots.Store(&grown)
+	}
+	return n
+}
+
+// store copies a record into the arena and returns where it starts.
+func (ix *Index) store(rec []byte) *byte {
+	if cap(ix.chunk)-len(ix.chunk) < len(rec) {
+		ix.chunk = make([]byte, 0, max(arenaChunk, len(rec)))
+	}
+	at := len(ix.chunk)
+	ix.chunk = append(ix.chunk, rec...)
+	ix.live += int64(len(rec))
+	ix.allocated += int64(len(rec))
+	return &ix.chunk[at]
+}
+
+// rewriteArena copies every live record into fresh chunks. A redirect still decoding an
+// old record keeps its chunk alive until it is done; then the collector frees it.
+func (ix *Index) rewriteArena() {
+	ix.chunk, ix.live, ix.allocated = nil, 0, 0
+	for n := uint32(0); n < ix.next; n++ {
+		e := ix.entry(n)
+		e.rec.Store(ix.store(recordAt(e.rec.Load())))
+	}
+}
+
+// arenaBytes reports the record bytes in use and written since the last rewrite.
+func (ix *Index) arenaBytes() (live, allocated int64) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	return ix.live, ix.allocated
 }

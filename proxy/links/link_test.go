@@ -224,7 +224,7 @@ func TestServiceRejectsHostileSpecWithoutSideEffects(t *testing.T) {
 	if err != nil || !reflect.DeepEqual(before, after) {
 		t.Fatalf("stored link changed by failed updates:\n%+v\n%+v", before, after)
 	}
-	if svc.Index.Get(storage.LinkKey("", "good")).Link() != indexed {
+	if !reflect.DeepEqual(svc.Index.Get(storage.LinkKey("", "good")).Link(), indexed) {
 		t.Fatal("indexed link swapped by a failed update")
 	}
 }

@@ -11,7 +11,7 @@ import "bytes"
 // they are not valid in a query, so nothing a client sends can end the header or the URL.
 func (l *Link) AppendLocation(dst []byte, t *Target, query []byte, clickParam string, clickID []byte) []byte {
 	dst = append(dst, t.Prefix...)
-	if l.Stored.ForwardQuery && len(query) > 0 {
+	if l.ForwardQuery && len(query) > 0 {
 		dst = l.appendForwarded(dst, t, query, clickParam)
 	}
 	if clickID != nil {

@@ -157,7 +157,15 @@ func (s *Service) Get(domain, slug string) (*storage.Link, *Entry, error) {
 	if e == nil {
 		return nil, nil, fmt.Errorf("%w: %q", ErrNotFound, slug)
 	}
-	return e.Link().Stored, e, nil
+	// The index keeps only what the redirect needs; the link as stored is read back.
+	l, err := s.DB.GetLink(domain, slug)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, nil, fmt.Errorf("%w: %q", ErrNotFound, slug)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return l, e, nil
 }
 
 func (s *Service) get(domain, slug string) (*storage.Link, error) {
