@@ -43,8 +43,9 @@ type DB struct {
 	bdb *badger.DB
 	log *slog.Logger
 
-	countersMu sync.Mutex
-	counters   map[string]*Counters
+	countersMu   sync.Mutex
+	counters     map[string]*Counters
+	countersFree []Counters // the rest of the last chunk of counters
 
 	outboxMu     sync.Mutex // guards outboxNext and outboxSignal
 	outboxNext   uint64
