@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -36,7 +37,22 @@ type Options struct {
 	SyncWrites bool
 	// Logger receives Badger's warnings and errors.
 	Logger *slog.Logger
+
+	// valueLogFileMB sizes value log files (default 256); tests make them small so that
+	// a few megabytes of garbage fill one.
+	valueLogFileMB int64
 }
+
+// valueThreshold is the value size from which Badger keeps a value in its value log and
+// only a pointer in the LSM tree. Click records (a hundred bytes and more) then leave the
+// tree, which otherwise copies every one of them again at each level compaction: at one
+// hot link that was a third of a redirect's CPU. Report cells, counters and index
+// entries stay under it, in the tree, where reading them back costs no second read.
+const valueThreshold = 80
+
+// valueLogGCEvery is how often the value log is searched for files mostly garbage
+// (outbox entries trimmed, cells rewritten) to rewrite.
+const valueLogGCEvery = 5 * time.Minute
 
 // DB is the open store.
 type DB struct {
@@ -81,6 +97,9 @@ func Open(opt Options) (*DB, error) {
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
+	if opt.valueLogFileMB <= 0 {
+		opt.valueLogFileMB = 256
+	}
 	bo := badger.DefaultOptions(opt.Dir).
 		WithMemTableSize(opt.MemTableMB << 20).
 		WithNumMemtables(2).
@@ -88,7 +107,8 @@ func Open(opt Options) (*DB, error) {
 		WithNumLevelZeroTablesStall(8).
 		WithBlockCacheSize(opt.BlockCacheMB << 20).
 		WithIndexCacheSize(opt.IndexCacheMB << 20).
-		WithValueLogFileSize(256 << 20).
+		WithValueLogFileSize(opt.valueLogFileMB << 20).
+		WithValueThreshold(valueThreshold).
 		WithNumCompactors(2).
 		WithSyncWrites(opt.SyncWrites).
 		// Clicks never conflict with each other (each has a fresh key), and conflict
@@ -119,10 +139,46 @@ func (db *DB) Committer() *Committer { return db.clicks }
 // Run runs the background work (the group committer, the visitor index and the report
 // counters) until ctx ends.
 func (db *DB) Run(ctx context.Context) {
-	done := make(chan struct{})
-	go func() { db.runIndex(ctx); close(done) }()
+	done := make(chan struct{}, 2)
+	go func() { db.runIndex(ctx); done <- struct{}{} }()
+	go func() { db.runValueLogGC(ctx); done <- struct{}{} }()
 	db.clicks.run(ctx)
 	<-done
+	<-done
+}
+
+func (db *DB) runValueLogGC(ctx context.Context) {
+	t := time.NewTicker(valueLogGCEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n, err := db.collectValueLog(ctx); err != nil {
+				db.log.Error("value log garbage collection failed", "err", err)
+			} else if n > 0 {
+				db.log.Info("value log files rewritten", "files", n)
+			}
+		}
+	}
+}
+
+// collectValueLog rewrites value log files of which at least half is garbage, one after
+// another until none is left, and returns how many it rewrote.
+func (db *DB) collectValueLog(ctx context.Context) (int, error) {
+	n := 0
+	for ctx.Err() == nil {
+		err := db.bdb.RunValueLogGC(0.5)
+		if errors.Is(err, badger.ErrNoRewrite) || errors.Is(err, badger.ErrRejected) {
+			return n, nil
+		}
+		if err != nil {
+			return n, fmt.Errorf("storage: value log gc: %w", err)
+		}
+		n++
+	}
+	return n, nil
 }
 
 // Close flushes and closes the store. Callers stop Run first.
