@@ -24,7 +24,6 @@ import (
 	"net/url"
 	"os"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -334,7 +333,7 @@ func (g *GA4) send(ctx context.Context, gr *group, batch []int) []sdk.Result {
 		}
 		return out
 	case status == http.StatusTooManyRequests || status == http.StatusRequestTimeout || status >= 500:
-		return sdk.All(len(batch), sdk.Retry(retryAfter(header, g.now()), g.scrub(reason)))
+		return sdk.All(len(batch), sdk.Retry(sdk.RetryAfter(header, g.now()), g.scrub(reason)))
 	default:
 		r := sdk.Failed(g.scrub(reason))
 		if status == http.StatusUnauthorized || status == http.StatusForbidden {
@@ -388,21 +387,6 @@ func snippet(b []byte) []byte {
 		return b[:300]
 	}
 	return b
-}
-
-// retryAfter reads Retry-After, as seconds or an HTTP date.
-func retryAfter(h http.Header, now time.Time) time.Duration {
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 && n <= 86400 {
-		return time.Duration(n) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) && t.Sub(now) <= 24*time.Hour {
-		return t.Sub(now)
-	}
-	return 0
 }
 
 // Close has only idle connections to release.

@@ -1019,14 +1019,3 @@ func FuzzMapEvent(f *testing.F) {
 	})
 }
 
-// FuzzRetryAfter: any Retry-After value gives a wait between none and a day.
-func FuzzRetryAfter(f *testing.F) {
-	for _, v := range []string{"7", "0", "Thu, 26 Nov 2026 18:31:45 GMT", "-1", "99999999999", "1e3", "soon", ""} {
-		f.Add(v)
-	}
-	f.Fuzz(func(t *testing.T, v string) {
-		if d := retryAfter(http.Header{"Retry-After": {v}}, t0); d < 0 || d > 24*time.Hour {
-			t.Fatalf("Retry-After %q gives %v", v, d)
-		}
-	})
-}

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/clickgate/clickgate/sdk"
 )
 
 // maxReason bounds a reason: it is logged and kept with dead letters.
@@ -92,14 +94,8 @@ func classify(a answer, now time.Time, scope string) (verdict, time.Duration, st
 // headers: when the rolling window is used up, the window's length.
 func retryAfter(h http.Header, now time.Time) time.Duration {
 	const maxWait = 24 * time.Hour
-	if v := strings.TrimSpace(h.Get("Retry-After")); v != "" {
-		if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
-			return min(time.Duration(n)*time.Second, maxWait)
-		}
-		if t, err := http.ParseTime(v); err == nil && t.After(now) {
-			return min(t.Sub(now), maxWait)
-		}
-		return 0
+	if strings.TrimSpace(h.Get("Retry-After")) != "" {
+		return sdk.RetryAfter(h, now)
 	}
 	if h.Get("X-HubSpot-RateLimit-Remaining") == "0" {
 		if ms, err := strconv.ParseInt(h.Get("X-HubSpot-RateLimit-Interval-Milliseconds"), 10, 64); err == nil && ms > 0 {

@@ -25,7 +25,6 @@ import (
 	"net/url"
 	"os"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -368,7 +367,7 @@ func (m *Meta) post(ctx context.Context, body []byte, n int) outcome {
 	}
 	ge, parsed := parseGraphError(b)
 	reason := m.scrub(ge.reason(resp.StatusCode, parsed, b))
-	after := retryAfter(resp.Header, m.now())
+	after := sdk.RetryAfter(resp.Header, m.now())
 	switch classify(resp.StatusCode, ge, parsed) {
 	case classRetry:
 		m.log.Warn("Meta asked to retry", "status", resp.StatusCode, "reason", reason)
@@ -389,21 +388,6 @@ func (m *Meta) scrub(s string) string {
 	}
 	s = strings.ReplaceAll(s, m.cfg.AccessToken, redactedToken)
 	return strings.ReplaceAll(s, url.QueryEscape(m.cfg.AccessToken), redactedToken)
-}
-
-// retryAfter reads Retry-After, as seconds or an HTTP date.
-func retryAfter(h http.Header, now time.Time) time.Duration {
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 && n <= 86400 {
-		return time.Duration(n) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) && t.Sub(now) <= 24*time.Hour {
-		return t.Sub(now)
-	}
-	return 0
 }
 
 // Close has only idle connections to release.

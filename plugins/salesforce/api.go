@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -167,7 +166,7 @@ func (s *Salesforce) classify(a answer) (verdict, time.Duration, string) {
 	}
 	errs := parseErrors(a.body)
 	reason := strings.TrimSpace(fmt.Sprintf("%d %s", a.status, summary(errs)))
-	after := retryAfter(a.header, s.now())
+	after := sdk.RetryAfter(a.header, s.now())
 	switch code := a.status; {
 	case code == http.StatusUnauthorized:
 		return verdictRetry, after, reason + " (the access token expired or is invalid: " + s.authHint() + ")"
@@ -222,19 +221,6 @@ func collectionOutcome(a answer, items []int) outcome {
 		}
 	}
 	return o
-}
-
-// retryAfter reads Retry-After (seconds, or an HTTP date).
-func retryAfter(h http.Header, now time.Time) time.Duration {
-	const maxWait = 24 * time.Hour
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
-		return min(time.Duration(n)*time.Second, maxWait)
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return min(t.Sub(now), maxWait)
-	}
-	return 0
 }
 
 // clean makes text from the network safe for one log line: control characters become

@@ -248,14 +248,8 @@ func (s *Segment) post(ctx context.Context, body []byte) sdk.Result {
 // retryAfter reads Retry-After (seconds or an HTTP date), else X-RateLimit-Reset, which
 // Segment documents as seconds (a Unix time is accepted too).
 func retryAfter(h http.Header, now time.Time) time.Duration {
-	if v := strings.TrimSpace(h.Get("Retry-After")); v != "" {
-		if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 && n <= 86400 {
-			return time.Duration(n) * time.Second
-		}
-		if t, err := http.ParseTime(v); err == nil && t.After(now) {
-			return t.Sub(now)
-		}
-		return 0
+	if strings.TrimSpace(h.Get("Retry-After")) != "" {
+		return sdk.RetryAfter(h, now)
 	}
 	if v := strings.TrimSpace(h.Get("X-RateLimit-Reset")); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)

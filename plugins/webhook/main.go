@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"strconv"
 	"time"
 
 	"github.com/clickgate/clickgate/plugins/webhook/signature"
@@ -155,31 +154,10 @@ func (w *Webhook) post(ctx context.Context, evs []sdk.Event) sdk.Result {
 	case resp.StatusCode >= 200 && resp.StatusCode < 300:
 		return sdk.Delivered()
 	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
-		return sdk.Retry(retryAfter(resp.Header.Get("Retry-After"), w.now()), fmt.Sprintf("%d %s", resp.StatusCode, bytes.TrimSpace(snippet)))
+		return sdk.Retry(sdk.RetryAfter(resp.Header, w.now()), fmt.Sprintf("%d %s", resp.StatusCode, bytes.TrimSpace(snippet)))
 	default:
 		return sdk.Failed(fmt.Sprintf("%d %s", resp.StatusCode, bytes.TrimSpace(snippet)))
 	}
-}
-
-// maxRetryAfter caps what a receiver can ask for, so a bogus header cannot stall a
-// plugin for days.
-const maxRetryAfter = time.Hour
-
-// retryAfter reads Retry-After as seconds or an HTTP date.
-func retryAfter(v string, now time.Time) time.Duration {
-	if v == "" {
-		return 0
-	}
-	if s, err := strconv.ParseInt(v, 10, 64); err == nil && s >= 0 {
-		if s > int64(maxRetryAfter/time.Second) {
-			return maxRetryAfter
-		}
-		return time.Duration(s) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return min(t.Sub(now), maxRetryAfter)
-	}
-	return 0
 }
 
 // Close has nothing to release.
