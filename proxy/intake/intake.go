@@ -432,9 +432,13 @@ type errorAnswer struct {
 // one handles one conversion document: an *Answer, or an *errorAnswer and its status.
 func (in *Intake) one(ctx context.Context, raw []byte, now time.Time) (any, int) {
 	var x Input
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&x); err != nil {
+	// Parse rather than a Decoder: a Decoder buffers its reader in a fresh 32 KiB-plus
+	// allocation per document, which was a tenth of the intake's CPU.
+	rest, err := json.Parse(raw, &x, json.DisallowUnknownFields)
+	if err == nil && len(bytes.TrimSpace(rest)) > 0 {
+		return &errorAnswer{ErrorBody{"invalid_json", "malformed conversion: data after the JSON object", ""}}, fasthttp.StatusBadRequest
+	}
+	if err != nil {
 		var ute *json.UnmarshalTypeError
 		if errors.As(err, &ute) {
 			return &errorAnswer{ErrorBody{"invalid_field", ute.Field + " has the wrong type", ute.Field}}, fasthttp.StatusBadRequest

@@ -240,6 +240,8 @@ func TestIntakeHostile(t *testing.T) {
 		{"empty", "", 400, ""},
 		{"not json", "type=purchase", 400, ""},
 		{"array", "[]", 400, ""},
+		{"two documents", `{"event_id":"x1","type":"purchase","value":5,"currency":"USD"}{"event_id":"x2","type":"lead"}`, 400, ""},
+		{"data after the document", `{"event_id":"x1","type":"purchase","value":5,"currency":"USD"} x`, 400, ""},
 		{"unknown field", conv(map[string]any{"colour": "red"}), 400, "colour"},
 		{"no event id", map[string]any{"type": "purchase"}, 400, "event_id"},
 		{"event id with spaces", conv(map[string]any{"event_id": "a b"}), 400, "event_id"},
