@@ -1018,4 +1018,3 @@ func FuzzMapEvent(f *testing.F) {
 		}
 	})
 }
-

@@ -1058,4 +1058,3 @@ func FuzzMapEvent(f *testing.F) {
 		}
 	})
 }
-
