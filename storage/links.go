@@ -2,12 +2,12 @@ package storage
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/segmentio/encoding/json"
 )
 
 // Link statuses.
