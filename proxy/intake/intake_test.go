@@ -259,6 +259,9 @@ func TestIntakeHostile(t *testing.T) {
 		{"bad status", conv(map[string]any{"status": "deleted"}), 400, "status"},
 		{"value as string", conv(map[string]any{"value": "5"}), 400, "value"},
 		{"batch too big", map[string]any{"conversions": make([]any, 1001)}, 400, "conversions"},
+		{"batch of null", `{"conversions":null}`, 400, "conversions"},
+		{"batch not an array", `{"conversions":{"event_id":"x1"}}`, 400, "conversions"},
+		{"batch and a trailing document", `{"conversions":[]}{"event_id":"x1"}`, 400, ""},
 	}
 	for _, c := range cases {
 		st, out := post(t, g, c.body, ingest)
