@@ -66,7 +66,8 @@ type keyed struct {
 // the links). Nothing per link is a heap object of its own: shards map a 64-bit hash of
 // the key to an entry number, entries live in fixed-size chunks, and compiled links are
 // packed records in an append-only arena (record.go), so the garbage collector sees a
-// few hundred objects for a million links, and each link costs its bytes plus about 60.
+// few hundred objects for a million links, and each link costs its record plus about 70
+// bytes (its counters, kept by storage, are apart).
 type Index struct {
 	seed   maphash.Seed
 	shards [shardCount]atomic.Pointer[shard]
