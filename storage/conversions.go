@@ -6,16 +6,13 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
-	// The same format as encoding/json, several times faster to decode: the index
-	// consumer and every forwarder read each conversion record.
-	"github.com/segmentio/encoding/json"
 )
 
 // EventConversion announces a conversion (new, or a status change) in the outbox.
 const EventConversion EventKind = 2
 
 const (
-	prefixConversion = 'K' // K conversion-id(16)           -> Conversion (JSON)
+	prefixConversion = 'K' // K conversion-id(16)           -> conversion record (AppendConversion)
 	prefixDedupe     = 'E' // E type 0x00 event_id          -> conversion-id(16)
 	prefixSealedUser = 'U' // U conversion-id(16)           -> sealed plain identifiers
 )
@@ -114,33 +111,23 @@ func getConversion(txn *badger.Txn, id [16]byte) (*Conversion, error) {
 	if err != nil {
 		return nil, err
 	}
-	var c Conversion
-	err = it.Value(func(v []byte) error { return json.Unmarshal(v, &c) })
-	return &c, err
+	var c *Conversion
+	err = it.Value(func(v []byte) error {
+		c, err = DecodeConversion(v)
+		return err
+	})
+	return c, err
 }
 
 // PutConversion commits a conversion (new or changed) with its dedupe key (kept for
 // horizon), any extra records (identity links), and an outbox event, in the next group
 // commit, and returns the event's outbox sequence.
 func (db *DB) PutConversion(id [16]byte, c *Conversion, horizon time.Duration, extra []KV) (uint64, error) {
-	v, err := json.Marshal(c)
-	if err != nil {
-		return 0, err
-	}
 	sets := append([]KV{
-		{Key: conversionKey(id), Value: v},
+		{Key: conversionKey(id), Value: AppendConversion(nil, c)},
 		{Key: dedupeKey(c.Type, c.EventID), Value: append([]byte(nil), id[:]...), TTL: horizon},
 	}, extra...)
 	return db.clicks.CommitEvent(Write{Kind: EventConversion, Ref: id, Sets: sets})
-}
-
-// DecodeConversion decodes a conversion record from the outbox.
-func DecodeConversion(b []byte) (*Conversion, error) {
-	var c Conversion
-	if err := json.Unmarshal(b, &c); err != nil {
-		return nil, fmt.Errorf("conversion record: %w", ErrCorrupt)
-	}
-	return &c, nil
 }
 
 // GetConversion reads a conversion by its ID.
