@@ -122,7 +122,9 @@ func AppendClick(dst []byte, c *Click) []byte {
 // ErrCorrupt is returned for a record that does not decode.
 var ErrCorrupt = errors.New("corrupt record")
 
-// DecodeClick decodes a record written by AppendClick.
+// DecodeClick decodes a record written by AppendClick. The click's strings share one
+// copy of the record (one allocation, not one per field): a caller keeping one of them
+// for long should copy it.
 func DecodeClick(b []byte) (*Click, error) {
 	if len(b) < 18 {
 		return nil, fmt.Errorf("click record of %d bytes: %w", len(b), ErrCorrupt)
@@ -135,39 +137,31 @@ func DecodeClick(b []byte) (*Click, error) {
 	}
 	flags := b[17]
 	c.Bot, c.Test, c.NewVisitor = flags&flagBot != 0, flags&flagTest != 0, flags&flagNewVisitor != 0
-	b = b[18:]
-	us, n := binary.Varint(b)
-	if n <= 0 {
-		return nil, fmt.Errorf("click time: %w", ErrCorrupt)
+	r := &recordReader{s: string(b[18:])}
+	c.Time = time.UnixMicro(r.varint()).UTC()
+	if v := r.uvarint(); v > 1<<16 {
+		r.fail("click variant out of range")
+	} else {
+		c.Variant = int(v) - 1
 	}
-	c.Time = time.UnixMicro(us).UTC()
-	b = b[n:]
-	v, n := binary.Uvarint(b)
-	if n <= 0 || v > 1<<16 {
-		return nil, fmt.Errorf("click variant: %w", ErrCorrupt)
-	}
-	c.Variant = int(v) - 1
-	b = b[n:]
 	fields := [...]*string{
 		&c.Node, &c.Domain, &c.Slug, &c.Campaign,
 		&c.UTM.Source, &c.UTM.Medium, &c.UTM.Campaign, &c.UTM.Content, &c.UTM.Term,
 		&c.Destination, &c.VisitorID, &c.IdentityKind, &c.IdentityValue, &c.IdentitySource,
 		&c.Token, &c.IP, &c.UserAgent, &c.Referrer, &c.BotReason, &c.SealedUser,
 	}
-	n = len(fields)
+	n := len(fields)
 	if version == clickRecordV1 {
 		n-- // no SealedUser
 	}
 	for _, p := range fields[:n] {
-		l, n := binary.Uvarint(b)
-		if n <= 0 || l > uint64(len(b)-n) {
-			return nil, fmt.Errorf("click field: %w", ErrCorrupt)
-		}
-		*p = string(b[n : n+int(l)])
-		b = b[n+int(l):]
+		*p = r.string()
 	}
-	if len(b) != 0 {
-		return nil, fmt.Errorf("click record has %d trailing bytes: %w", len(b), ErrCorrupt)
+	if r.err == nil && r.off != len(r.s) {
+		r.fail("trailing bytes")
+	}
+	if r.err != nil {
+		return nil, fmt.Errorf("click record: %w", r.err)
 	}
 	return c, nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/axiomhq/hyperloglog"
@@ -372,6 +373,10 @@ func (p *pending) applyConversion(txn *badger.Txn, c *Conversion, cell func(Day,
 	if prev != nil && prev.Status == c.Status {
 		return nil // already counted in this state
 	}
+	// A decoded record's strings share one copy of the record: what outlives this batch
+	// (map keys of cached cells, the accounted set) gets copies of its own, or each would
+	// keep a whole record alive.
+	id, typ, status, currency := strings.Clone(c.ID), strings.Clone(c.Type), strings.Clone(c.Status), strings.Clone(c.Currency)
 	apply := func(parts []Part, status string, sign float64) error {
 		for _, pt := range parts {
 			cl, err := cell(pt.Day, pt.Cell)
@@ -386,19 +391,19 @@ func (p *pending) applyConversion(txn *badger.Txn, c *Conversion, cell func(Day,
 					cl.Reversed = map[string]int64{}
 				}
 				if status == "approved" {
-					cl.Conversions[c.Type] += int64(sign)
+					cl.Conversions[typ] += int64(sign)
 				} else {
-					cl.Reversed[c.Type] += int64(sign)
+					cl.Reversed[typ] += int64(sign)
 				}
 			}
-			if status != "approved" || pt.Currency == "" || c.Type != "purchase" {
+			if status != "approved" || pt.Currency == "" || typ != "purchase" {
 				continue
 			}
 			m := map[string]*map[string]float64{"last": &cl.Revenue, "first": &cl.FirstRevenue, "linear": &cl.LinearRevenue}[pt.Model]
 			if *m == nil {
 				*m = map[string]float64{}
 			}
-			(*m)[pt.Currency] += sign * pt.Value
+			(*m)[currency] += sign * pt.Value
 		}
 		return nil
 	}
@@ -418,13 +423,13 @@ func (p *pending) applyConversion(txn *badger.Txn, c *Conversion, cell func(Day,
 		}
 		cl.TTC[TTCBucket(c.LastClick.SecondsToConvert)]++
 	}
-	if err := apply(parts, c.Status, 1); err != nil {
+	if err := apply(parts, status, 1); err != nil {
 		return err
 	}
-	if p.accounted[c.ID] == nil {
-		p.bytes += len(c.ID) + 64
+	if p.accounted[id] == nil {
+		p.bytes += len(id) + 64
 	}
-	p.accounted[c.ID] = &Contribution{Status: c.Status, Type: c.Type}
+	p.accounted[id] = &Contribution{Status: status, Type: typ}
 	return nil
 }
 
