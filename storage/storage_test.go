@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -361,7 +362,8 @@ func TestVisitorClicks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := db.VisitorClicks("v1", 10)
+	always, never := time.Time{}, time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+	got, err := db.VisitorClicks("v1", always, never, 10)
 	if err != nil || len(got) != 2 {
 		t.Fatalf("VisitorClicks = %d clicks, %v", len(got), err)
 	}
@@ -372,8 +374,54 @@ func TestVisitorClicks(t *testing.T) {
 	if got[1].ID != legacy.ID || got[1].Slug != "t" {
 		t.Errorf("legacy entry resolved to %+v", got[1])
 	}
-	if got, _ := db.VisitorClicks("v1", 1); len(got) != 1 {
-		t.Errorf("limit not honoured: %d", len(got))
+	if got, _ := db.VisitorClicks("v1", always, never, 1); len(got) != 1 || got[0].ID != legacy.ID {
+		t.Errorf("limit not honoured or not the latest: %+v", got)
+	}
+}
+
+// Only the span asked for is read, by the millisecond click IDs begin with; of more
+// clicks than the limit, the latest come back, oldest first.
+func TestVisitorClicksSpan(t *testing.T) {
+	db := openTest(t, t.TempDir())
+	defer db.Close()
+	day0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	at := func(d int) time.Time { return day0.Add(time.Duration(d) * 24 * time.Hour) }
+	err := db.bdb.Update(func(txn *badger.Txn) error {
+		for d := range 20 {
+			c := testClick(d, "s", d == 7) // day 7 is a bot
+			c.VisitorID, c.Time = "v1", at(d)
+			binary.BigEndian.PutUint64(c.ID[:8], uint64(c.Time.UnixMilli())<<16)
+			if err := db.indexClick(txn, c); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	days := func(cs []*Click) (out []int) {
+		for _, c := range cs {
+			out = append(out, int(c.Time.Sub(day0)/(24*time.Hour)))
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		from, to time.Time
+		limit    int
+		want     []int
+	}{
+		{at(5), at(10), 100, []int{5, 6, 8, 9, 10}},
+		{at(5), at(10), 3, []int{8, 9, 10}},
+		{time.Time{}, at(2), 1, []int{2}},
+		{at(18).Add(time.Hour), at(30), 100, []int{19}},
+		{at(25), at(30), 100, nil},
+		{time.Time{}, at(-1), 100, nil},
+	} {
+		got, err := db.VisitorClicks("v1", tc.from, tc.to, tc.limit)
+		if err != nil || !slices.Equal(days(got), tc.want) {
+			t.Errorf("VisitorClicks(%s, %s, %d) = days %v, %v; want %v", tc.from, tc.to, tc.limit, days(got), err, tc.want)
+		}
 	}
 }
 

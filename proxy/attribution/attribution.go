@@ -35,6 +35,16 @@ func (w Windows) For(campaign, typ string) time.Duration {
 	return w.Default
 }
 
+// Longest returns the longest window of all: no click older than that before a
+// conversion can be a candidate.
+func (w Windows) Longest() time.Duration {
+	d := w.Default
+	for _, r := range w.Rules {
+		d = max(d, r)
+	}
+	return d
+}
+
 // ParseWindows reads "purchase=48h,spring_sale/*=14d,promo/purchase=24h": keys are
 // "type", "campaign/*" or "campaign/type"; durations take h, m, s and d (days).
 func ParseWindows(def time.Duration, spec string) (Windows, error) {
@@ -72,7 +82,7 @@ func ParseDuration(s string) (time.Duration, error) {
 // Source is what attribution reads: clicks and the identity graph.
 type Source interface {
 	GetClick(id [16]byte) (*storage.Click, error)
-	VisitorClicks(visitor string, limit int) ([]*storage.Click, error)
+	VisitorClicks(visitor string, from, to time.Time, limit int) ([]*storage.Click, error)
 	IdentityVisitors(id storage.IdentityRef, limit int) ([]string, error)
 	VisitorIdentities(visitor string, limit int) ([]storage.IdentityRef, error)
 }
@@ -105,6 +115,9 @@ const (
 func Attribute(src Source, w Windows, c Conversion) (Result, error) {
 	var cands []*storage.Click
 	outside := 0
+	// Clicks are read from the longest window before the conversion up to it: a click
+	// outside that span is never a candidate, however many the visitor has.
+	from := c.OccurredAt.Add(-w.Longest())
 	consider := func(cl *storage.Click) {
 		if cl.Bot || cl.Test || cl.Time.After(c.OccurredAt) {
 			return
@@ -138,7 +151,7 @@ func Attribute(src Source, w Windows, c Conversion) (Result, error) {
 		return build(cands, c.OccurredAt), nil
 	}
 	if c.VisitorID != "" {
-		cls, err := src.VisitorClicks(c.VisitorID, maxClicksPerVisitor)
+		cls, err := src.VisitorClicks(c.VisitorID, from, c.OccurredAt, maxClicksPerVisitor)
 		if err != nil {
 			return Result{}, err
 		}
@@ -170,7 +183,7 @@ func Attribute(src Source, w Windows, c Conversion) (Result, error) {
 				continue
 			}
 			seen[v] = true
-			cls, err := src.VisitorClicks(v, maxClicksPerVisitor)
+			cls, err := src.VisitorClicks(v, from, c.OccurredAt, maxClicksPerVisitor)
 			if err != nil {
 				return Result{}, err
 			}
@@ -181,6 +194,23 @@ func Attribute(src Source, w Windows, c Conversion) (Result, error) {
 	}
 	if len(cands) > 0 {
 		return build(cands, c.OccurredAt), nil
+	}
+	if outside == 0 {
+		// Nothing in the span read; a click before it would have been outside every
+		// window, and the answer should say so rather than that there is none.
+		for v := range seen {
+			if v == "" {
+				continue
+			}
+			older, err := src.VisitorClicks(v, time.Time{}, from, 1)
+			if err != nil {
+				return Result{}, err
+			}
+			if len(older) > 0 {
+				outside++
+				break
+			}
+		}
 	}
 	if outside > 0 {
 		return Result{Reason: "every click is outside its attribution window"}, nil

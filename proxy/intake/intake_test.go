@@ -227,6 +227,23 @@ func TestConversionOutsideWindow(t *testing.T) {
 	}
 }
 
+// A click older than every window is not read at all (attribution reads the span of the
+// longest window), yet the answer still says the click was outside its window rather
+// than that there was none.
+func TestConversionOlderThanEveryWindow(t *testing.T) {
+	g := gate(t, "CLICKGATE_ATTRIBUTION_WINDOW=1ms")
+	_, vid := tap(t, g, "/a", "", "")
+	time.Sleep(1100 * time.Millisecond)
+	_, out := post(t, g, conv(map[string]any{"visitor_id": vid}), ingest)
+	if attributedTo(out) != "" || !strings.Contains(fmt.Sprint(out["reason"]), "outside its attribution window") {
+		t.Fatalf("%v", out)
+	}
+	_, out = post(t, g, conv(map[string]any{"visitor_id": "0" + strings.Repeat("2", 25)}), ingest)
+	if attributedTo(out) != "" || !strings.Contains(fmt.Sprint(out["reason"]), "no human click") {
+		t.Fatalf("a visitor without clicks: %v", out)
+	}
+}
+
 // Hostile intake bodies get a clear error and store nothing.
 func TestIntakeHostile(t *testing.T) {
 	g := gate(t, "CLICKGATE_STRICT_CONVERSION_TYPES=true")
