@@ -16,7 +16,7 @@ import (
 // Records written as JSON before it are still read: they start with '{', which the
 // binary form never does.
 //
-//	conversionRecordV1 flags
+//	conversionRecordV1 flags revision(varint)
 //	strings: ID EventID Type Status Currency ClickID VisitorID Reason Source
 //	[value float64 bits, little endian]      when flags has convHasValue
 //	[occurred_at] [received_at]              varint Unix nanoseconds, when present
@@ -58,7 +58,7 @@ func AppendConversion(dst []byte, c *Conversion) []byte {
 	if c.FirstClick != nil {
 		flags |= convHasFirst
 	}
-	dst = append(dst, conversionRecordV1, flags)
+	dst = binary.AppendVarint(append(dst, conversionRecordV1, flags), int64(c.Revision))
 	for _, s := range [...]string{c.ID, c.EventID, c.Type, c.Status, c.Currency, c.ClickID, c.VisitorID, c.Reason, c.Source} {
 		dst = appendString(dst, s)
 	}
@@ -114,7 +114,7 @@ func appendTouch(dst []byte, t *Touch) []byte {
 // form).
 func DecodeConversion(b []byte) (*Conversion, error) {
 	if len(b) > 0 && b[0] == '{' {
-		var c Conversion
+		c := Conversion{Revision: -1}
 		if err := json.Unmarshal(b, &c); err != nil {
 			return nil, fmt.Errorf("conversion record: %w", ErrCorrupt)
 		}
@@ -231,7 +231,10 @@ func decodeConversionV1(b []byte) (*Conversion, error) {
 		return nil, fmt.Errorf("unknown conversion record flags %#x: %w", flags, ErrCorrupt)
 	}
 	r := &recordReader{s: string(b), off: 2}
-	c := &Conversion{}
+	c := &Conversion{Revision: int(r.varint())}
+	if c.Revision < -1 {
+		r.fail("negative revision")
+	}
 	for _, p := range [...]*string{&c.ID, &c.EventID, &c.Type, &c.Status, &c.Currency, &c.ClickID, &c.VisitorID, &c.Reason, &c.Source} {
 		*p = r.string()
 	}

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"reflect"
@@ -60,6 +61,7 @@ func TestConversionRecordReadsJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	c.Revision = -1 // unknown: the JSON form never kept it
 	if !reflect.DeepEqual(got, c) {
 		t.Fatalf("\n got %+v\nwant %+v", got, c)
 	}
@@ -142,4 +144,56 @@ func BenchmarkConversionRecord(b *testing.B) {
 			}
 		}
 	})
+}
+
+// A status change counted in a later flush than its conversion moves it from counted to
+// reversed: the report consumer reads what was counted because the change's revision
+// says it is not the conversion as first committed.
+func TestStatusChangeInALaterFlush(t *testing.T) {
+	db := openTest(t, t.TempDir())
+	db.reportsFlushEvery.Store(int64(10 * time.Millisecond))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { db.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done; db.Close() }()
+
+	counts := func() (conversions, reversed int64) {
+		cells, err := db.ReportCells(0, DayOf(time.Now())+1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range cells {
+			conversions += c.Cell.Conversions["purchase"]
+			reversed += c.Cell.Reversed["purchase"]
+		}
+		return
+	}
+	waitFor := func(conversions, reversed int64) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			c, r := counts()
+			if c == conversions && r == reversed {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("counted %d, reversed %d; want %d, %d", c, r, conversions, reversed)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	c := testConversion()
+	c.Revision = 0
+	c.OccurredAt = time.Now()
+	id := [16]byte{1}
+	if _, err := db.PutConversion(id, c, time.Hour, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(1, 0)
+	time.Sleep(50 * time.Millisecond) // several flushes later
+	c.Status, c.Revision = "refunded", 1
+	if _, err := db.PutConversion(id, c, time.Hour, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(0, 1)
 }

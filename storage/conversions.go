@@ -60,6 +60,9 @@ type Conversion struct {
 	// Reason says why a conversion is unattributed.
 	Reason string `json:"reason,omitempty"`
 	Source string `json:"source"` // "api" or "postback"
+	// Revision is 0 for the conversion as first committed, and each status change adds
+	// one; -1 for a record from before revisions were kept (it may be either).
+	Revision int `json:"-"`
 }
 
 func conversionKey(id [16]byte) []byte { return append([]byte{prefixConversion}, id[:]...) }

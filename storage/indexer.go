@@ -358,7 +358,10 @@ func (p *pending) sketch(txn *badger.Txn, d Day, id CellID) (*pendingSketch, err
 // first time it adds the conversion, later it moves it to reversed on a refund.
 func (p *pending) applyConversion(txn *badger.Txn, c *Conversion, cell func(Day, CellID) (*Cell, error)) error {
 	prev := p.accounted[c.ID]
-	if prev == nil {
+	// A conversion as first committed cannot have been counted (its counters are written
+	// with the cursor that passes its event), so only a status change looks for what
+	// was.
+	if prev == nil && c.Revision != 0 {
 		it, err := txn.Get(append([]byte{prefixReport, rAccounted}, c.ID...))
 		switch {
 		case err == nil:

@@ -248,7 +248,7 @@ func (in *Intake) process(ctx context.Context, v *valid, source string, now time
 		a := &Answer{Duplicate: true, ConversionID: old.ID, Status: old.Status, Attribution: old.LastClick, Reason: old.Reason}
 		if v.status != "approved" && v.status != old.Status {
 			// A refund or rejection reverses the conversion's value; it is not a new one.
-			old.Status = v.status
+			old.Status, old.Revision = v.status, max(old.Revision, 0)+1
 			if _, err := in.DB.PutConversion(oldID, old, in.Horizon, in.sealUser(oldID, v)); err != nil {
 				return nil, err
 			}

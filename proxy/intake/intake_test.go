@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clickgate/clickgate/proxy/ids"
 	"github.com/clickgate/clickgate/proxy/intake"
 	"github.com/clickgate/clickgate/proxy/server/servertest"
 )
@@ -189,6 +190,15 @@ func TestJourneys(t *testing.T) {
 		_, again := post(t, g, c, ingest)
 		if again["duplicate"] != true {
 			t.Fatalf("a repeated refund is a duplicate: %v", again)
+		}
+		// The stored change says it is one, so reports move the purchase to reversed
+		// even when it was counted in an earlier flush.
+		cid, err := ids.ParseClickID(first["conversion_id"].(string))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if stored, err := g.S.DB.GetConversion(cid); err != nil || stored.Revision != 1 || stored.Status != "refunded" {
+			t.Fatalf("stored after the refund: %+v, %v", stored, err)
 		}
 	})
 	t.Run("identity seen only on a later click", func(t *testing.T) {
