@@ -52,7 +52,7 @@ func BenchmarkRelayDrain(b *testing.B) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() { db.Run(ctx); close(done) }()
-		fill(b, db, events, "bench", "spring_sale", 50000)
+		fill(b, db, events, "bench", "spring_sale", 50000, 0)
 
 		r, err := relay.New(db, relay.Config{
 			Brokers: []string{broker.Addr}, ClicksTopic: fmt.Sprintf("drain%d.clicks", time.Now().UnixNano()),
@@ -89,8 +89,12 @@ func BenchmarkRelayDrain(b *testing.B) {
 
 // fill commits n clicks of one link from many goroutines, as a busy edge would, spread
 // over the given number of visitors.
-func fill(b *testing.B, db *storage.DB, n int, slug, campaign string, visitors int64) {
+// fill commits n clicks on one link from visitors visitors, click i by visitor i mod
+// visitors, their times spread evenly over the span before now (all now when span is 0),
+// oldest first.
+func fill(b *testing.B, db *storage.DB, n int, slug, campaign string, visitors int64, span time.Duration) {
 	gen := ids.NewClickIDs(1)
+	start := time.Now()
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	ctr := db.Counters("", slug)
@@ -104,7 +108,8 @@ func fill(b *testing.B, db *storage.DB, n int, slug, campaign string, visitors i
 				if i > int64(n) {
 					return
 				}
-				c := &storage.Click{ID: gen.New(time.Now()), Time: time.Now(), Node: "bench", Slug: slug, Campaign: campaign,
+				at := start.Add(-span + time.Duration(float64(span)*float64(i)/float64(n)))
+				c := &storage.Click{ID: gen.New(at), Time: at, Node: "bench", Slug: slug, Campaign: campaign,
 					UTM:     storage.UTM{Source: "sms", Medium: "promotional", Campaign: campaign, Content: "a"},
 					Variant: -1, Destination: "https://shop.example.com/p?utm_source=sms&utm_medium=promotional&utm_campaign=" + campaign + "&utm_content=a&cgid=x",
 					VisitorID: visitor(i % visitors), IP: "203.0.113.7",
