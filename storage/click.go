@@ -168,12 +168,14 @@ func DecodeClick(b []byte) (*Click, error) {
 
 // GetClick reads one click by ID.
 func (db *DB) GetClick(id [16]byte) (*Click, error) {
-	var c *Click
-	err := db.bdb.View(func(txn *badger.Txn) error {
-		var err error
-		c, err = getClick(txn, id)
-		return err
-	})
+	s := db.Snapshot()
+	defer s.Close()
+	return s.GetClick(id)
+}
+
+// GetClick is DB.GetClick as of the snapshot.
+func (s *Snapshot) GetClick(id [16]byte) (*Click, error) {
+	c, err := getClick(s.txn, id)
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return nil, ErrNotFound
 	}

@@ -81,12 +81,18 @@ func dedupeKey(typ, eventID string) []byte {
 
 // ConversionByEvent finds a conversion by its type and event ID (the dedupe key).
 func (db *DB) ConversionByEvent(typ, eventID string) (*Conversion, [16]byte, error) {
+	s := db.Snapshot()
+	defer s.Close()
+	return s.ConversionByEvent(typ, eventID)
+}
+
+// ConversionByEvent is DB.ConversionByEvent as of the snapshot.
+func (s *Snapshot) ConversionByEvent(typ, eventID string) (*Conversion, [16]byte, error) {
 	var id [16]byte
-	var c *Conversion
-	err := db.bdb.View(func(txn *badger.Txn) error {
-		it, err := txn.Get(dedupeKey(typ, eventID))
+	c, err := func() (*Conversion, error) {
+		it, err := s.txn.Get(dedupeKey(typ, eventID))
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if err := it.Value(func(v []byte) error {
 			if len(v) != 16 {
@@ -95,11 +101,10 @@ func (db *DB) ConversionByEvent(typ, eventID string) (*Conversion, [16]byte, err
 			copy(id[:], v)
 			return nil
 		}); err != nil {
-			return err
+			return nil, err
 		}
-		c, err = getConversion(txn, id)
-		return err
-	})
+		return getConversion(s.txn, id)
+	}()
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return nil, id, ErrNotFound
 	}

@@ -80,6 +80,19 @@ type DB struct {
 	clicks *Committer
 }
 
+// Snapshot reads the store as of one moment, in one Badger transaction: a conversion's
+// dedupe check and its attribution see the same conversions, clicks and identities,
+// and pay for one transaction instead of one per read. Close it when done.
+type Snapshot struct {
+	txn *badger.Txn
+}
+
+// Snapshot returns a snapshot of the store as of now.
+func (db *DB) Snapshot() *Snapshot { return &Snapshot{txn: db.bdb.NewTransaction(false)} }
+
+// Close releases the snapshot.
+func (s *Snapshot) Close() { s.txn.Discard() }
+
 // Open opens (or creates) the store and restores what a crash may have left behind:
 // the outbox sequence and the per-link counters, replayed from the outbox past their
 // last checkpoint.

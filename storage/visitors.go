@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -131,45 +132,49 @@ func (db *DB) WaitIndexed(ctx context.Context, seq uint64) bool {
 // order and only the span asked for is read: a visitor with years of clicks costs a
 // conversion no more than one with a week's.
 func (db *DB) VisitorClicks(visitor string, from, to time.Time, limit int) ([]*Click, error) {
+	s := db.Snapshot()
+	defer s.Close()
+	return s.VisitorClicks(visitor, from, to, limit)
+}
+
+// VisitorClicks is DB.VisitorClicks as of the snapshot.
+func (s *Snapshot) VisitorClicks(visitor string, from, to time.Time, limit int) ([]*Click, error) {
 	var out []*Click
 	p := visitorClickPrefix(visitor)
 	// A second either side: the filter on exact times is the caller's, this only skips
 	// what cannot be in the span.
 	lo, hi := idMillis(from.Add(-time.Second)), idMillis(to.Add(time.Second))
 	seek := append(binary.BigEndian.AppendUint64(bytes.Clone(p), hi<<16)[:len(p)+6], bytes.Repeat([]byte{0xff}, 10)...)
-	err := db.bdb.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: p, Reverse: true})
-		defer it.Close()
-		for it.Seek(seek); it.Valid() && len(out) < limit; it.Next() {
-			item := it.Item()
-			id := [16]byte(item.Key()[len(p):])
-			if binary.BigEndian.Uint64(id[:8])>>16 < lo {
-				break
-			}
-			if err := item.Value(func(v []byte) error {
-				switch {
-				case len(v) > 1:
-					c, err := DecodeClick(v)
-					if err != nil {
-						return fmt.Errorf("visitor index entry %q: %w", item.Key(), err)
-					}
-					out = append(out, c)
-				case len(v) == 1 && ClickKind(v[0]) == KindHuman:
-					// An entry from before touches were kept in the index: read the click.
-					c, err := getClick(txn, id)
-					if err == nil {
-						out = append(out, c)
-					}
-				}
-				return nil
-			}); err != nil {
-				return err
-			}
+	it := s.txn.NewIterator(badger.IteratorOptions{Prefix: p, Reverse: true})
+	defer it.Close()
+	for it.Seek(seek); it.Valid() && len(out) < limit; it.Next() {
+		item := it.Item()
+		id := [16]byte(item.Key()[len(p):])
+		if binary.BigEndian.Uint64(id[:8])>>16 < lo {
+			break
 		}
-		return nil
-	})
+		if err := item.Value(func(v []byte) error {
+			switch {
+			case len(v) > 1:
+				c, err := DecodeClick(v)
+				if err != nil {
+					return fmt.Errorf("visitor index entry %q: %w", item.Key(), err)
+				}
+				out = append(out, c)
+			case len(v) == 1 && ClickKind(v[0]) == KindHuman:
+				// An entry from before touches were kept in the index: read the click.
+				c, err := getClick(s.txn, id)
+				if err == nil {
+					out = append(out, c)
+				}
+			}
+			return nil
+		}); err != nil {
+			return nil, err
+		}
+	}
 	slices.Reverse(out)
-	return out, err
+	return out, nil
 }
 
 // idMillis is t as the millisecond a click ID begins with (48 bits), clamped.
@@ -179,32 +184,42 @@ func idMillis(t time.Time) uint64 {
 
 // IdentityVisitors returns the visitors joined to an identity.
 func (db *DB) IdentityVisitors(id IdentityRef, limit int) ([]string, error) {
-	return db.suffixes(identityPrefix(id.Kind, id.Value), limit)
+	s := db.Snapshot()
+	defer s.Close()
+	return s.IdentityVisitors(id, limit)
+}
+
+// IdentityVisitors is DB.IdentityVisitors as of the snapshot.
+func (s *Snapshot) IdentityVisitors(id IdentityRef, limit int) ([]string, error) {
+	return s.suffixes(identityPrefix(id.Kind, id.Value), limit), nil
 }
 
 // VisitorIdentities returns the identities joined to a visitor.
 func (db *DB) VisitorIdentities(visitor string, limit int) ([]IdentityRef, error) {
-	raw, err := db.suffixes(visitorIdentPrefix(visitor), limit)
-	var out []IdentityRef
-	for _, s := range raw {
-		if k, v, ok := bytes.Cut([]byte(s), []byte{0}); ok {
-			out = append(out, IdentityRef{Kind: string(k), Value: string(v)})
-		}
-	}
-	return out, err
+	s := db.Snapshot()
+	defer s.Close()
+	return s.VisitorIdentities(visitor, limit)
 }
 
-func (db *DB) suffixes(prefix []byte, limit int) ([]string, error) {
-	var out []string
-	err := db.bdb.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
-		defer it.Close()
-		for it.Rewind(); it.Valid() && len(out) < limit; it.Next() {
-			out = append(out, string(it.Item().Key()[len(prefix):]))
+// VisitorIdentities is DB.VisitorIdentities as of the snapshot.
+func (s *Snapshot) VisitorIdentities(visitor string, limit int) ([]IdentityRef, error) {
+	var out []IdentityRef
+	for _, raw := range s.suffixes(visitorIdentPrefix(visitor), limit) {
+		if k, v, ok := strings.Cut(raw, "\x00"); ok {
+			out = append(out, IdentityRef{Kind: k, Value: v})
 		}
-		return nil
-	})
-	return out, err
+	}
+	return out, nil
+}
+
+func (s *Snapshot) suffixes(prefix []byte, limit int) []string {
+	var out []string
+	it := s.txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+	defer it.Close()
+	for it.Rewind(); it.Valid() && len(out) < limit; it.Next() {
+		out = append(out, string(it.Item().Key()[len(prefix):]))
+	}
+	return out
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) bool {

@@ -242,9 +242,20 @@ func (in *Intake) process(ctx context.Context, v *valid, source string, now time
 	l := &in.locks[maphash.String(in.seed, v.typ+"\x00"+v.eventID)%uint64(len(in.locks))]
 	l.Lock()
 	defer l.Unlock()
-	old, oldID, err := in.DB.ConversionByEvent(v.typ, v.eventID)
+	// Every click answered before this conversion arrived is in the index first.
+	wctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	if !in.DB.WaitIndexed(wctx, in.DB.ClickHead()) {
+		in.Log.Warn("attributing before the visitor index caught up")
+	}
+	cancel()
+	// The dedupe check and attribution read one snapshot, taken under the dedupe lock:
+	// a copy of this event committed before it is seen.
+	snap := in.DB.Snapshot()
+	defer snap.Close() // also closed early: not held across a commit
+	old, oldID, err := snap.ConversionByEvent(v.typ, v.eventID)
 	switch {
 	case err == nil:
+		snap.Close()
 		a := &Answer{Duplicate: true, ConversionID: old.ID, Status: old.Status, Attribution: old.LastClick, Reason: old.Reason}
 		if v.status != "approved" && v.status != old.Status {
 			// A refund or rejection reverses the conversion's value; it is not a new one.
@@ -258,15 +269,10 @@ func (in *Intake) process(ctx context.Context, v *valid, source string, now time
 	case !errors.Is(err, storage.ErrNotFound):
 		return nil, err
 	}
-	// Every click answered before this conversion arrived is in the index first.
-	wctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-	if !in.DB.WaitIndexed(wctx, in.DB.ClickHead()) {
-		in.Log.Warn("attributing before the visitor index caught up")
-	}
-	cancel()
-	res, err := attribution.Attribute(in.DB, in.Windows, attribution.Conversion{
+	res, err := attribution.Attribute(snap, in.Windows, attribution.Conversion{
 		Type: v.typ, OccurredAt: v.occurred, ClickID: v.clickID, VisitorID: v.visitor, Identities: v.idents,
 	})
+	snap.Close()
 	if err != nil {
 		return nil, err
 	}
