@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -37,51 +38,51 @@ const (
 	indexLingerBelow = 256
 )
 
-// pending is the report counters changed since the last flush: whole cells, sketches
-// and contributions, read from storage the first time an event touches them. Cells and
-// sketches stay cached once written (up to reportsCacheCells), so a busy cell is not
+// pending is the report counters changed since the last flush: whole cells (with their
+// visitor sketches) and contributions, read from storage the first time an event touches
+// them. Cells stay cached once written (up to reportsCacheCells), so a busy cell is not
 // read back and decoded after every flush.
 type pending struct {
-	cells     map[string]*Cell
-	sketches  map[string]*pendingSketch
+	cells     map[string]*pendingCell
 	accounted map[string]*Contribution // by conversion ID
 	bytes     int                      // estimated size of the flush
 
-	cachedCells    map[string]*Cell // as written
-	cachedSketches map[string]*pendingSketch
+	cachedCells map[string]*pendingCell // as written
 }
 
-// reportsCacheCells bounds the cells (and as many sketches) kept after a flush: a day of
-// a few hundred thousand links.
+// reportsCacheCells bounds the cells kept after a flush: a day of a few hundred thousand
+// links.
 const reportsCacheCells = 200_000
 
-type pendingSketch struct {
-	sk   *hyperloglog.Sketch
-	size int // estimated encoded size
+// pendingCell is one cell being counted. Its visitor sketch is decoded only when a human
+// click needs it: a conversion's share, or a bot click, writes the sketch back as read.
+type pendingCell struct {
+	Cell
+	key    string              // the cell record's key
+	sk     *hyperloglog.Sketch // decoded, or nil
+	raw    []byte              // the sketch as stored while not decoded (nil: none yet)
+	legacy bool                // the sketch is still in its own record (the older layout)
+	size   int                 // estimated encoded size of the sketch
 }
 
 func newPending() *pending {
-	return &pending{cells: map[string]*Cell{}, sketches: map[string]*pendingSketch{}, accounted: map[string]*Contribution{},
-		cachedCells: map[string]*Cell{}, cachedSketches: map[string]*pendingSketch{}}
+	return &pending{cells: map[string]*pendingCell{}, accounted: map[string]*Contribution{}, cachedCells: map[string]*pendingCell{}}
 }
 
 // written moves the flushed counters to the cache and starts an empty set of changes.
 func (p *pending) written() {
-	if len(p.cachedCells)+len(p.cells) > reportsCacheCells || len(p.cachedSketches)+len(p.sketches) > reportsCacheCells {
+	if len(p.cachedCells)+len(p.cells) > reportsCacheCells {
 		clear(p.cachedCells) // mostly yesterday's cells by then: read again when touched
-		clear(p.cachedSketches)
 	}
 	for k, c := range p.cells {
+		c.legacy = false // its sketch went into the cell record
 		p.cachedCells[k] = c
 	}
-	for k, sk := range p.sketches {
-		p.cachedSketches[k] = sk
-	}
-	p.cells, p.sketches, p.accounted, p.bytes = map[string]*Cell{}, map[string]*pendingSketch{}, map[string]*Contribution{}, 0
+	p.cells, p.accounted, p.bytes = map[string]*pendingCell{}, map[string]*Contribution{}, 0
 }
 
 func (p *pending) empty() bool {
-	return len(p.cells) == 0 && len(p.sketches) == 0 && len(p.accounted) == 0
+	return len(p.cells) == 0 && len(p.accounted) == 0
 }
 
 // runIndex keeps the visitor index, the identity graph and the report counters as
@@ -267,28 +268,7 @@ func (db *DB) indexEvents(evs []decoded, next uint64) error {
 // count adds a batch to the pending report counters.
 func (db *DB) count(p *pending, evs []decoded) error {
 	return db.bdb.View(func(txn *badger.Txn) error {
-		cell := func(d Day, id CellID) (*Cell, error) {
-			k := string(cellKey(rCell, d, id))
-			if c := p.cells[k]; c != nil {
-				return c, nil
-			}
-			if c := p.cachedCells[k]; c != nil {
-				p.cells[k] = c
-				p.bytes += len(k) + 256
-				return c, nil
-			}
-			c := &Cell{}
-			it, err := txn.Get([]byte(k))
-			if err == nil {
-				err = it.Value(func(v []byte) error { return json.Unmarshal(v, c) })
-			}
-			if err != nil && !errors.Is(err, badger.ErrKeyNotFound) {
-				return nil, err
-			}
-			p.cells[k] = c
-			p.bytes += len(k) + 256
-			return c, nil
-		}
+		cell := func(d Day, id CellID) (*pendingCell, error) { return p.cell(txn, d, id) }
 		for _, e := range evs {
 			switch {
 			case e.click != nil:
@@ -296,9 +276,7 @@ func (db *DB) count(p *pending, evs []decoded) error {
 				if c.Test {
 					continue
 				}
-				d := DayOf(c.Time)
-				id := CellID{Campaign: c.Campaign, Medium: c.UTM.Medium, Content: c.UTM.Content, Domain: c.Domain, Slug: c.Slug}
-				cl, err := cell(d, id)
+				cl, err := cell(DayOf(c.Time), CellID{Campaign: c.Campaign, Medium: c.UTM.Medium, Content: c.UTM.Content, Domain: c.Domain, Slug: c.Slug})
 				if err != nil {
 					return err
 				}
@@ -307,14 +285,14 @@ func (db *DB) count(p *pending, evs []decoded) error {
 					continue
 				}
 				cl.HumanClicks++
-				sk, err := p.sketch(txn, d, id)
+				sk, err := cl.sketch(txn)
 				if err != nil {
 					return err
 				}
-				sk.sk.Insert([]byte(c.VisitorID))
-				if sk.size < sketchDense {
+				sk.Insert([]byte(c.VisitorID))
+				if cl.size < sketchDense {
 					// A sparse sketch grows by a few bytes per new visitor, to at most dense.
-					sk.size += 4
+					cl.size += 4
 					p.bytes += 4
 				}
 			case e.conversion != nil:
@@ -330,33 +308,76 @@ func (db *DB) count(p *pending, evs []decoded) error {
 // sketchDense is the encoded size of a dense precision-14 sketch.
 const sketchDense = 16 << 10
 
-func (p *pending) sketch(txn *badger.Txn, d Day, id CellID) (*pendingSketch, error) {
-	k := string(cellKey(rSketch, d, id))
-	if sk := p.sketches[k]; sk != nil {
-		return sk, nil
+// cell returns the pending cell of day d and id: already pending, cached, or read.
+func (p *pending) cell(txn *badger.Txn, d Day, id CellID) (*pendingCell, error) {
+	k := string(cellKey(rCell, d, id))
+	if c := p.cells[k]; c != nil {
+		return c, nil
 	}
-	if sk := p.cachedSketches[k]; sk != nil {
-		p.sketches[k] = sk
-		p.bytes += len(k) + sk.size
-		return sk, nil
+	c := p.cachedCells[k]
+	if c == nil {
+		c = &pendingCell{key: k}
+		it, err := txn.Get([]byte(k))
+		switch {
+		case err == nil:
+			err = it.Value(func(v []byte) error {
+				var err error
+				c.raw, c.legacy, err = decodeCell(v, &c.Cell)
+				c.raw = bytes.Clone(c.raw)
+				return err
+			})
+			if err != nil {
+				return nil, fmt.Errorf("report cell: %w", err)
+			}
+			c.size = len(c.raw)
+		case !errors.Is(err, badger.ErrKeyNotFound):
+			return nil, err
+		}
 	}
-	sk := &pendingSketch{sk: hyperloglog.New14(), size: 64}
-	it, err := txn.Get([]byte(k))
-	if err == nil {
-		sk.size = int(it.ValueSize())
-		err = it.Value(sk.sk.UnmarshalBinary)
+	p.cells[k] = c
+	p.bytes += len(k) + 256 + c.size
+	return c, nil
+}
+
+// sketch returns the cell's visitor sketch, decoding it (or reading it from its own
+// record, in the older layout) the first time.
+func (c *pendingCell) sketch(txn *badger.Txn) (*hyperloglog.Sketch, error) {
+	if c.sk != nil {
+		return c.sk, nil
 	}
-	if err != nil && !errors.Is(err, badger.ErrKeyNotFound) {
-		return nil, fmt.Errorf("visitor sketch: %w", err)
+	if err := c.loadLegacy(txn); err != nil {
+		return nil, err
 	}
-	p.sketches[k] = sk
-	p.bytes += len(k) + sk.size
-	return sk, nil
+	c.sk = hyperloglog.New14()
+	if len(c.raw) > 0 {
+		if err := c.sk.UnmarshalBinary(c.raw); err != nil {
+			return nil, fmt.Errorf("visitor sketch: %w", err)
+		}
+	}
+	c.raw = nil
+	c.size = max(c.size, 64)
+	return c.sk, nil
+}
+
+// loadLegacy reads a sketch still kept in its own record into raw.
+func (c *pendingCell) loadLegacy(txn *badger.Txn) error {
+	if !c.legacy || c.raw != nil {
+		return nil
+	}
+	it, err := txn.Get(legacySketchKey(c.key))
+	switch {
+	case err == nil:
+		c.raw, err = it.ValueCopy(nil)
+		return err
+	case errors.Is(err, badger.ErrKeyNotFound):
+		return nil
+	}
+	return err
 }
 
 // applyConversion brings the counters in line with a conversion's current state: the
 // first time it adds the conversion, later it moves it to reversed on a refund.
-func (p *pending) applyConversion(txn *badger.Txn, c *Conversion, cell func(Day, CellID) (*Cell, error)) error {
+func (p *pending) applyConversion(txn *badger.Txn, c *Conversion, cell func(Day, CellID) (*pendingCell, error)) error {
 	prev := p.accounted[c.ID]
 	// A conversion as first committed cannot have been counted (its counters are written
 	// with the cursor that passes its event), so only a status change looks for what
@@ -441,21 +462,27 @@ func (p *pending) applyConversion(txn *badger.Txn, c *Conversion, cell func(Day,
 func (db *DB) flushReports(p *pending, next uint64) error {
 	err := db.bdb.Update(func(txn *badger.Txn) error {
 		for k, c := range p.cells {
-			v, err := json.Marshal(c)
+			if err := c.loadLegacy(txn); err != nil {
+				return err
+			}
+			sketch := c.raw
+			if c.sk != nil {
+				var err error
+				if sketch, err = c.sk.MarshalBinary(); err != nil {
+					return fmt.Errorf("visitor sketch: %w", err)
+				}
+			}
+			v, err := appendCell(nil, &c.Cell, sketch)
 			if err != nil {
 				return err
 			}
 			if err := txn.Set([]byte(k), v); err != nil {
 				return err
 			}
-		}
-		for k, sk := range p.sketches {
-			v, err := sk.sk.MarshalBinary()
-			if err != nil {
-				return fmt.Errorf("visitor sketch: %w", err)
-			}
-			if err := txn.Set([]byte(k), v); err != nil {
-				return err
+			if c.legacy {
+				if err := txn.Delete(legacySketchKey(k)); err != nil {
+					return err
+				}
 			}
 		}
 		for id, c := range p.accounted {
