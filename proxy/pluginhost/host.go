@@ -345,6 +345,13 @@ func (r *runner) deliver(ctx context.Context, batch []*pending) (time.Duration, 
 		}
 		return 0, false
 	}
+	return r.settle(batch, results), true
+}
+
+// settle applies a plugin's results to its batch: delivered and failed events leave it
+// (failed ones dead-lettered), the rest stay for a retry. It returns how long to wait
+// before that retry.
+func (r *runner) settle(batch []*pending, results []sdk.Result) time.Duration {
 	var wait time.Duration
 	for i, res := range results {
 		p := batch[i]
@@ -369,7 +376,7 @@ func (r *runner) deliver(ctx context.Context, batch []*pending) (time.Duration, 
 			wait = max(wait, min(res.RetryAfter, sdk.MaxRetryAfter))
 		}
 	}
-	return wait, true
+	return wait
 }
 
 func (r *runner) deadLetter(p *pending, reason string) {
