@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
-	"github.com/dgraph-io/badger/v4/options"
 )
 
 // Options size the database. Badger's defaults take several hundred megabytes (five 64 MB
@@ -27,8 +26,7 @@ type Options struct {
 	// in memory (32 used 200 MiB more at peak than 16 under a redirect flood, for no
 	// measurable throughput).
 	MemTableMB int64
-	// BlockCacheMB caches table blocks for reads (parsed; new tables are not compressed,
-	// those written before were, and are decompressed into it). Default 32.
+	// BlockCacheMB caches decompressed table blocks for reads. Default 32.
 	BlockCacheMB int64
 	// IndexCacheMB caches table indexes and bloom filters. Default 16; 0 would keep
 	// every index in memory, which grows without bound with the data.
@@ -43,8 +41,6 @@ type Options struct {
 	// valueLogFileMB sizes value log files (default 256); tests make them small so that
 	// a few megabytes of garbage fill one.
 	valueLogFileMB int64
-	// snappy writes tables compressed, as stores did before; tests open such a store.
-	snappy bool
 }
 
 // valueThreshold is the value size from which Badger keeps a value in its value log and
@@ -59,13 +55,6 @@ const valueThreshold = 160
 // valueLogGCEvery is how often the value log is searched for files mostly garbage
 // (outbox entries trimmed, visitor sketches written again) to rewrite.
 const valueLogGCEvery = 5 * time.Minute
-
-func tableCompression(snappy bool) options.CompressionType {
-	if snappy {
-		return options.Snappy
-	}
-	return options.None
-}
 
 // DB is the open store.
 type DB struct {
@@ -132,14 +121,6 @@ func Open(opt Options) (*DB, error) {
 		WithNumLevelZeroTables(2).
 		WithNumLevelZeroTablesStall(8).
 		WithBlockCacheSize(opt.BlockCacheMB << 20).
-		// Tables hold keys, value pointers and small values: snappy saved little space
-		// (about 15 % of the directory) and its blocks were decompressed on every read
-		// that missed the block cache, into fresh memory. Under conversion intake with a
-		// million clicks that was 8 to 10 % of the CPU and a quarter of the bytes
-		// allocated; uncompressed, a block is read straight from the mapped file.
-		// Tables written compressed before keep being read as such (Badger records the
-		// compression of each table).
-		WithCompression(tableCompression(opt.snappy)).
 		WithIndexCacheSize(opt.IndexCacheMB << 20).
 		WithValueLogFileSize(opt.valueLogFileMB << 20).
 		WithValueThreshold(valueThreshold).
