@@ -207,3 +207,40 @@ func (ix *Index) entryNumber(e *Entry) uint32 {
 	}
 	panic("entry not in the index")
 }
+
+// Load publishes links handed over in batches as Put would, with each link's stored
+// counters, and the service loads every stored link through it.
+func TestIndexLoadBatches(t *testing.T) {
+	db := openTestDB(t)
+	var all []*storage.Link
+	for i := range 25_000 {
+		all = append(all, &storage.Link{Domain: []string{"", "go.example.com"}[i%2], Slug: fmt.Sprintf("s%d", i),
+			Destination: fmt.Sprintf("https://shop.example.com/%d", i)})
+	}
+	db.Counters("", "s0").Human.Store(7)
+	ix := NewIndex()
+	rest := all
+	ix.Load(db, func() []*storage.Link {
+		n := min(len(rest), 10_000)
+		b := rest[:n]
+		rest = rest[n:]
+		return b
+	})
+	if ix.Len() != len(all) {
+		t.Fatalf("Len = %d, want %d", ix.Len(), len(all))
+	}
+	for i, l := range all {
+		e := ix.Get(l.Key())
+		if e == nil || destOf(e.Link()) != l.Destination {
+			t.Fatalf("link %d (%s) not loaded right: %v", i, l.Key(), e)
+		}
+	}
+	if e := ix.Get(storage.LinkKey("", "s0")); e.Counters.Human.Load() != 7 || e.reserved.Load() != 7 {
+		t.Fatalf("stored counters not attached: %d reserved %d", e.Counters.Human.Load(), e.reserved.Load())
+	}
+	// Later Puts update and add as usual.
+	ix.Put(db, &storage.Link{Slug: "s0", Destination: "https://changed.example/"}, &storage.Link{Slug: "new", Destination: "https://new.example/"})
+	if destOf(ix.Get(storage.LinkKey("", "s0")).Link()) != "https://changed.example/" || ix.Get(storage.LinkKey("", "new")) == nil || ix.Len() != len(all)+1 {
+		t.Fatal("Put after Load")
+	}
+}

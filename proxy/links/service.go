@@ -47,20 +47,28 @@ type Created struct {
 
 // Load fills the index from storage at start.
 func (s *Service) Load() error {
-	var batch []*storage.Link
-	err := s.DB.ScanLinks("", func(l *storage.Link) bool {
-		batch = append(batch, l)
-		if len(batch) == 10000 {
-			s.Index.Put(s.DB, batch...)
-			batch = batch[:0:0]
+	// The scan hands links over in batches so that only one batch of decoded links is
+	// held at a time; the index publishes them all at the end.
+	batches := make(chan []*storage.Link)
+	scanned := make(chan error, 1)
+	go func() {
+		var batch []*storage.Link
+		err := s.DB.ScanLinks("", func(l *storage.Link) bool {
+			batch = append(batch, l)
+			if len(batch) == 10000 {
+				batches <- batch
+				batch = nil
+			}
+			return true
+		})
+		if err == nil && len(batch) > 0 {
+			batches <- batch
 		}
-		return true
-	})
-	if err != nil {
-		return err
-	}
-	s.Index.Put(s.DB, batch...)
-	return nil
+		close(batches)
+		scanned <- err
+	}()
+	s.Index.Load(s.DB, func() []*storage.Link { return <-batches })
+	return <-scanned
 }
 
 // Create validates and stores one link.
