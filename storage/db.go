@@ -47,13 +47,14 @@ type Options struct {
 // only a pointer in the LSM tree. Click records (200 bytes and more: a destination, a
 // User-Agent) then leave the tree, which otherwise copies every one of them again at
 // each level compaction: one hot link went from about 56 to 36–47 µs of CPU per
-// redirect (noisy runs, `make bench` and checks/perf-vs-nginx). Report cells, counters
-// and the visitor index's touches (70 to 110 bytes) stay under it, in the tree, where a
-// scan or a read of them costs no second read.
+// redirect (noisy runs, `make bench` and checks/perf-vs-nginx). Counters, the visitor
+// index's touches (70 to 110 bytes) and report cells of a few visitors stay under it,
+// in the tree, where a scan or a read of them costs no second read; a cell whose visitor
+// sketch has grown goes out like a click.
 const valueThreshold = 160
 
 // valueLogGCEvery is how often the value log is searched for files mostly garbage
-// (outbox entries trimmed, visitor sketches written again) to rewrite.
+// (outbox entries trimmed, report cells written again) to rewrite.
 const valueLogGCEvery = 5 * time.Minute
 
 // DB is the open store.
