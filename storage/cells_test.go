@@ -169,3 +169,52 @@ func TestLegacyCellsMoveTheirSketchIn(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A legacy cell's sketch is read once: decoded for a click, it is not read again as raw
+// bytes at the flush, and the growth of the pending flush counts its size.
+func TestLegacySketchReadOnce(t *testing.T) {
+	db := openTest(t, t.TempDir())
+	defer db.Close()
+	day, id := DayOf(time.Now()), CellID{Slug: "s"}
+	sk := hyperloglog.New14()
+	for v := range 5000 { // dense enough to be worth counting
+		sk.Insert(fmt.Appendf(nil, "v%d", v))
+	}
+	raw, _ := sk.MarshalBinary()
+	js, _ := json.Marshal(&Cell{HumanClicks: 5000})
+	err := db.bdb.Update(func(txn *badger.Txn) error {
+		if err := txn.Set(cellKey(rCell, day, id), js); err != nil {
+			return err
+		}
+		return txn.Set(cellKey(rSketch, day, id), raw)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newPending()
+	err = db.bdb.View(func(txn *badger.Txn) error {
+		c, err := p.cell(txn, day, id)
+		if err != nil || !c.legacy {
+			return fmt.Errorf("cell %+v, %v", c, err)
+		}
+		before := p.bytes
+		got, grew, err := c.sketch(txn)
+		if err != nil {
+			return err
+		}
+		if got.Estimate() < 4900 || grew < len(raw)/2 {
+			return fmt.Errorf("sketch estimate %d, grew the flush by %d of its %d bytes", got.Estimate(), grew, len(raw))
+		}
+		p.bytes += grew
+		if err := c.loadLegacy(txn); err != nil || c.raw != nil {
+			return fmt.Errorf("decoded sketch read again: %d raw bytes, %v", len(c.raw), err)
+		}
+		if p.bytes-before != grew {
+			return fmt.Errorf("pending bytes moved by %d, want %d", p.bytes-before, grew)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -285,10 +285,11 @@ func (db *DB) count(p *pending, evs []decoded) error {
 					continue
 				}
 				cl.HumanClicks++
-				sk, err := cl.sketch(txn)
+				sk, grew, err := cl.sketch(txn)
 				if err != nil {
 					return err
 				}
+				p.bytes += grew
 				sk.Insert([]byte(c.VisitorID))
 				if cl.size < sketchDense {
 					// A sparse sketch grows by a few bytes per new visitor, to at most dense.
@@ -340,34 +341,38 @@ func (p *pending) cell(txn *badger.Txn, d Day, id CellID) (*pendingCell, error) 
 }
 
 // sketch returns the cell's visitor sketch, decoding it (or reading it from its own
-// record, in the older layout) the first time.
-func (c *pendingCell) sketch(txn *badger.Txn) (*hyperloglog.Sketch, error) {
+// record, in the older layout) the first time, and by how much that grew the cell's
+// estimated size.
+func (c *pendingCell) sketch(txn *badger.Txn) (*hyperloglog.Sketch, int, error) {
 	if c.sk != nil {
-		return c.sk, nil
+		return c.sk, 0, nil
 	}
+	size := c.size
 	if err := c.loadLegacy(txn); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	c.sk = hyperloglog.New14()
 	if len(c.raw) > 0 {
 		if err := c.sk.UnmarshalBinary(c.raw); err != nil {
-			return nil, fmt.Errorf("visitor sketch: %w", err)
+			return nil, 0, fmt.Errorf("visitor sketch: %w", err)
 		}
 	}
 	c.raw = nil
 	c.size = max(c.size, 64)
-	return c.sk, nil
+	return c.sk, c.size - size, nil
 }
 
-// loadLegacy reads a sketch still kept in its own record into raw.
+// loadLegacy reads a sketch still kept in its own record (the older layout) into raw,
+// unless the cell already has it.
 func (c *pendingCell) loadLegacy(txn *badger.Txn) error {
-	if !c.legacy || c.raw != nil {
+	if !c.legacy || c.raw != nil || c.sk != nil {
 		return nil
 	}
 	it, err := txn.Get(legacySketchKey(c.key))
 	switch {
 	case err == nil:
 		c.raw, err = it.ValueCopy(nil)
+		c.size = len(c.raw)
 		return err
 	case errors.Is(err, badger.ErrKeyNotFound):
 		return nil
