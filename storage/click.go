@@ -175,6 +175,9 @@ func (db *DB) GetClick(id [16]byte) (*Click, error) {
 
 // GetClick is DB.GetClick as of the snapshot.
 func (s *Snapshot) GetClick(id [16]byte) (*Click, error) {
+	if s.txn == nil {
+		return nil, ErrStoreClosed
+	}
 	c, err := getClick(s.txn, id)
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return nil, ErrNotFound

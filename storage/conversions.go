@@ -89,6 +89,9 @@ func (db *DB) ConversionByEvent(typ, eventID string) (*Conversion, [16]byte, err
 // ConversionByEvent is DB.ConversionByEvent as of the snapshot.
 func (s *Snapshot) ConversionByEvent(typ, eventID string) (*Conversion, [16]byte, error) {
 	var id [16]byte
+	if s.txn == nil {
+		return nil, id, ErrStoreClosed
+	}
 	c, err := func() (*Conversion, error) {
 		it, err := s.txn.Get(dedupeKey(typ, eventID))
 		if err != nil {

@@ -81,18 +81,32 @@ type DB struct {
 	clicks *Committer
 }
 
-// Snapshot reads the store as of one moment, in one Badger transaction: a conversion's
-// dedupe check and its attribution see the same conversions, clicks and identities,
-// and pay for one transaction instead of one per read. Close it when done.
+// Snapshot reads the store as of one moment, in one Badger transaction: attribution's
+// reads see the same clicks and identities, and pay for one transaction instead of one
+// per read. Close it when done.
 type Snapshot struct {
-	txn *badger.Txn
+	txn *badger.Txn // nil when the store was closed: every read answers ErrClosed
 }
 
 // Snapshot returns a snapshot of the store as of now.
-func (db *DB) Snapshot() *Snapshot { return &Snapshot{txn: db.bdb.NewTransaction(false)} }
+func (db *DB) Snapshot() *Snapshot {
+	// A request still in flight when shutdown closes the store gets an error, not a
+	// transaction on a closed Badger (whose iterators panic).
+	if db.bdb.IsClosed() {
+		return &Snapshot{}
+	}
+	return &Snapshot{txn: db.bdb.NewTransaction(false)}
+}
 
-// Close releases the snapshot.
-func (s *Snapshot) Close() { s.txn.Discard() }
+// ErrStoreClosed is returned by a snapshot taken after the store was closed.
+var ErrStoreClosed = errors.New("storage: the store is closed")
+
+// Close releases the snapshot. It may be called more than once.
+func (s *Snapshot) Close() {
+	if s.txn != nil {
+		s.txn.Discard()
+	}
+}
 
 // Open opens (or creates) the store and restores what a crash may have left behind:
 // the outbox sequence and the per-link counters, replayed from the outbox past their

@@ -139,6 +139,9 @@ func (db *DB) VisitorClicks(visitor string, from, to time.Time, limit int) ([]*C
 
 // VisitorClicks is DB.VisitorClicks as of the snapshot.
 func (s *Snapshot) VisitorClicks(visitor string, from, to time.Time, limit int) ([]*Click, error) {
+	if s.txn == nil {
+		return nil, ErrStoreClosed
+	}
 	var out []*Click
 	p := visitorClickPrefix(visitor)
 	// A second either side: the filter on exact times is the caller's, this only skips
@@ -191,6 +194,9 @@ func (db *DB) IdentityVisitors(id IdentityRef, limit int) ([]string, error) {
 
 // IdentityVisitors is DB.IdentityVisitors as of the snapshot.
 func (s *Snapshot) IdentityVisitors(id IdentityRef, limit int) ([]string, error) {
+	if s.txn == nil {
+		return nil, ErrStoreClosed
+	}
 	return s.suffixes(identityPrefix(id.Kind, id.Value), limit), nil
 }
 
@@ -203,6 +209,9 @@ func (db *DB) VisitorIdentities(visitor string, limit int) ([]IdentityRef, error
 
 // VisitorIdentities is DB.VisitorIdentities as of the snapshot.
 func (s *Snapshot) VisitorIdentities(visitor string, limit int) ([]IdentityRef, error) {
+	if s.txn == nil {
+		return nil, ErrStoreClosed
+	}
 	var out []IdentityRef
 	for _, raw := range s.suffixes(visitorIdentPrefix(visitor), limit) {
 		if k, v, ok := strings.Cut(raw, "\x00"); ok {
