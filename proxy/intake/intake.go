@@ -242,20 +242,9 @@ func (in *Intake) process(ctx context.Context, v *valid, source string, now time
 	l := &in.locks[maphash.String(in.seed, v.typ+"\x00"+v.eventID)%uint64(len(in.locks))]
 	l.Lock()
 	defer l.Unlock()
-	// Every click answered before this conversion arrived is in the index first.
-	wctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-	if !in.DB.WaitIndexed(wctx, in.DB.ClickHead()) {
-		in.Log.Warn("attributing before the visitor index caught up")
-	}
-	cancel()
-	// The dedupe check and attribution read one snapshot, taken under the dedupe lock:
-	// a copy of this event committed before it is seen.
-	snap := in.DB.Snapshot()
-	defer snap.Close() // also closed early: not held across a commit
-	old, oldID, err := snap.ConversionByEvent(v.typ, v.eventID)
+	old, oldID, err := in.DB.ConversionByEvent(v.typ, v.eventID)
 	switch {
 	case err == nil:
-		snap.Close()
 		a := &Answer{Duplicate: true, ConversionID: old.ID, Status: old.Status, Attribution: old.LastClick, Reason: old.Reason}
 		if v.status != "approved" && v.status != old.Status {
 			// A refund or rejection reverses the conversion's value; it is not a new one.
@@ -269,6 +258,15 @@ func (in *Intake) process(ctx context.Context, v *valid, source string, now time
 	case !errors.Is(err, storage.ErrNotFound):
 		return nil, err
 	}
+	// Every click answered before this conversion arrived is in the index first.
+	wctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	if !in.DB.WaitIndexed(wctx, in.DB.ClickHead()) {
+		in.Log.Warn("attributing before the visitor index caught up")
+	}
+	cancel()
+	// Attribution reads one snapshot (one transaction for all its reads), closed before
+	// the commit.
+	snap := in.DB.Snapshot()
 	res, err := attribution.Attribute(snap, in.Windows, attribution.Conversion{
 		Type: v.typ, OccurredAt: v.occurred, ClickID: v.clickID, VisitorID: v.visitor, Identities: v.idents,
 	})
