@@ -202,11 +202,12 @@ func Attribute(src Source, w Windows, c Conversion) (Result, error) {
 			if v == "" {
 				continue
 			}
-			older, err := src.VisitorClicks(v, time.Time{}, from, 1)
+			// VisitorClicks reads a second past the end it is given: end a second early.
+			older, err := src.VisitorClicks(v, time.Time{}, from.Add(-time.Second), 1)
 			if err != nil {
 				return Result{}, err
 			}
-			if len(older) > 0 {
+			if len(older) > 0 && older[0].Time.Before(from) {
 				outside++
 				break
 			}
