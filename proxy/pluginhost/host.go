@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -284,7 +285,9 @@ func (r *runner) event(e storage.Event) (sdk.Event, bool) {
 		if err != nil {
 			return sdk.Event{}, false
 		}
-		return sdk.Event{ID: ev.EventID, Type: sdk.TypeConversion, Time: c.OccurredAt, JSON: raw}, true
+		// The ID is a view into the decoded record: queued for retries, it would keep
+		// the whole record.
+		return sdk.Event{ID: strings.Clone(ev.EventID), Type: sdk.TypeConversion, Time: c.OccurredAt, JSON: raw}, true
 	}
 	if e.Kind != storage.EventClick || !contains(r.spec.Events, sdk.TypeClick) {
 		return sdk.Event{}, false
