@@ -168,16 +168,16 @@ func DecodeClick(b []byte) (*Click, error) {
 
 // GetClick reads one click by ID.
 func (db *DB) GetClick(id [16]byte) (*Click, error) {
-	s := db.Snapshot()
+	s, err := db.Snapshot()
+	if err != nil {
+		return nil, err
+	}
 	defer s.Close()
 	return s.GetClick(id)
 }
 
 // GetClick is DB.GetClick as of the snapshot.
 func (s *Snapshot) GetClick(id [16]byte) (*Click, error) {
-	if s.txn == nil {
-		return nil, ErrStoreClosed
-	}
 	c, err := getClick(s.txn, id)
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return nil, ErrNotFound

@@ -81,7 +81,10 @@ func dedupeKey(typ, eventID string) []byte {
 
 // ConversionByEvent finds a conversion by its type and event ID (the dedupe key).
 func (db *DB) ConversionByEvent(typ, eventID string) (*Conversion, [16]byte, error) {
-	s := db.Snapshot()
+	s, err := db.Snapshot()
+	if err != nil {
+		return nil, [16]byte{}, err
+	}
 	defer s.Close()
 	return s.ConversionByEvent(typ, eventID)
 }
@@ -89,9 +92,6 @@ func (db *DB) ConversionByEvent(typ, eventID string) (*Conversion, [16]byte, err
 // ConversionByEvent is DB.ConversionByEvent as of the snapshot.
 func (s *Snapshot) ConversionByEvent(typ, eventID string) (*Conversion, [16]byte, error) {
 	var id [16]byte
-	if s.txn == nil {
-		return nil, id, ErrStoreClosed
-	}
 	c, err := func() (*Conversion, error) {
 		it, err := s.txn.Get(dedupeKey(typ, eventID))
 		if err != nil {

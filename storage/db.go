@@ -85,28 +85,24 @@ type DB struct {
 // reads see the same clicks and identities, and pay for one transaction instead of one
 // per read. Close it when done.
 type Snapshot struct {
-	txn *badger.Txn // nil when the store was closed: every read answers ErrClosed
+	txn *badger.Txn
 }
 
-// Snapshot returns a snapshot of the store as of now.
-func (db *DB) Snapshot() *Snapshot {
-	// A request still in flight when shutdown closes the store gets an error, not a
-	// transaction on a closed Badger (whose iterators panic).
-	if db.bdb.IsClosed() {
-		return &Snapshot{}
-	}
-	return &Snapshot{txn: db.bdb.NewTransaction(false)}
-}
-
-// ErrStoreClosed is returned by a snapshot taken after the store was closed.
+// ErrStoreClosed is returned for a snapshot asked of a closed store.
 var ErrStoreClosed = errors.New("storage: the store is closed")
 
-// Close releases the snapshot. It may be called more than once.
-func (s *Snapshot) Close() {
-	if s.txn != nil {
-		s.txn.Discard()
+// Snapshot returns a snapshot of the store as of now. A request still in flight when
+// shutdown closed the store gets ErrStoreClosed, not a transaction on a closed Badger
+// (whose iterators panic).
+func (db *DB) Snapshot() (*Snapshot, error) {
+	if db.bdb.IsClosed() {
+		return nil, ErrStoreClosed
 	}
+	return &Snapshot{txn: db.bdb.NewTransaction(false)}, nil
 }
+
+// Close releases the snapshot. It may be called more than once.
+func (s *Snapshot) Close() { s.txn.Discard() }
 
 // Open opens (or creates) the store and restores what a crash may have left behind:
 // the outbox sequence and the per-link counters, replayed from the outbox past their

@@ -363,7 +363,7 @@ func TestVisitorClicks(t *testing.T) {
 		t.Fatal(err)
 	}
 	always, never := time.Time{}, time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
-	got, err := db.VisitorClicks("v1", always, never, 10)
+	got, err := visitorClicks(db, "v1", always, never, 10)
 	if err != nil || len(got) != 2 {
 		t.Fatalf("VisitorClicks = %d clicks, %v", len(got), err)
 	}
@@ -374,7 +374,7 @@ func TestVisitorClicks(t *testing.T) {
 	if got[1].ID != legacy.ID || got[1].Slug != "t" {
 		t.Errorf("legacy entry resolved to %+v", got[1])
 	}
-	if got, _ := db.VisitorClicks("v1", always, never, 1); len(got) != 1 || got[0].ID != legacy.ID {
+	if got, _ := visitorClicks(db, "v1", always, never, 1); len(got) != 1 || got[0].ID != legacy.ID {
 		t.Errorf("limit not honoured or not the latest: %+v", got)
 	}
 }
@@ -418,7 +418,7 @@ func TestVisitorClicksSpan(t *testing.T) {
 		{at(25), at(30), 100, nil},
 		{time.Time{}, at(-1), 100, nil},
 	} {
-		got, err := db.VisitorClicks("v1", tc.from, tc.to, tc.limit)
+		got, err := visitorClicks(db, "v1", tc.from, tc.to, tc.limit)
 		if err != nil || !slices.Equal(days(got), tc.want) {
 			t.Errorf("VisitorClicks(%s, %s, %d) = days %v, %v; want %v", tc.from, tc.to, tc.limit, days(got), err, tc.want)
 		}
@@ -579,4 +579,13 @@ func TestRecentEventsMatchTheOutbox(t *testing.T) {
 	if evs, err := db.indexEventsFrom(1, 10); err != nil || len(evs) != 10 || evs[0].Seq != 1 {
 		t.Fatalf("fallback to the outbox: %d events, %v", len(evs), err)
 	}
+}
+
+func visitorClicks(db *DB, visitor string, from, to time.Time, limit int) ([]*Click, error) {
+	s, err := db.Snapshot()
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	return s.VisitorClicks(visitor, from, to, limit)
 }

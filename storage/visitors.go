@@ -131,17 +131,7 @@ func (db *DB) WaitIndexed(ctx context.Context, seq uint64) bool {
 // Click IDs begin with their millisecond, so the visitor's index entries are in time
 // order and only the span asked for is read: a visitor with years of clicks costs a
 // conversion no more than one with a week's.
-func (db *DB) VisitorClicks(visitor string, from, to time.Time, limit int) ([]*Click, error) {
-	s := db.Snapshot()
-	defer s.Close()
-	return s.VisitorClicks(visitor, from, to, limit)
-}
-
-// VisitorClicks is DB.VisitorClicks as of the snapshot.
 func (s *Snapshot) VisitorClicks(visitor string, from, to time.Time, limit int) ([]*Click, error) {
-	if s.txn == nil {
-		return nil, ErrStoreClosed
-	}
 	var out []*Click
 	p := visitorClickPrefix(visitor)
 	// A second either side: the filter on exact times is the caller's, this only skips
@@ -186,32 +176,12 @@ func idMillis(t time.Time) uint64 {
 }
 
 // IdentityVisitors returns the visitors joined to an identity.
-func (db *DB) IdentityVisitors(id IdentityRef, limit int) ([]string, error) {
-	s := db.Snapshot()
-	defer s.Close()
-	return s.IdentityVisitors(id, limit)
-}
-
-// IdentityVisitors is DB.IdentityVisitors as of the snapshot.
 func (s *Snapshot) IdentityVisitors(id IdentityRef, limit int) ([]string, error) {
-	if s.txn == nil {
-		return nil, ErrStoreClosed
-	}
 	return s.suffixes(identityPrefix(id.Kind, id.Value), limit), nil
 }
 
 // VisitorIdentities returns the identities joined to a visitor.
-func (db *DB) VisitorIdentities(visitor string, limit int) ([]IdentityRef, error) {
-	s := db.Snapshot()
-	defer s.Close()
-	return s.VisitorIdentities(visitor, limit)
-}
-
-// VisitorIdentities is DB.VisitorIdentities as of the snapshot.
 func (s *Snapshot) VisitorIdentities(visitor string, limit int) ([]IdentityRef, error) {
-	if s.txn == nil {
-		return nil, ErrStoreClosed
-	}
 	var out []IdentityRef
 	for _, raw := range s.suffixes(visitorIdentPrefix(visitor), limit) {
 		if k, v, ok := strings.Cut(raw, "\x00"); ok {

@@ -266,7 +266,10 @@ func (in *Intake) process(ctx context.Context, v *valid, source string, now time
 	cancel()
 	// Attribution reads one snapshot (one transaction for all its reads), closed before
 	// the commit.
-	snap := in.DB.Snapshot()
+	snap, err := in.DB.Snapshot()
+	if err != nil {
+		return nil, err
+	}
 	res, err := attribution.Attribute(snap, in.Windows, attribution.Conversion{
 		Type: v.typ, OccurredAt: v.occurred, ClickID: v.clickID, VisitorID: v.visitor, Identities: v.idents,
 	})
