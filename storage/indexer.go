@@ -268,7 +268,6 @@ func (db *DB) indexEvents(evs []decoded, next uint64) error {
 // count adds a batch to the pending report counters.
 func (db *DB) count(p *pending, evs []decoded) error {
 	return db.bdb.View(func(txn *badger.Txn) error {
-		cell := func(d Day, id CellID) (*pendingCell, error) { return p.cell(txn, d, id) }
 		for _, e := range evs {
 			switch {
 			case e.click != nil:
@@ -276,7 +275,7 @@ func (db *DB) count(p *pending, evs []decoded) error {
 				if c.Test {
 					continue
 				}
-				cl, err := cell(DayOf(c.Time), CellID{Campaign: c.Campaign, Medium: c.UTM.Medium, Content: c.UTM.Content, Domain: c.Domain, Slug: c.Slug})
+				cl, err := p.cell(txn, DayOf(c.Time), CellID{Campaign: c.Campaign, Medium: c.UTM.Medium, Content: c.UTM.Content, Domain: c.Domain, Slug: c.Slug})
 				if err != nil {
 					return err
 				}
@@ -297,7 +296,7 @@ func (db *DB) count(p *pending, evs []decoded) error {
 					p.bytes += 4
 				}
 			case e.conversion != nil:
-				if err := p.applyConversion(txn, e.conversion, cell); err != nil {
+				if err := p.applyConversion(txn, e.conversion); err != nil {
 					return err
 				}
 			}
@@ -382,7 +381,7 @@ func (c *pendingCell) loadLegacy(txn *badger.Txn) error {
 
 // applyConversion brings the counters in line with a conversion's current state: the
 // first time it adds the conversion, later it moves it to reversed on a refund.
-func (p *pending) applyConversion(txn *badger.Txn, c *Conversion, cell func(Day, CellID) (*pendingCell, error)) error {
+func (p *pending) applyConversion(txn *badger.Txn, c *Conversion) error {
 	prev := p.accounted[c.ID]
 	// A conversion as first committed cannot have been counted (its counters are written
 	// with the cursor that passes its event), so only a status change looks for what
@@ -408,7 +407,7 @@ func (p *pending) applyConversion(txn *badger.Txn, c *Conversion, cell func(Day,
 	id, typ, status, currency := strings.Clone(c.ID), strings.Clone(c.Type), strings.Clone(c.Status), strings.Clone(c.Currency)
 	apply := func(parts []Part, status string, sign float64) error {
 		for _, pt := range parts {
-			cl, err := cell(pt.Day, pt.Cell)
+			cl, err := p.cell(txn, pt.Day, pt.Cell)
 			if err != nil {
 				return err
 			}
@@ -443,7 +442,7 @@ func (p *pending) applyConversion(txn *badger.Txn, c *Conversion, cell func(Day,
 		}
 	} else if c.LastClick != nil {
 		// Time to conversion, for medians, in the cell of the attributed click.
-		cl, err := cell(parts[0].Day, parts[0].Cell)
+		cl, err := p.cell(txn, parts[0].Day, parts[0].Cell)
 		if err != nil {
 			return err
 		}

@@ -247,13 +247,15 @@ func (db *DB) ReportCells(from, to Day) ([]*CellData, error) {
 			}
 			return nil
 		}
-		legacy := false
 		if err := scan(rCell, func(d Day, rest []byte, item *badger.Item) error {
 			cd := &CellData{Day: d, ID: parseCellID(rest)}
+			key := string(item.Key()[2:])
 			if err := item.Value(func(v []byte) error {
-				sketch, old, err := decodeCell(v, &cd.Cell)
+				sketch, legacy, err := decodeCell(v, &cd.Cell)
+				if legacy {
+					byKey[key] = cd // its sketch is in its own record, read below
+				}
 				if err != nil || sketch == nil {
-					legacy = legacy || old
 					return err
 				}
 				cd.Visitors = hyperloglog.New14()
@@ -264,21 +266,18 @@ func (db *DB) ReportCells(from, to Day) ([]*CellData, error) {
 			}); err != nil {
 				return err
 			}
-			if legacy {
-				byKey[string(item.Key()[2:])] = cd
-			}
 			out = append(out, cd)
 			return nil
 		}); err != nil {
 			return err
 		}
-		if !legacy {
+		if len(byKey) == 0 {
 			return nil
 		}
 		// Some cells are from before sketches moved into the cell record.
 		return scan(rSketch, func(d Day, rest []byte, item *badger.Item) error {
 			cd := byKey[string(item.Key()[2:])]
-			if cd == nil || cd.Visitors != nil {
+			if cd == nil {
 				return nil
 			}
 			return item.Value(func(v []byte) error {
