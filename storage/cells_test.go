@@ -1,7 +1,6 @@
 package storage
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"reflect"
@@ -127,10 +126,7 @@ func TestLegacyCellsMoveTheirSketchIn(t *testing.T) {
 		t.Fatalf("old layout reported %v", got)
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { db.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done; db.Close() }()
+	defer runTest(db)()
 	ctr := db.Counters("", "s")
 	for i := range 20 {
 		c := testClick(i, "s", false)

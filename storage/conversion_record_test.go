@@ -1,7 +1,6 @@
 package storage
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"reflect"
@@ -152,10 +151,7 @@ func BenchmarkConversionRecord(b *testing.B) {
 func TestStatusChangeInALaterFlush(t *testing.T) {
 	db := openTest(t, t.TempDir())
 	db.reportsFlushEvery.Store(int64(10 * time.Millisecond))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { db.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done; db.Close() }()
+	defer runTest(db)()
 
 	counts := func() (conversions, reversed int64) {
 		cells, err := db.ReportCells(0, DayOf(time.Now())+1)

@@ -79,8 +79,15 @@ func dedupeKey(typ, eventID string) []byte {
 	return append(append(append([]byte{prefixDedupe}, typ...), 0), eventID...)
 }
 
-// ConversionByEvent finds a conversion by its type and event ID (the dedupe key).
+// ConversionByEvent finds a conversion by its type and event ID (the dedupe key). An event
+// never seen is answered ErrNotFound from memory, without a read.
 func (db *DB) ConversionByEvent(typ, eventID string) (*Conversion, [16]byte, error) {
+	if db.bdb.IsClosed() {
+		return nil, [16]byte{}, ErrStoreClosed
+	}
+	if !db.seen.mayHave(db.seen.hash(dedupeKey(typ, eventID))) {
+		return nil, [16]byte{}, ErrNotFound
+	}
 	s, err := db.Snapshot()
 	if err != nil {
 		return nil, [16]byte{}, err
@@ -133,11 +140,24 @@ func getConversion(txn *badger.Txn, id [16]byte) (*Conversion, error) {
 // PutConversion commits a conversion (new or changed) with its dedupe key (kept for
 // horizon), any extra records (identity links), and an outbox event, in the next group
 // commit, and returns the event's outbox sequence.
+//
+// The caller serialises calls for one dedupe key with ConversionByEvent: between the
+// lookup and this commit, no other conversion with the same key may be looked up.
 func (db *DB) PutConversion(id [16]byte, c *Conversion, horizon time.Duration, extra []KV) (uint64, error) {
+	dk := dedupeKey(c.Type, c.EventID)
 	sets := append([]KV{
 		{Key: conversionKey(id), Value: AppendConversion(nil, c)},
-		{Key: dedupeKey(c.Type, c.EventID), Value: append([]byte(nil), id[:]...), TTL: horizon},
+		{Key: dk, Value: append([]byte(nil), id[:]...), TTL: horizon},
 	}, extra...)
+	// Known before it is committed: a commit that fails after all leaves a key the filter
+	// only thinks may be there. Badger expires the key a moment after this, from its
+	// commit time; the filter's generations keep a grace period past it.
+	now := time.Now().Unix()
+	var expires int64
+	if horizon > 0 {
+		expires = now + int64(horizon/time.Second) + 1
+	}
+	db.seen.add(db.seen.hash(dk), expires, now)
 	return db.clicks.CommitEvent(Write{Kind: EventConversion, Ref: id, Sets: sets})
 }
 

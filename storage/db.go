@@ -79,6 +79,7 @@ type DB struct {
 	crashIndex        atomic.Bool
 
 	clicks *Committer
+	seen   *seenFilter // the dedupe keys held, for conversions never seen before
 }
 
 // Snapshot reads the store as of one moment, in one Badger transaction: attribution's
@@ -153,11 +154,15 @@ func Open(opt Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("storage: open %s: %w", opt.Dir, err)
 	}
-	db := &DB{bdb: bdb, log: opt.Logger, counters: map[string]*Counters{}, outboxSignal: make(chan struct{})}
+	db := &DB{bdb: bdb, log: opt.Logger, counters: map[string]*Counters{}, outboxSignal: make(chan struct{}), seen: newSeenFilter()}
 	db.reportsFlushEvery.Store(int64(reportsFlushEvery))
 	if err := db.restore(); err != nil {
 		bdb.Close()
 		return nil, err
+	}
+	if err := db.seen.load(bdb); err != nil {
+		bdb.Close()
+		return nil, fmt.Errorf("storage: load dedupe keys: %w", err)
 	}
 	db.clicks = newCommitter(db)
 	db.Register(indexConsumer)

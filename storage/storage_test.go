@@ -24,6 +24,14 @@ func openTest(t *testing.T, dir string) *DB {
 	return db
 }
 
+// runTest runs the store's background work and returns what stops it and closes the store.
+func runTest(db *DB) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { db.Run(ctx); close(done) }()
+	return func() { cancel(); <-done; db.Close() }
+}
+
 func testClick(i int, slug string, bot bool) *Click {
 	var id [16]byte
 	binary.BigEndian.PutUint64(id[8:], uint64(i+1))
@@ -236,11 +244,7 @@ func TestLinksAndRecipients(t *testing.T) {
 // ReadEvents returns events in outbox order with their records, from any starting point.
 func TestReadEvents(t *testing.T) {
 	db := openTest(t, t.TempDir())
-	defer db.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { db.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	defer runTest(db)()
 	ctr := db.Counters("", "s")
 	var want [][16]byte
 	for i := 0; i < 300; i++ {
@@ -278,14 +282,8 @@ func TestSealedUserLivesWithTheOutbox(t *testing.T) {
 	dir := t.TempDir()
 	// run starts the store's consumers (the index consumer reads the outbox too) and
 	// returns what stops them and closes the store.
-	run := func(db *DB) (stop func()) {
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() { db.Run(ctx); close(done) }()
-		return func() { cancel(); <-done; db.Close() }
-	}
 	db := openTest(t, dir)
-	stop := run(db)
+	stop := runTest(db)
 	var with, without [16]byte
 	with[15], without[15] = 1, 2
 	sealed := []byte("opaque sealed bytes")
@@ -312,7 +310,7 @@ func TestSealedUserLivesWithTheOutbox(t *testing.T) {
 	stop() // closing checkpoints the counters, which hold retention too
 	db = openTest(t, dir)
 	db.reportsFlushEvery.Store(int64(20 * time.Millisecond)) // the report counters hold retention too
-	defer run(db)()
+	defer runTest(db)()
 	db.Register("fwd")
 	for i := 0; ; i++ {
 		if _, err := db.TrimOutbox(); err != nil {
@@ -449,12 +447,6 @@ func TestTTCBuckets(t *testing.T) {
 // index cursor are counted again from the outbox, and only those.
 func TestReportCountersExactlyOnceAcrossCrash(t *testing.T) {
 	dir := t.TempDir()
-	run := func(db *DB) (stop func()) {
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() { db.Run(ctx); close(done) }()
-		return func() { cancel(); <-done; db.Close() }
-	}
 	commit := func(db *DB, from, n int) {
 		ctr := db.Counters("", "s")
 		for i := from; i < from+n; i++ {
@@ -486,7 +478,7 @@ func TestReportCountersExactlyOnceAcrossCrash(t *testing.T) {
 	// 500 clicks written and flushed, then 300 more indexed but never flushed: a crash.
 	db := openTest(t, dir)
 	db.reportsFlushEvery.Store(int64(10 * time.Millisecond))
-	stop := run(db)
+	stop := runTest(db)
 	commit(db, 0, 500)
 	time.Sleep(100 * time.Millisecond) // a flush after the last batch
 	db.reportsFlushEvery.Store(int64(time.Hour))
@@ -499,7 +491,7 @@ func TestReportCountersExactlyOnceAcrossCrash(t *testing.T) {
 
 	db = openTest(t, dir)
 	db.reportsFlushEvery.Store(int64(20 * time.Millisecond))
-	defer run(db)()
+	defer runTest(db)()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		h, b, v := totals(db)
@@ -525,11 +517,7 @@ func TestReportCountersExactlyOnceAcrossCrash(t *testing.T) {
 // falls back to the outbox.
 func TestRecentEventsMatchTheOutbox(t *testing.T) {
 	db := openTest(t, t.TempDir())
-	defer db.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { db.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	defer runTest(db)()
 	ctr := db.Counters("", "s")
 	var wg sync.WaitGroup
 	for i := 0; i < 400; i++ {
