@@ -53,12 +53,13 @@ type Intake struct {
 	seed   maphash.Seed
 	// locks serialise conversions with the same dedupe key; enough stripes that the
 	// items of a full batch, in flight together, rarely wait on an unrelated one.
-	locks [4096]sync.Mutex
+	locks   [4096]sync.Mutex
+	workers *workers
 }
 
 // New returns an intake accepting the given bearer tokens.
 func New(tokens []string) *Intake {
-	in := &Intake{Horizon: 30 * 24 * time.Hour, Skew: 5 * time.Minute, seed: maphash.MakeSeed()}
+	in := &Intake{Horizon: 30 * 24 * time.Hour, Skew: 5 * time.Minute, seed: maphash.MakeSeed(), workers: newWorkers(10 * time.Second)}
 	for _, t := range tokens {
 		in.tokens = append(in.tokens, sha256.Sum256([]byte(strings.TrimSpace(t))))
 	}
@@ -411,7 +412,7 @@ func (in *Intake) Conversions(ctx *fasthttp.RequestCtx) {
 	for i, raw := range batch {
 		sem <- struct{}{}
 		wg.Add(1)
-		go func() {
+		in.workers.do(func() {
 			defer func() { <-sem; wg.Done() }()
 			a, _ := in.one(ctx, raw, now)
 			if e, ok := a.(*errorAnswer); ok {
@@ -420,7 +421,7 @@ func (in *Intake) Conversions(ctx *fasthttp.RequestCtx) {
 				return
 			}
 			out.Results[i] = a.(*Answer)
-		}()
+		})
 	}
 	wg.Wait()
 	writeJSON(ctx, fasthttp.StatusOK, out)
