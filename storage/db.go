@@ -160,10 +160,13 @@ func Open(opt Options) (*DB, error) {
 		bdb.Close()
 		return nil, err
 	}
-	if err := db.seen.load(bdb); err != nil {
+	start := time.Now()
+	n, err := db.seen.load(bdb)
+	if err != nil {
 		bdb.Close()
 		return nil, fmt.Errorf("storage: load dedupe keys: %w", err)
 	}
+	db.log.Info("dedupe keys loaded", "keys", n, "took", time.Since(start).Round(time.Millisecond).String())
 	db.clicks = newCommitter(db)
 	db.Register(indexConsumer)
 	db.Register(reportsConsumer)

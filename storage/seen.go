@@ -108,9 +108,9 @@ func (f *seenFilter) mayHave(h uint64) bool {
 	return false
 }
 
-// load fills the filter from the dedupe keys in the store. It is called before the store
-// takes writes.
-func (f *seenFilter) load(bdb *badger.DB) error {
+// load fills the filter from the dedupe keys in the store and returns how many there
+// were. It is called before the store takes writes.
+func (f *seenFilter) load(bdb *badger.DB) (int, error) {
 	type seenKey struct {
 		h       uint64
 		expires int64
@@ -126,7 +126,7 @@ func (f *seenFilter) load(bdb *badger.DB) error {
 		return nil
 	})
 	if err != nil {
-		return err
+		return 0, err
 	}
 	// Each generation's first layer is sized for what it holds, with room for as many
 	// again, so a store that reopens is not left with a chain of small layers.
@@ -150,7 +150,7 @@ func (f *seenFilter) load(bdb *badger.DB) error {
 			}
 		}
 	}
-	return nil
+	return len(keys), nil
 }
 
 // bloom is a blocked Bloom filter: the bits of one key all fall in one 512-bit block,
