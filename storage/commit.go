@@ -61,10 +61,12 @@ type Write struct {
 	Sets []KV
 }
 
-// KV is one record of a Write; a TTL makes it expire (dedupe horizons).
+// KV is one record of a Write; a TTL makes it expire (dedupe horizons), counted from the
+// commit, or ExpiresAt (Unix seconds) at a time the caller fixed.
 type KV struct {
 	Key, Value []byte
 	TTL        time.Duration
+	ExpiresAt  int64
 }
 
 // CommitEvent commits w in the next group commit and returns its outbox sequence.
@@ -245,6 +247,9 @@ func (w *Committer) write(b *batch) error {
 				e := badger.NewEntry(kv.Key, kv.Value)
 				if kv.TTL > 0 {
 					e = e.WithTTL(kv.TTL)
+				}
+				if kv.ExpiresAt > 0 {
+					e.ExpiresAt = uint64(kv.ExpiresAt)
 				}
 				if err := txn.SetEntry(e); err != nil {
 					return fmt.Errorf("storage: stage event: %w", err)

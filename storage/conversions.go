@@ -145,19 +145,19 @@ func getConversion(txn *badger.Txn, id [16]byte) (*Conversion, error) {
 // lookup and this commit, no other conversion with the same key may be looked up.
 func (db *DB) PutConversion(id [16]byte, c *Conversion, horizon time.Duration, extra []KV) (uint64, error) {
 	dk := dedupeKey(c.Type, c.EventID)
-	sets := append([]KV{
-		{Key: conversionKey(id), Value: AppendConversion(nil, c)},
-		{Key: dk, Value: append([]byte(nil), id[:]...), TTL: horizon},
-	}, extra...)
-	// Known before it is committed: a commit that fails after all leaves a key the filter
-	// only thinks may be there. Badger expires the key a moment after this, from its
-	// commit time; the filter's generations keep a grace period past it.
-	now := time.Now().Unix()
+	// The key's expiry is fixed here, so Badger and the filter agree on it however long
+	// the commit waits.
 	var expires int64
 	if horizon > 0 {
-		expires = now + int64(horizon/time.Second) + 1
+		expires = time.Now().Add(horizon + time.Second - 1).Unix()
 	}
-	db.seen.add(db.seen.hash(dk), expires, now)
+	sets := append([]KV{
+		{Key: conversionKey(id), Value: AppendConversion(nil, c)},
+		{Key: dk, Value: append([]byte(nil), id[:]...), ExpiresAt: expires},
+	}, extra...)
+	// Known before it is committed: a commit that fails after all leaves a key the filter
+	// only thinks may be there.
+	db.seen.add(db.seen.hash(dk), expires)
 	return db.clicks.CommitEvent(Write{Kind: EventConversion, Ref: id, Sets: sets})
 }
 

@@ -4,6 +4,7 @@ import (
 	"hash/maphash"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -14,15 +15,22 @@ import (
 // level, their indexes often not cached): about a tenth of a batched conversion's CPU
 // with ten million clicks stored.
 //
-// It is a Bloom filter: "not seen" is certain, "maybe seen" is confirmed by Badger. It
+// It is a Bloom filter: "not seen" is certain, "maybe seen" is confirmed by Badger. Each
+// layer errs on about 1 % of keys it does not hold, and a lookup tests every layer of
+// every week (five or six with the default horizon), so a few percent of new event IDs
+// still cost a read. It
 // holds every dedupe key in the store: it is filled from them when the store opens, and a
 // key is added before it is committed, so a failed or interrupted commit can only leave
 // an extra key (a wasted Badger read), never a missing one (a duplicate taken as new).
 //
 // Keys expire with their horizon, so the filter keeps one generation per week of expiry
-// and forgets a generation once every key in it has expired in Badger too.
+// and forgets a generation once every key in it has expired in Badger too. That is judged
+// on a clock that cannot run ahead of the time elapsed since the store opened: a wall
+// clock stepped forward for a moment must not drop keys Badger serves again once it is
+// set right.
 type seenFilter struct {
 	seed maphash.Seed
+	now  func() int64 // Unix seconds, from boundedClock
 
 	mu   sync.RWMutex
 	gens []*seenGen
@@ -48,7 +56,15 @@ const (
 	seenMinKeys = 1 << 16
 )
 
-func newSeenFilter() *seenFilter { return &seenFilter{seed: maphash.MakeSeed()} }
+func newSeenFilter() *seenFilter {
+	return &seenFilter{seed: maphash.MakeSeed(), now: boundedClock(time.Now(), time.Now)}
+}
+
+// boundedClock reads the wall clock in Unix seconds, but never ahead of start plus the
+// monotonic time elapsed since start.
+func boundedClock(start time.Time, wall func() time.Time) func() int64 {
+	return func() int64 { return min(wall().Unix(), start.Unix()+int64(time.Since(start)/time.Second)+1) }
+}
 
 func (f *seenFilter) hash(key []byte) uint64 { return maphash.Bytes(f.seed, key) }
 
@@ -61,11 +77,17 @@ func genUntil(expires int64) int64 {
 }
 
 // add records a key (by its hash) that expires at expires, Unix seconds (0: never).
-func (f *seenFilter) add(h uint64, expires int64, now int64) {
+func (f *seenFilter) add(h uint64, expires int64) {
 	until := genUntil(expires)
+	now := f.now()
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	g := f.gen(until, now)
+	f.gen(until, now).insert(h)
+}
+
+// insert adds a key to the generation's last layer, or to a new one twice as big when
+// the last is full.
+func (g *seenGen) insert(h uint64) {
 	l := g.layers[len(g.layers)-1]
 	if l.keys >= l.capacity {
 		l = newBloom(2 * l.capacity)
@@ -109,53 +131,57 @@ func (f *seenFilter) mayHave(h uint64) bool {
 }
 
 // load fills the filter from the dedupe keys in the store and returns how many there
-// were. It is called before the store takes writes.
+// were. It is called before the store takes writes. It reads the keys twice, counting
+// them by week and then adding them, so that each week's first layer fits what it holds
+// without keeping every key in memory in between. Keys Badger already counts as expired
+// are loaded too while it still has them: a clock set wrong at start must not lose them.
 func (f *seenFilter) load(bdb *badger.DB) (int, error) {
-	type seenKey struct {
-		h       uint64
-		expires int64
+	each := func(fn func(key []byte, expires int64)) error {
+		return bdb.View(func(txn *badger.Txn) error {
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixDedupe}, AllVersions: true})
+			defer it.Close()
+			for it.Rewind(); it.Valid(); it.Next() {
+				item := it.Item()
+				if !item.IsDeletedOrExpired() || item.ExpiresAt() > 0 {
+					fn(item.Key(), int64(item.ExpiresAt()))
+				}
+			}
+			return nil
+		})
 	}
-	var keys []seenKey
-	err := bdb.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixDedupe}})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			item := it.Item()
-			keys = append(keys, seenKey{f.hash(item.Key()), int64(item.ExpiresAt())})
-		}
-		return nil
-	})
-	if err != nil {
-		return 0, err
-	}
-	// Each generation's first layer is sized for what it holds, with room for as many
-	// again, so a store that reopens is not left with a chain of small layers.
 	count := map[int64]int{}
-	for _, k := range keys {
-		count[genUntil(k.expires)]++
+	if err := each(func(_ []byte, expires int64) { count[genUntil(expires)]++ }); err != nil {
+		return 0, err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.gens = f.gens[:0]
+	byUntil := map[int64]*seenGen{}
+	total := 0
 	for until, n := range count {
-		f.gens = append(f.gens, &seenGen{until: until, layers: []*bloom{newBloom(max(seenMinKeys, 2*n))}})
+		// Room for as many again, so a store that reopens is not left with a chain of
+		// small layers.
+		g := &seenGen{until: until, layers: []*bloom{newBloom(max(seenMinKeys, 2*n))}}
+		f.gens = append(f.gens, g)
+		byUntil[until] = g
+		total += n
 	}
-	for _, k := range keys {
-		until := genUntil(k.expires)
-		for _, g := range f.gens {
-			if g.until == until {
-				g.layers[0].add(k.h)
-				g.keys++
-				break
-			}
+	err := each(func(key []byte, expires int64) {
+		// A key written after the count (none should be) goes to a layer of its own.
+		g := byUntil[genUntil(expires)]
+		if g == nil {
+			g = &seenGen{until: genUntil(expires), layers: []*bloom{newBloom(seenMinKeys)}}
+			f.gens = append(f.gens, g)
+			byUntil[g.until] = g
 		}
-	}
-	return len(keys), nil
+		g.insert(f.hash(key))
+	})
+	return total, err
 }
 
 // bloom is a blocked Bloom filter: the bits of one key all fall in one 512-bit block,
 // so a test touches one cache line. Ten bits a key and seven probes give about 1 %
-// false positives.
+// false positives when full.
 type bloom struct {
 	blocks   [][8]uint64
 	keys     int

@@ -3,6 +3,7 @@ package storage
 import (
 	"errors"
 	"fmt"
+	"github.com/dgraph-io/badger/v4"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -40,8 +41,10 @@ func TestBloomHasEveryKeyAndFewOthers(t *testing.T) {
 
 func TestSeenFilterGrowsAndForgetsExpiredWeeks(t *testing.T) {
 	f := newSeenFilter()
-	now := int64(1_800_000_000)
-	week := func(n int64) int64 { return now + n*seenWeek }
+	const start = int64(1_800_000_000)
+	now := start
+	f.now = func() int64 { return now }
+	week := func(n int64) int64 { return start + n*seenWeek }
 	type key struct {
 		h       uint64
 		expires int64
@@ -51,56 +54,119 @@ func TestSeenFilterGrowsAndForgetsExpiredWeeks(t *testing.T) {
 	for i := range 3*seenMinKeys + 7 {
 		keys = append(keys, key{uint64(i)*0x9e3779b97f4a7c15 + 1, week(1)})
 	}
-	keys = append(keys, key{11, week(3)}, key{12, 0}, key{13, now + 60})
+	// Key 15 expires the second before its week ends: the grace after the week is all that
+	// keeps it through a clock set back.
+	keys = append(keys, key{11, week(3)}, key{12, 0}, key{13, start + 60}, key{14, week(5)}, key{15, genUntil(week(2)) - 1})
 	for _, k := range keys {
-		f.add(k.h, k.expires, now)
+		f.add(k.h, k.expires)
 	}
 	for _, k := range keys {
 		if !f.mayHave(k.h) {
 			t.Fatalf("key %d (expires %d) missing", k.h, k.expires)
 		}
 	}
-	if g := f.gens[slicesIndex(f, genUntil(week(1)))]; len(g.layers) < 2 || g.keys != 3*seenMinKeys+7 {
+	if g := f.gens[genIndex(f, genUntil(week(1)))]; len(g.layers) < 2 || g.keys != 3*seenMinKeys+7 {
 		t.Errorf("week 1: %d layers, %d keys", len(g.layers), g.keys)
 	}
 
-	// Two weeks on, past the grace period of the weeks ending by then: a key still live
-	// in Badger must still be there; one expired may go.
-	later := week(2) + seenWeek + seenGrace + 1
-	f.add(99, later+seenWeek, later)
-	for _, k := range keys {
-		live := k.expires == 0 || k.expires+seenGrace >= later
-		if live && !f.mayHave(k.h) {
-			t.Errorf("key %d expiring at %d lost at %d", k.h, k.expires, later)
+	// Time passes to just after key 11 expired: every key Badger may still hold (not
+	// expired, or expired within the grace) must still be there, and the weeks wholly
+	// past their grace are gone.
+	for _, later := range []int64{week(1) + 10, genUntil(week(2)) + seenGrace/2, week(3) - 1, week(3) + seenGrace, week(4) + seenGrace + 1} {
+		now = later
+		f.add(99, later+seenWeek)
+		for _, k := range keys {
+			if live := k.expires == 0 || k.expires+seenGrace >= later; live && !f.mayHave(k.h) {
+				t.Fatalf("at %d: key %d expiring at %d lost", later, k.h, k.expires)
+			}
+		}
+		for _, g := range f.gens {
+			if g.until != 0 && g.until+seenGrace < later {
+				t.Errorf("at %d: the week ending %d is kept", later, g.until)
+			}
 		}
 	}
-	if i := slicesIndex(f, genUntil(week(1))); i >= 0 {
+	if genIndex(f, genUntil(week(1))) >= 0 {
 		t.Errorf("week 1 kept after every key in it expired")
 	}
 }
 
-// A new week is sized like the busiest one held, so it does not start with small layers.
-func TestSeenFilterSizesANewWeekLikeTheLast(t *testing.T) {
+// A wall clock stepped forward for a moment drops nothing: the filter's clock cannot run
+// ahead of the time that elapsed.
+func TestSeenFilterIgnoresAClockSteppedForward(t *testing.T) {
+	start := time.Now()
+	ahead := start.Add(21 * 24 * time.Hour)
 	f := newSeenFilter()
-	now := int64(1_800_000_000)
-	const busy = 3*seenMinKeys + 7
-	for i := range busy {
-		f.add(uint64(i)*0x9e3779b97f4a7c15+1, now+seenWeek, now)
+	f.now = boundedClock(start, func() time.Time { return ahead })
+	if got := f.now(); got > start.Unix()+60 {
+		t.Fatalf("clock stepped 21 days ahead reads %d, %d s after the start", got, got-start.Unix())
 	}
-	f.add(1, now+5*seenWeek, now)
-	g := f.gens[slicesIndex(f, genUntil(now+5*seenWeek))]
-	if len(g.layers) != 1 || g.layers[0].capacity < busy {
-		t.Errorf("new week: %d layers, first for %d keys; want one for at least %d", len(g.layers), g.layers[0].capacity, busy)
+	f.add(1, start.Add(10*24*time.Hour).Unix())
+	f.add(2, start.Add(40*24*time.Hour).Unix()) // with the stepped clock, this add would drop key 1's week
+	if !f.mayHave(1) {
+		t.Error("key expiring in 10 days dropped when the wall clock jumped 21 days")
+	}
+	// A clock set back is followed: expiries are then judged as Badger judges them.
+	behind := start.Add(-time.Hour)
+	if got := boundedClock(start, func() time.Time { return behind })(); got != behind.Unix() {
+		t.Errorf("clock set back reads %d, want %d", got, behind.Unix())
 	}
 }
 
-func slicesIndex(f *seenFilter, until int64) int {
+func genIndex(f *seenFilter, until int64) int {
 	for i, g := range f.gens {
 		if g.until == until {
 			return i
 		}
 	}
 	return -1
+}
+
+// A new week is sized like the busiest one held, so it does not start with small layers.
+func TestSeenFilterSizesANewWeekLikeTheLast(t *testing.T) {
+	f := newSeenFilter()
+	now := int64(1_800_000_000)
+	f.now = func() int64 { return now }
+	const busy = 3*seenMinKeys + 7
+	for i := range busy {
+		f.add(uint64(i)*0x9e3779b97f4a7c15+1, now+seenWeek)
+	}
+	f.add(1, now+5*seenWeek)
+	g := f.gens[genIndex(f, genUntil(now+5*seenWeek))]
+	if len(g.layers) != 1 || g.layers[0].capacity < busy {
+		t.Errorf("new week: %d layers, first for %d keys; want one for at least %d", len(g.layers), g.layers[0].capacity, busy)
+	}
+}
+
+// The filter files a key under the week Badger expires it in, so a week is dropped only
+// after Badger stopped serving its keys.
+func TestSeenFilterAgreesWithBadgerOnExpiry(t *testing.T) {
+	db := openTest(t, t.TempDir())
+	defer runTest(db)()
+	for _, horizon := range []time.Duration{time.Hour, 30 * 24 * time.Hour, 1500 * time.Millisecond} {
+		id := [16]byte{byte(horizon)}
+		ev := horizon.String()
+		if _, err := db.PutConversion(id, &Conversion{ID: ev, EventID: ev, Type: "purchase", Status: "approved"}, horizon, nil); err != nil {
+			t.Fatal(err)
+		}
+		var expires int64
+		if err := db.bdb.View(func(txn *badger.Txn) error {
+			item, err := txn.Get(dedupeKey("purchase", ev))
+			if err == nil {
+				expires = int64(item.ExpiresAt())
+			}
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if min := time.Now().Add(horizon).Unix(); expires < min-1 || expires > min+1 {
+			t.Errorf("horizon %s: Badger expires the key at %d, want about %d", horizon, expires, min)
+		}
+		i := genIndex(db.seen, genUntil(expires))
+		if i < 0 || !db.seen.gens[i].layers[0].has(db.seen.hash(dedupeKey("purchase", ev))) {
+			t.Errorf("horizon %s: the key is not in the filter's week for %d", horizon, expires)
+		}
+	}
 }
 
 // The filter is rebuilt from the store: after a reopen, every conversion committed is
@@ -144,7 +210,7 @@ func TestDedupeKeysSurviveReopen(t *testing.T) {
 func TestDedupeFilterFalsePositiveIsConfirmed(t *testing.T) {
 	db := openTest(t, t.TempDir())
 	defer db.Close()
-	db.seen.add(db.seen.hash(dedupeKey("purchase", "ghost")), 0, time.Now().Unix())
+	db.seen.add(db.seen.hash(dedupeKey("purchase", "ghost")), 0)
 	if _, _, err := db.ConversionByEvent("purchase", "ghost"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("a key only in the filter: %v", err)
 	}
