@@ -38,6 +38,7 @@ func (w *workers) work(f func()) {
 	defer idle.Stop()
 	for {
 		f()
+		f = nil // the job's closure holds its request until the next job replaces it
 		idle.Reset(w.idle)
 		select {
 		case f = <-w.jobs:

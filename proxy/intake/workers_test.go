@@ -33,6 +33,9 @@ func TestWorkersRunEveryJobOnceAndExitWhenIdle(t *testing.T) {
 			t.Fatalf("job %d ran %d times", i, n)
 		}
 	}
+	if p := peak.Load(); p > inFlight {
+		t.Errorf("%d jobs ran at once, the caller allowed %d", p, inFlight)
+	}
 	// Workers are reused: far fewer are started than there are jobs.
 	if n := w.started.Load(); n > jobs/10 {
 		t.Errorf("%d workers started for %d jobs, at most %d in flight", n, jobs, inFlight)
