@@ -61,11 +61,10 @@ type Write struct {
 	Sets []KV
 }
 
-// KV is one record of a Write; a TTL makes it expire (dedupe horizons), counted from the
-// commit, or ExpiresAt (Unix seconds) at a time the caller fixed.
+// KV is one record of a Write; ExpiresAt (Unix seconds, 0 for never) makes it expire
+// (dedupe horizons). The caller fixes the time, so it can keep the same one elsewhere.
 type KV struct {
 	Key, Value []byte
-	TTL        time.Duration
 	ExpiresAt  int64
 }
 
@@ -245,9 +244,6 @@ func (w *Committer) write(b *batch) error {
 		for _, o := range b.others {
 			for _, kv := range o.Sets {
 				e := badger.NewEntry(kv.Key, kv.Value)
-				if kv.TTL > 0 {
-					e = e.WithTTL(kv.TTL)
-				}
 				if kv.ExpiresAt > 0 {
 					e.ExpiresAt = uint64(kv.ExpiresAt)
 				}

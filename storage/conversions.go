@@ -72,7 +72,16 @@ func sealedUserKey(id [16]byte) []byte { return append([]byte{prefixSealedUser},
 // (storage never sees them in clear). It lives only until every consumer has read the
 // conversion's events (TrimOutbox deletes it with them), ttl at most.
 func SealedUser(id [16]byte, sealed []byte, ttl time.Duration) KV {
-	return KV{Key: sealedUserKey(id), Value: sealed, TTL: ttl}
+	return KV{Key: sealedUserKey(id), Value: sealed, ExpiresAt: expiresAfter(ttl)}
+}
+
+// expiresAfter is the Unix second a record kept for d expires at, rounded up; 0 (never)
+// for d ≤ 0.
+func expiresAfter(d time.Duration) int64 {
+	if d <= 0 {
+		return 0
+	}
+	return time.Now().Add(d + time.Second - 1).Unix()
 }
 
 func dedupeKey(typ, eventID string) []byte {
@@ -147,10 +156,7 @@ func (db *DB) PutConversion(id [16]byte, c *Conversion, horizon time.Duration, e
 	dk := dedupeKey(c.Type, c.EventID)
 	// The key's expiry is fixed here, so Badger and the filter agree on it however long
 	// the commit waits.
-	var expires int64
-	if horizon > 0 {
-		expires = time.Now().Add(horizon + time.Second - 1).Unix()
-	}
+	expires := expiresAfter(horizon)
 	sets := append([]KV{
 		{Key: conversionKey(id), Value: AppendConversion(nil, c)},
 		{Key: dk, Value: append([]byte(nil), id[:]...), ExpiresAt: expires},
