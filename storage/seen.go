@@ -18,10 +18,10 @@ import (
 // It is a Bloom filter: "not seen" is certain, "maybe seen" is confirmed by Badger. Each
 // layer errs on about 1 % of keys it does not hold, and a lookup tests every layer of
 // every week (five or six with the default horizon), so a few percent of new event IDs
-// still cost a read. It
-// holds every dedupe key in the store: it is filled from them when the store opens, and a
-// key is added before it is committed, so a failed or interrupted commit can only leave
-// an extra key (a wasted Badger read), never a missing one (a duplicate taken as new).
+// still cost a read. It holds every dedupe key in the store: it is filled from them when
+// the store opens, and a key is added before it is committed, so a failed or interrupted
+// commit can only leave an extra key (a wasted Badger read), never a missing one (a
+// duplicate taken as new).
 //
 // Keys expire with their horizon, so the filter keeps one generation per week of expiry
 // and forgets a generation once every key in it has expired in Badger too. That is judged
@@ -101,10 +101,8 @@ func (g *seenGen) insert(h uint64) {
 // holds the write lock.
 func (f *seenFilter) gen(until, now int64) *seenGen {
 	f.gens = slices.DeleteFunc(f.gens, func(g *seenGen) bool { return g.until != 0 && g.until+seenGrace < now })
-	for _, g := range f.gens {
-		if g.until == until {
-			return g
-		}
+	if g := f.find(until); g != nil {
+		return g
 	}
 	// A new week is sized like the busiest one held: volumes change slowly.
 	size := seenMinKeys
@@ -114,6 +112,16 @@ func (f *seenFilter) gen(until, now int64) *seenGen {
 	g := &seenGen{until: until, layers: []*bloom{newBloom(size)}}
 	f.gens = append(f.gens, g)
 	return g
+}
+
+// find returns the generation ending at until, or nil. The caller holds the lock.
+func (f *seenFilter) find(until int64) *seenGen {
+	for _, g := range f.gens {
+		if g.until == until {
+			return g
+		}
+	}
+	return nil
 }
 
 // mayHave reports whether a key (by its hash) may be in the store; false is certain.
@@ -131,50 +139,31 @@ func (f *seenFilter) mayHave(h uint64) bool {
 }
 
 // load fills the filter from the dedupe keys in the store and returns how many there
-// were. It is called before the store takes writes. It reads the keys twice, counting
-// them by week and then adding them, so that each week's first layer fits what it holds
-// without keeping every key in memory in between. Keys Badger already counts as expired
-// are loaded too while it still has them: a clock set wrong at start must not lose them.
+// were. It is called before the store takes writes. It reads the keys twice in one
+// transaction, counting them by week and then adding them, so that each week's first
+// layer fits what it holds (with room for as many again) without keeping every key in
+// memory in between.
 func (f *seenFilter) load(bdb *badger.DB) (int, error) {
-	each := func(fn func(key []byte, expires int64)) error {
-		return bdb.View(func(txn *badger.Txn) error {
-			it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixDedupe}, AllVersions: true})
+	total := 0
+	err := bdb.View(func(txn *badger.Txn) error {
+		each := func(fn func(key []byte, expires int64)) {
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixDedupe}})
 			defer it.Close()
 			for it.Rewind(); it.Valid(); it.Next() {
-				item := it.Item()
-				if !item.IsDeletedOrExpired() || item.ExpiresAt() > 0 {
-					fn(item.Key(), int64(item.ExpiresAt()))
-				}
+				fn(it.Item().Key(), int64(it.Item().ExpiresAt()))
 			}
-			return nil
-		})
-	}
-	count := map[int64]int{}
-	if err := each(func(_ []byte, expires int64) { count[genUntil(expires)]++ }); err != nil {
-		return 0, err
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.gens = f.gens[:0]
-	byUntil := map[int64]*seenGen{}
-	total := 0
-	for until, n := range count {
-		// Room for as many again, so a store that reopens is not left with a chain of
-		// small layers.
-		g := &seenGen{until: until, layers: []*bloom{newBloom(max(seenMinKeys, 2*n))}}
-		f.gens = append(f.gens, g)
-		byUntil[until] = g
-		total += n
-	}
-	err := each(func(key []byte, expires int64) {
-		// A key written after the count (none should be) goes to a layer of its own.
-		g := byUntil[genUntil(expires)]
-		if g == nil {
-			g = &seenGen{until: genUntil(expires), layers: []*bloom{newBloom(seenMinKeys)}}
-			f.gens = append(f.gens, g)
-			byUntil[g.until] = g
 		}
-		g.insert(f.hash(key))
+		count := map[int64]int{}
+		each(func(_ []byte, expires int64) { count[genUntil(expires)]++ })
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.gens = f.gens[:0]
+		for until, n := range count {
+			f.gens = append(f.gens, &seenGen{until: until, layers: []*bloom{newBloom(max(seenMinKeys, 2*n))}})
+			total += n
+		}
+		each(func(key []byte, expires int64) { f.find(genUntil(expires)).insert(f.hash(key)) })
+		return nil
 	})
 	return total, err
 }
