@@ -361,7 +361,7 @@ func TestVisitorClicks(t *testing.T) {
 		t.Fatal(err)
 	}
 	always, never := time.Time{}, time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
-	got, err := visitorClicks(db, "v1", always, never, 10)
+	got, _, err := visitorClicks(db, "v1", always, never, 10)
 	if err != nil || len(got) != 2 {
 		t.Fatalf("VisitorClicks = %d clicks, %v", len(got), err)
 	}
@@ -372,13 +372,14 @@ func TestVisitorClicks(t *testing.T) {
 	if got[1].ID != legacy.ID || got[1].Slug != "t" {
 		t.Errorf("legacy entry resolved to %+v", got[1])
 	}
-	if got, _ := visitorClicks(db, "v1", always, never, 1); len(got) != 1 || got[0].ID != legacy.ID {
+	if got, _, _ := visitorClicks(db, "v1", always, never, 1); len(got) != 1 || got[0].ID != legacy.ID {
 		t.Errorf("limit not honoured or not the latest: %+v", got)
 	}
 }
 
 // Only the span asked for is read, by the millisecond click IDs begin with; of more
-// clicks than the limit, the latest come back, oldest first.
+// clicks than the limit, the latest come back, oldest first. Whether a human click came
+// before the span is told, a bot's is not.
 func TestVisitorClicksSpan(t *testing.T) {
 	db := openTest(t, t.TempDir())
 	defer db.Close()
@@ -386,7 +387,7 @@ func TestVisitorClicksSpan(t *testing.T) {
 	at := func(d int) time.Time { return day0.Add(time.Duration(d) * 24 * time.Hour) }
 	err := db.bdb.Update(func(txn *badger.Txn) error {
 		for d := range 20 {
-			c := testClick(d, "s", d == 7) // day 7 is a bot
+			c := testClick(d, "s", d == 7 || d == 0) // days 0 and 7 are bots
 			c.VisitorID, c.Time = "v1", at(d)
 			binary.BigEndian.PutUint64(c.ID[:8], uint64(c.Time.UnixMilli())<<16)
 			if err := db.indexClick(txn, c); err != nil {
@@ -408,17 +409,21 @@ func TestVisitorClicksSpan(t *testing.T) {
 		from, to time.Time
 		limit    int
 		want     []int
+		earlier  bool
 	}{
-		{at(5), at(10), 100, []int{5, 6, 8, 9, 10}},
-		{at(5), at(10), 3, []int{8, 9, 10}},
-		{time.Time{}, at(2), 1, []int{2}},
-		{at(18).Add(time.Hour), at(30), 100, []int{19}},
-		{at(25), at(30), 100, nil},
-		{time.Time{}, at(-1), 100, nil},
+		{at(5), at(10), 100, []int{5, 6, 8, 9, 10}, true},
+		{at(5), at(10), 3, []int{8, 9, 10}, false}, // stopped at the limit
+		{time.Time{}, at(2), 1, []int{2}, false},
+		{at(18).Add(time.Hour), at(30), 100, []int{19}, true},
+		{at(25), at(30), 100, nil, true},
+		{at(8), at(8).Add(time.Hour), 100, []int{8}, true}, // day 7's bot is passed over for day 6
+		{at(1), at(3), 100, []int{1, 2, 3}, false},         // only day 0's bot before
+		{at(0).Add(time.Hour), at(0).Add(2 * time.Hour), 100, nil, false},
+		{time.Time{}, at(-1), 100, nil, false},
 	} {
-		got, err := visitorClicks(db, "v1", tc.from, tc.to, tc.limit)
-		if err != nil || !slices.Equal(days(got), tc.want) {
-			t.Errorf("VisitorClicks(%s, %s, %d) = days %v, %v; want %v", tc.from, tc.to, tc.limit, days(got), err, tc.want)
+		got, earlier, err := visitorClicks(db, "v1", tc.from, tc.to, tc.limit)
+		if err != nil || !slices.Equal(days(got), tc.want) || earlier != tc.earlier {
+			t.Errorf("VisitorClicks(%s, %s, %d) = days %v, earlier %t, %v; want %v, %t", tc.from, tc.to, tc.limit, days(got), earlier, err, tc.want, tc.earlier)
 		}
 	}
 }
@@ -569,10 +574,10 @@ func TestRecentEventsMatchTheOutbox(t *testing.T) {
 	}
 }
 
-func visitorClicks(db *DB, visitor string, from, to time.Time, limit int) ([]*Click, error) {
+func visitorClicks(db *DB, visitor string, from, to time.Time, limit int) ([]*Click, bool, error) {
 	s, err := db.Snapshot()
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	defer s.Close()
 	return s.VisitorClicks(visitor, from, to, limit)

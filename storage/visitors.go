@@ -123,15 +123,18 @@ func (db *DB) WaitIndexed(ctx context.Context, seq uint64) bool {
 	}
 }
 
-// VisitorClicks returns a visitor's human clicks made from from to to, as attribution
-// touches: time, link, campaign, UTM and variant, without the request details (IP, user
+// VisitorClicks returns a visitor's human clicks made from from to to (and up to a
+// second either side: the caller judges exact times), as attribution touches: time, link, campaign, UTM and variant, without the request details (IP, user
 // agent, referrer, destination). Of more than limit it returns the latest, oldest
-// first.
+// first. It also reports whether the visitor has a human click before from, unless it
+// stopped at limit, so a conversion with no click in its span can say its clicks are
+// all too old.
 //
 // Click IDs begin with their millisecond, so the visitor's index entries are in time
-// order and only the span asked for is read: a visitor with years of clicks costs a
-// conversion no more than one with a week's.
-func (s *Snapshot) VisitorClicks(visitor string, from, to time.Time, limit int) ([]*Click, error) {
+// order and only the span asked for is read, and past it only as far as the first human
+// click: a visitor with years of clicks costs a conversion no more than one with a
+// week's.
+func (s *Snapshot) VisitorClicks(visitor string, from, to time.Time, limit int) (clicks []*Click, earlier bool, err error) {
 	var out []*Click
 	p := visitorClickPrefix(visitor)
 	// A second either side: the filter on exact times is the caller's, this only skips
@@ -144,7 +147,18 @@ func (s *Snapshot) VisitorClicks(visitor string, from, to time.Time, limit int) 
 		item := it.Item()
 		id := [16]byte(item.Key()[len(p):])
 		if binary.BigEndian.Uint64(id[:8])>>16 < lo {
-			break
+			// Before the span: the first human entry answers whether there is an
+			// earlier click (a touch is a human click; a bare kind byte says).
+			if err := item.Value(func(v []byte) error {
+				earlier = len(v) > 1 || len(v) == 1 && ClickKind(v[0]) == KindHuman
+				return nil
+			}); err != nil {
+				return nil, false, err
+			}
+			if earlier {
+				break
+			}
+			continue
 		}
 		if err := item.Value(func(v []byte) error {
 			switch {
@@ -163,11 +177,11 @@ func (s *Snapshot) VisitorClicks(visitor string, from, to time.Time, limit int) 
 			}
 			return nil
 		}); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 	}
 	slices.Reverse(out)
-	return out, nil
+	return out, earlier, nil
 }
 
 // idMillis is t as the millisecond a click ID begins with (48 bits), clamped.

@@ -82,7 +82,8 @@ func ParseDuration(s string) (time.Duration, error) {
 // Source is what attribution reads: clicks and the identity graph.
 type Source interface {
 	GetClick(id [16]byte) (*storage.Click, error)
-	VisitorClicks(visitor string, from, to time.Time, limit int) ([]*storage.Click, error)
+	// VisitorClicks also reports whether the visitor has a human click before from.
+	VisitorClicks(visitor string, from, to time.Time, limit int) (clicks []*storage.Click, earlier bool, err error)
 	IdentityVisitors(id storage.IdentityRef, limit int) ([]string, error)
 	VisitorIdentities(visitor string, limit int) ([]storage.IdentityRef, error)
 }
@@ -150,11 +151,15 @@ func Attribute(src Source, w Windows, c Conversion) (Result, error) {
 		}
 		return build(cands, c.OccurredAt), nil
 	}
+	// A click before the span read is outside every window: if that is all there is, the
+	// answer says so rather than that there is none.
+	earlier := false
 	if c.VisitorID != "" {
-		cls, err := src.VisitorClicks(c.VisitorID, from, c.OccurredAt, maxClicksPerVisitor)
+		cls, before, err := src.VisitorClicks(c.VisitorID, from, c.OccurredAt, maxClicksPerVisitor)
 		if err != nil {
 			return Result{}, err
 		}
+		earlier = earlier || before
 		for _, cl := range cls {
 			consider(cl)
 		}
@@ -183,10 +188,11 @@ func Attribute(src Source, w Windows, c Conversion) (Result, error) {
 				continue
 			}
 			seen[v] = true
-			cls, err := src.VisitorClicks(v, from, c.OccurredAt, maxClicksPerVisitor)
+			cls, before, err := src.VisitorClicks(v, from, c.OccurredAt, maxClicksPerVisitor)
 			if err != nil {
 				return Result{}, err
 			}
+			earlier = earlier || before
 			for _, cl := range cls {
 				consider(cl)
 			}
@@ -195,25 +201,7 @@ func Attribute(src Source, w Windows, c Conversion) (Result, error) {
 	if len(cands) > 0 {
 		return build(cands, c.OccurredAt), nil
 	}
-	if outside == 0 {
-		// Nothing in the span read; a click before it would have been outside every
-		// window, and the answer should say so rather than that there is none.
-		for v := range seen {
-			if v == "" {
-				continue
-			}
-			// VisitorClicks reads a second past the end it is given: end a second early.
-			older, err := src.VisitorClicks(v, time.Time{}, from.Add(-time.Second), 1)
-			if err != nil {
-				return Result{}, err
-			}
-			if len(older) > 0 && older[0].Time.Before(from) {
-				outside++
-				break
-			}
-		}
-	}
-	if outside > 0 {
+	if outside > 0 || earlier {
 		return Result{Reason: "every click is outside its attribution window"}, nil
 	}
 	if c.VisitorID == "" && len(c.Identities) == 0 {
