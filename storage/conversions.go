@@ -91,27 +91,19 @@ func dedupeKey(typ, eventID string) []byte {
 // ConversionByEvent finds a conversion by its type and event ID (the dedupe key). An event
 // never seen is answered ErrNotFound from memory, without a read.
 func (db *DB) ConversionByEvent(typ, eventID string) (*Conversion, [16]byte, error) {
-	if db.bdb.IsClosed() {
-		return nil, [16]byte{}, ErrStoreClosed
-	}
-	if !db.seen.mayHave(db.seen.hash(dedupeKey(typ, eventID))) {
-		return nil, [16]byte{}, ErrNotFound
-	}
-	s, err := db.Snapshot()
-	if err != nil {
-		return nil, [16]byte{}, err
-	}
-	defer s.Close()
-	return s.ConversionByEvent(typ, eventID)
-}
-
-// ConversionByEvent is DB.ConversionByEvent as of the snapshot.
-func (s *Snapshot) ConversionByEvent(typ, eventID string) (*Conversion, [16]byte, error) {
 	var id [16]byte
-	c, err := func() (*Conversion, error) {
-		it, err := s.txn.Get(dedupeKey(typ, eventID))
+	if db.bdb.IsClosed() {
+		return nil, id, ErrStoreClosed
+	}
+	dk := dedupeKey(typ, eventID)
+	if !db.seen.mayHave(db.seen.hash(dk)) {
+		return nil, id, ErrNotFound
+	}
+	var c *Conversion
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		it, err := txn.Get(dk)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if err := it.Value(func(v []byte) error {
 			if len(v) != 16 {
@@ -120,10 +112,11 @@ func (s *Snapshot) ConversionByEvent(typ, eventID string) (*Conversion, [16]byte
 			copy(id[:], v)
 			return nil
 		}); err != nil {
-			return nil, err
+			return err
 		}
-		return getConversion(s.txn, id)
-	}()
+		c, err = getConversion(txn, id)
+		return err
+	})
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return nil, id, ErrNotFound
 	}
