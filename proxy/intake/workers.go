@@ -21,10 +21,6 @@ func newWorkers(idle time.Duration) *workers { return &workers{jobs: make(chan f
 // do runs f on an idle worker, or on a new one when none is idle. The caller bounds how
 // many jobs are in flight, and so how many workers there are.
 func (w *workers) do(f func()) {
-	if w == nil { // an Intake not made by New
-		go f()
-		return
-	}
 	select {
 	case w.jobs <- f:
 	default:

@@ -15,15 +15,11 @@ func TestWorkersRunEveryJobOnceAndExitWhenIdle(t *testing.T) {
 	var ran [jobs]atomic.Int32
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, inFlight)
-	var peak, now atomic.Int32
 	for i := range jobs {
 		sem <- struct{}{}
 		wg.Add(1)
 		w.do(func() {
-			defer func() { now.Add(-1); <-sem; wg.Done() }()
-			if n := now.Add(1); n > peak.Load() {
-				peak.Store(n)
-			}
+			defer func() { <-sem; wg.Done() }()
 			ran[i].Add(1)
 		})
 	}
@@ -32,9 +28,6 @@ func TestWorkersRunEveryJobOnceAndExitWhenIdle(t *testing.T) {
 		if n := ran[i].Load(); n != 1 {
 			t.Fatalf("job %d ran %d times", i, n)
 		}
-	}
-	if p := peak.Load(); p > inFlight {
-		t.Errorf("%d jobs ran at once, the caller allowed %d", p, inFlight)
 	}
 	// Workers are reused: far fewer are started than there are jobs.
 	if n := w.started.Load(); n > jobs/10 {
