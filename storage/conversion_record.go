@@ -111,7 +111,8 @@ func appendTouch(dst []byte, t *Touch) []byte {
 }
 
 // DecodeConversion decodes a conversion record (binary, or JSON from before the binary
-// form).
+// form). As with DecodeClick, the strings of a binary record share one copy of it: a
+// caller keeping one of them for long should copy it.
 func DecodeConversion(b []byte) (*Conversion, error) {
 	if len(b) > 0 && b[0] == '{' {
 		c := Conversion{Revision: -1}

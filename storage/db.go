@@ -92,9 +92,10 @@ type Snapshot struct {
 // ErrStoreClosed is returned for a snapshot asked of a closed store.
 var ErrStoreClosed = errors.New("storage: the store is closed")
 
-// Snapshot returns a snapshot of the store as of now. A request still in flight when
-// shutdown closed the store gets ErrStoreClosed, not a transaction on a closed Badger
-// (whose iterators panic).
+// Snapshot returns a snapshot of the store as of now, or ErrStoreClosed once the store is
+// closed: a request still in flight at shutdown then gets an error rather than a
+// transaction on a closed Badger (whose iterators panic). The check narrows that window;
+// shutdown closes the store only after in-flight requests drained or timed out.
 func (db *DB) Snapshot() (*Snapshot, error) {
 	if db.bdb.IsClosed() {
 		return nil, ErrStoreClosed
@@ -232,7 +233,7 @@ func (db *DB) Close() error {
 // Ping reports whether the store answers a read, for readiness checks.
 func (db *DB) Ping() error {
 	if db.bdb.IsClosed() {
-		return errors.New("storage closed")
+		return ErrStoreClosed
 	}
 	return db.bdb.View(func(txn *badger.Txn) error {
 		_, err := txn.Get(metaKey(metaOutboxSeq))

@@ -209,7 +209,7 @@ func (ix *Index) entryNumber(e *Entry) uint32 {
 }
 
 // Load publishes links handed over in batches as Put would, with each link's stored
-// counters, and the service loads every stored link through it.
+// counters.
 func TestIndexLoadBatches(t *testing.T) {
 	db := openTestDB(t)
 	var all []*storage.Link
