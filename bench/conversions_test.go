@@ -54,6 +54,7 @@ func BenchmarkConversionIntake(b *testing.B) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 		db.WaitIndexed(ctx, db.OutboxHead())
 		cancel()
+		indexed := time.Since(start)
 		// Compacting ten million clicks written in minutes goes on after they are
 		// indexed; a store that grew over weeks has no such debt, so the intake is
 		// measured once the process is idle.
@@ -63,13 +64,18 @@ func BenchmarkConversionIntake(b *testing.B) {
 			perWindow = perWindow * 7 / float64(days)
 		}
 		b.Logf("%d clicks from %d visitors over %d days (%.1f clicks a visitor in a 7-day window) stored and indexed in %s, compactions done %s later",
-			clicks, visitors, days, perWindow, time.Since(start).Round(time.Second)-settle.Round(time.Second), settle.Round(time.Second))
+			clicks, visitors, days, perWindow, indexed.Round(time.Second), settle.Round(time.Second))
 
 		var seq atomic.Int64
 		prof := func(name string) func() {
 			if pf := os.Getenv("CLICKGATE_BENCH_CPUPROFILE"); pf != "" {
-				f, _ := os.Create(pf + name)
-				pprof.StartCPUProfile(f)
+				f, err := os.Create(pf + name)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := pprof.StartCPUProfile(f); err != nil {
+					b.Fatal(err)
+				}
 				return func() { pprof.StopCPUProfile(); f.Close() }
 			}
 			return func() {}

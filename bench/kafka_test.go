@@ -32,10 +32,7 @@ import (
 //
 //	go test -run '^$' -bench RelayDrain -benchtime 1x ./bench/
 func BenchmarkRelayDrain(b *testing.B) {
-	events := 1_000_000
-	if s := os.Getenv("CLICKGATE_BENCH_EVENTS"); s != "" {
-		events, _ = strconv.Atoi(s)
-	}
+	events := envInt("CLICKGATE_BENCH_EVENTS", 1_000_000)
 	broker, err := kafkatest.Start(19592)
 	if err != nil {
 		b.Fatal(err)
@@ -87,11 +84,9 @@ func BenchmarkRelayDrain(b *testing.B) {
 	}
 }
 
-// fill commits n clicks of one link from many goroutines, as a busy edge would, spread
-// over the given number of visitors.
 // fill commits n clicks on one link from visitors visitors, click i by visitor i mod
 // visitors, their times spread evenly over the span before now (all now when span is 0),
-// oldest first.
+// oldest first, from many goroutines, as a busy edge would.
 func fill(b *testing.B, db *storage.DB, n int, slug, campaign string, visitors int64, span time.Duration) {
 	gen := ids.NewClickIDs(1)
 	start := time.Now()
