@@ -158,7 +158,7 @@ func (r *recordReader) uvarint() uint64 {
 	}
 	var v uint64
 	for shift := uint(0); ; shift += 7 {
-		if r.off >= len(r.s) || shift > 63 {
+		if r.off >= len(r.s) {
 			r.fail("bad varint")
 			return 0
 		}

@@ -405,7 +405,7 @@ func (p *pending) applyConversion(txn *badger.Txn, c *Conversion) error {
 	// (map keys of cached cells, the accounted set) gets copies of its own, or each would
 	// keep a whole record alive.
 	id, typ, status, currency := strings.Clone(c.ID), strings.Clone(c.Type), strings.Clone(c.Status), strings.Clone(c.Currency)
-	apply := func(parts []Part, status string, sign float64) error {
+	apply := func(parts []Part, in string, sign float64) error {
 		for _, pt := range parts {
 			cl, err := p.cell(txn, pt.Day, pt.Cell)
 			if err != nil {
@@ -418,13 +418,13 @@ func (p *pending) applyConversion(txn *badger.Txn, c *Conversion) error {
 				if cl.Reversed == nil {
 					cl.Reversed = map[string]int64{}
 				}
-				if status == "approved" {
+				if in == "approved" {
 					cl.Conversions[typ] += int64(sign)
 				} else {
 					cl.Reversed[typ] += int64(sign)
 				}
 			}
-			if status != "approved" || pt.Currency == "" || typ != "purchase" {
+			if in != "approved" || currency == "" || typ != "purchase" {
 				continue
 			}
 			m := map[string]*map[string]float64{"last": &cl.Revenue, "first": &cl.FirstRevenue, "linear": &cl.LinearRevenue}[pt.Model]
