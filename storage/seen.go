@@ -40,8 +40,16 @@ type seenFilter struct {
 // new layer twice as big rather than let the false positive rate climb.
 type seenGen struct {
 	until  int64 // Unix seconds by which every key in it has expired; 0: keys that never expire
-	keys   int   // keys added, all layers
 	layers []*bloom
+}
+
+// keys counts the keys added to the generation, all layers.
+func (g *seenGen) keys() int {
+	n := 0
+	for _, l := range g.layers {
+		n += l.keys
+	}
+	return n
 }
 
 const (
@@ -94,7 +102,6 @@ func (g *seenGen) insert(h uint64) {
 		g.layers = append(g.layers, l)
 	}
 	l.add(h)
-	g.keys++
 }
 
 // gen finds or makes the generation ending at until, dropping expired ones. The caller
@@ -107,7 +114,7 @@ func (f *seenFilter) gen(until, now int64) *seenGen {
 	// A new week is sized like the busiest one held: volumes change slowly.
 	size := seenMinKeys
 	for _, g := range f.gens {
-		size = max(size, g.keys)
+		size = max(size, g.keys())
 	}
 	g := &seenGen{until: until, layers: []*bloom{newBloom(size)}}
 	f.gens = append(f.gens, g)

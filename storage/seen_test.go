@@ -65,8 +65,8 @@ func TestSeenFilterGrowsAndForgetsExpiredWeeks(t *testing.T) {
 			t.Fatalf("key %d (expires %d) missing", k.h, k.expires)
 		}
 	}
-	if g := f.find(genUntil(week(1))); len(g.layers) < 2 || g.keys != 3*seenMinKeys+7 {
-		t.Errorf("week 1: %d layers, %d keys", len(g.layers), g.keys)
+	if g := f.find(genUntil(week(1))); len(g.layers) < 2 || g.keys() != 3*seenMinKeys+7 {
+		t.Errorf("week 1: %d layers, %d keys", len(g.layers), g.keys())
 	}
 
 	// Time passes to just after key 11 expired: every key Badger may still hold (not
