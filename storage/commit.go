@@ -14,8 +14,8 @@ import (
 // Committer makes clicks durable before their redirect is answered, at a cost shared
 // by every click in flight: handlers append their record to the open batch and wait; one
 // goroutine commits the whole batch in one Badger transaction (click records, their
-// outbox entries, the outbox sequence, and now and then a counter checkpoint), then wakes
-// them all. While one batch commits, the next one fills, so the batch size follows the
+// outbox entry and the outbox sequence), then wakes them all, adds the clicks to their
+// links' counters, and now and then starts a counter checkpoint (checkpoint.go). While one batch commits, the next one fills, so the batch size follows the
 // load without a timer. Other events (conversions) go through the same commits, so the
 // outbox has one sequence in commit order.
 type Committer struct {
@@ -27,10 +27,12 @@ type Committer struct {
 	spare *batch
 
 	// Owned by the run goroutine.
-	dirty          map[*Counters]struct{}
-	lastCheckpoint time.Time
-	checkpointSeq  uint64 // the outbox sequence the last checkpoint covers
-	closed         bool
+	dirty           map[*Counters]struct{}
+	lastCheckpoint  time.Time
+	checkpointSeq   uint64         // the outbox sequence the last checkpoint covers
+	writing         *checkpointRun // the checkpoint being written, or nil
+	checkpointEvery time.Duration
+	closed          bool
 
 	// Observe, when set, is told the size and duration of each commit (for metrics).
 	Observe func(clicks int, d time.Duration, err error)
@@ -93,16 +95,14 @@ func (w *Committer) CommitEvent(wr Write) (uint64, error) {
 // ErrClosed is returned for clicks submitted after the committer stopped.
 var ErrClosed = errors.New("storage: committer stopped")
 
-// checkpointEvery bounds how much of the outbox a restart replays to rebuild counters.
-const checkpointEvery = time.Second
-
 func newCommitter(db *DB) *Committer {
 	return &Committer{
-		db:             db,
-		open:           &batch{done: make(chan struct{})},
-		kick:           make(chan struct{}, 1),
-		dirty:          map[*Counters]struct{}{},
-		lastCheckpoint: time.Now(),
+		db:              db,
+		open:            &batch{done: make(chan struct{})},
+		kick:            make(chan struct{}, 1),
+		dirty:           map[*Counters]struct{}{},
+		lastCheckpoint:  time.Now(),
+		checkpointEvery: checkpointEvery,
 	}
 }
 
@@ -129,25 +129,30 @@ func (w *Committer) CommitClick(rec []byte, c *Counters, kind ClickKind) error {
 }
 
 func (w *Committer) run(ctx context.Context) {
-	// Events that move no counter (conversions) still need the checkpoint to pass them,
-	// or retention would keep them until the next click or restart.
-	tick := time.NewTicker(checkpointEvery)
+	// Checkpoints are looked at on a timer, not after each commit: events that move no
+	// counter (conversions) still need the mark to pass them, or retention would keep
+	// them until the next click or restart.
+	tick := time.NewTicker(w.checkpointEvery)
 	defer tick.Stop()
 	for {
+		var written chan error // nil, so never ready, while no checkpoint is written
+		if w.writing != nil {
+			written = w.writing.done
+		}
 		select {
 		case <-w.kick:
 			w.commitOpen()
 		case <-tick.C:
-			if time.Since(w.lastCheckpoint) >= checkpointEvery {
-				w.checkpoint()
-			}
+			w.maybeCheckpoint()
+		case err := <-written:
+			w.checkpointDone(err)
 		case <-ctx.Done():
 			// Answer everything already submitted, then refuse new clicks.
 			w.mu.Lock()
 			w.closed = true
 			w.mu.Unlock()
 			w.commitOpen()
-			w.checkpoint()
+			w.checkpointNow()
 			return
 		}
 	}
@@ -223,10 +228,10 @@ func (w *Committer) write(b *batch) error {
 		err := txn.Set(key, rec)
 		if errors.Is(err, badger.ErrTxnTooBig) {
 			// Badger's documented way out: commit what is staged, go on in a new txn.
-			if err := w.finish(txn, seq+uint64(first), events(first, i), false); err != nil {
+			if err := w.finish(txn, seq+uint64(first), events(first, i)); err != nil {
 				return err
 			}
-			w.applyDeltas(b.ctrs[first:i], 1)
+			w.applyDeltas(b.ctrs[first:i])
 			first = i
 			txn = db.bdb.NewTransaction(true)
 			err = txn.Set(key, rec)
@@ -256,32 +261,10 @@ func (w *Committer) write(b *batch) error {
 		ev = arena[s:len(arena):len(arena)]
 	}
 	b.keys = arena
-	rest := b.ctrs[first:]
-	checkpoint := time.Since(w.lastCheckpoint) >= checkpointEvery
-	if checkpoint {
-		// Counters in the checkpoint include this batch, so apply its deltas first and
-		// undo them if the commit fails.
-		w.applyDeltas(rest, 1)
-		for c := range w.dirty {
-			if err := txn.Set(countersKey(c.key), c.encode()); err != nil {
-				w.applyDeltas(rest, -1)
-				return fmt.Errorf("storage: stage counters: %w", err)
-			}
-		}
-	}
-	if err := w.finish(txn, seq+uint64(first), ev, checkpoint); err != nil {
-		if checkpoint {
-			w.applyDeltas(rest, -1)
-		}
+	if err := w.finish(txn, seq+uint64(first), ev); err != nil {
 		return err
 	}
-	if checkpoint {
-		clear(w.dirty)
-		w.lastCheckpoint = time.Now()
-		w.checkpointSeq = seq + uint64(first) + uint64(len(ev)/outboxEventLen) - 1
-	} else {
-		w.applyDeltas(rest, 1)
-	}
+	w.applyDeltas(b.ctrs[first:])
 	if len(b.ends) > 0 {
 		db.outboxMu.Lock()
 		db.clickHead = seq + uint64(len(b.ends))
@@ -297,9 +280,9 @@ func (b *batch) start(i int) int {
 	return b.ends[i-1]
 }
 
-// finish stages the outbox entry for the events numbered from first, the outbox
-// high-water mark and, with checkpoint, the counter checkpoint mark, then commits.
-func (w *Committer) finish(txn *badger.Txn, first uint64, events []byte, checkpoint bool) error {
+// finish stages the outbox entry for the events numbered from first and the outbox
+// high-water mark, then commits.
+func (w *Committer) finish(txn *badger.Txn, first uint64, events []byte) error {
 	n := uint64(len(events) / outboxEventLen)
 	last := first + n - 1
 	if err := txn.Set(outboxKey(first), events); err != nil {
@@ -307,11 +290,6 @@ func (w *Committer) finish(txn *badger.Txn, first uint64, events []byte, checkpo
 	}
 	if err := txn.Set(metaKey(metaOutboxSeq), binary.BigEndian.AppendUint64(nil, last)); err != nil {
 		return fmt.Errorf("storage: stage outbox sequence: %w", err)
-	}
-	if checkpoint {
-		if err := txn.Set(metaKey(metaCountersSeq), binary.BigEndian.AppendUint64(nil, last)); err != nil {
-			return fmt.Errorf("storage: stage counter checkpoint: %w", err)
-		}
 	}
 	if err := txn.Commit(); err != nil {
 		return fmt.Errorf("storage: commit clicks: %w", err)
@@ -324,35 +302,9 @@ func (w *Committer) finish(txn *badger.Txn, first uint64, events []byte, checkpo
 	return nil
 }
 
-func (w *Committer) applyDeltas(ds []counterDelta, sign int64) {
+func (w *Committer) applyDeltas(ds []counterDelta) {
 	for _, d := range ds {
-		d.c.add(d.kind, sign)
+		d.c.add(d.kind, 1)
 		w.dirty[d.c] = struct{}{}
 	}
-}
-
-// checkpoint writes the counters changed since the last checkpoint, so a clean shutdown
-// leaves nothing to replay.
-func (w *Committer) checkpoint() {
-	db := w.db
-	db.outboxMu.Lock()
-	last := db.outboxNext - 1
-	db.outboxMu.Unlock()
-	if len(w.dirty) == 0 && last == w.checkpointSeq {
-		return
-	}
-	err := db.bdb.Update(func(txn *badger.Txn) error {
-		for c := range w.dirty {
-			if err := txn.Set(countersKey(c.key), c.encode()); err != nil {
-				return err
-			}
-		}
-		return txn.Set(metaKey(metaCountersSeq), binary.BigEndian.AppendUint64(nil, last))
-	})
-	if err != nil {
-		db.log.Error("counter checkpoint failed; the next start replays the outbox", "err", err)
-		return
-	}
-	clear(w.dirty)
-	w.lastCheckpoint, w.checkpointSeq = time.Now(), last
 }

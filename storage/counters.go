@@ -5,13 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"sync/atomic"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 )
 
 // Counters are a link's committed click counts. The click committer adds to them after
-// each successful commit and checkpoints them with the batch that made them true, so
-// after a crash they are restored from the checkpoint plus the outbox entries past it.
+// each successful commit and checkpoints them (checkpoint.go), so after a crash they are
+// restored from the checkpoint plus the outbox entries past it.
 type Counters struct {
 	key   string
 	Human atomic.Int64
@@ -50,14 +51,6 @@ func (db *DB) newCounters(lk string) *Counters {
 	return c
 }
 
-func (c *Counters) encode() []byte {
-	b := make([]byte, 24)
-	binary.BigEndian.PutUint64(b[0:], uint64(c.Human.Load()))
-	binary.BigEndian.PutUint64(b[8:], uint64(c.Bot.Load()))
-	binary.BigEndian.PutUint64(b[16:], uint64(c.Test.Load()))
-	return b
-}
-
 func (c *Counters) add(kind ClickKind, n int64) {
 	switch kind {
 	case KindHuman:
@@ -70,9 +63,13 @@ func (c *Counters) add(kind ClickKind, n int64) {
 }
 
 // restore loads the outbox sequence and the counter checkpoint, then replays the outbox
-// entries written after the checkpoint.
+// entries written after the counter mark.
 func (db *DB) restore() error {
+	start := time.Now()
 	var countersSeq uint64
+	// Links whose records are true past the mark (a checkpoint cut short by a crash):
+	// the replay skips the events their records already count.
+	ahead := map[*Counters]uint64{}
 	err := db.bdb.View(func(txn *badger.Txn) error {
 		var err error
 		if db.outboxNext, err = readUint64(txn, metaOutboxSeq); err != nil {
@@ -90,13 +87,11 @@ func (db *DB) restore() error {
 			item := it.Item()
 			c := db.newCounters(string(item.Key()[1:]))
 			err := item.Value(func(v []byte) error {
-				if len(v) != 24 {
-					return fmt.Errorf("counters of %q: %d bytes", c.key, len(v))
+				seq, err := decodeCounters(v, c)
+				if seq > countersSeq {
+					ahead[c] = seq
 				}
-				c.Human.Store(int64(binary.BigEndian.Uint64(v[0:])))
-				c.Bot.Store(int64(binary.BigEndian.Uint64(v[8:])))
-				c.Test.Store(int64(binary.BigEndian.Uint64(v[16:])))
-				return nil
+				return err
 			})
 			if err != nil {
 				return err
@@ -108,16 +103,21 @@ func (db *DB) restore() error {
 		return fmt.Errorf("storage: restore counters: %w", err)
 	}
 	replayed := map[*Counters]bool{}
+	events := 0
 	err = db.ScanOutbox(countersSeq+1, func(e OutboxEntry) bool {
 		if e.Kind != EventClick {
 			return true
 		}
+		events++
 		c, err := db.GetClick(e.Ref)
 		if err != nil {
 			db.log.Error("outbox entry points at a missing click", "seq", e.Seq, "err", err)
 			return true
 		}
 		ctr := db.countersFor(LinkKey(c.Domain, c.Slug))
+		if e.Seq <= ahead[ctr] {
+			return true
+		}
 		ctr.add(c.Kind(), 1)
 		replayed[ctr] = true
 		return true
@@ -125,23 +125,20 @@ func (db *DB) restore() error {
 	if err != nil {
 		return fmt.Errorf("storage: replay counters: %w", err)
 	}
-	if len(replayed) == 0 {
+	if events == 0 {
 		return nil
 	}
 	// Checkpoint at once: a later checkpoint writes only the links it saw clicks for, and
-	// would otherwise move the checkpoint past the entries replayed here.
-	err = db.bdb.Update(func(txn *badger.Txn) error {
-		for c := range replayed {
-			if err := txn.Set(countersKey(c.key), c.encode()); err != nil {
-				return err
-			}
-		}
-		return txn.Set(metaKey(metaCountersSeq), binary.BigEndian.AppendUint64(nil, db.outboxNext-1))
-	})
-	if err != nil {
-		return fmt.Errorf("storage: checkpoint replayed counters: %w", err)
+	// would otherwise move the mark past the entries replayed here.
+	links := make([]*Counters, 0, len(replayed))
+	for c := range replayed {
+		links = append(links, c)
 	}
-	db.log.Info("restored click counters from the outbox", "links", len(replayed), "from_seq", countersSeq+1)
+	if err := db.writeCheckpoint(counterRecords(links, db.outboxNext-1), db.outboxNext-1); err != nil {
+		return err
+	}
+	db.log.Info("restored click counters from the outbox", "links", len(replayed), "clicks", events, "from_seq", countersSeq+1,
+		"took", time.Since(start).Round(time.Millisecond).String())
 	return nil
 }
 
