@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"reflect"
@@ -21,53 +22,70 @@ func TestCellRecordRoundTrip(t *testing.T) {
 	}
 	c := Cell{HumanClicks: 3, BotClicks: 1, Conversions: map[string]int64{"purchase": 2}, Revenue: map[string]float64{"USD": 12.5}}
 	for name, sketch := range map[string][]byte{"with sketch": raw, "without": nil} {
-		v, err := appendCell(nil, &c, sketch)
-		if err != nil {
-			t.Fatal(err)
+		for _, through := range []uint64{0, 1, 1 << 40} {
+			v, err := appendCell(nil, &c, sketch, through)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got Cell
+			rec, err := decodeCell(v, &got)
+			if err != nil || rec.legacy || rec.through != through || !reflect.DeepEqual(got, c) || string(rec.sketch) != string(sketch) {
+				t.Errorf("%s, through %d: got %+v %+v err %v", name, through, got, rec, err)
+			}
 		}
-		var got Cell
-		gotSketch, legacy, err := decodeCell(v, &got)
-		if err != nil || legacy || !reflect.DeepEqual(got, c) || string(gotSketch) != string(sketch) {
-			t.Errorf("%s: got %+v sketch %d bytes legacy %v err %v", name, got, len(gotSketch), legacy, err)
-		}
+	}
+	// A record from before cells kept their cursor: counting from the start.
+	v, _ := appendCell(nil, &c, raw, 77)
+	v = append([]byte{cellRecordV2}, v[2:]...) // 77 is one varint byte
+	var got Cell
+	if rec, err := decodeCell(v, &got); err != nil || rec.through != 0 || !reflect.DeepEqual(got, c) || string(rec.sketch) != string(raw) {
+		t.Errorf("version 2 record: %+v %+v %v", got, rec, err)
 	}
 }
 
 func TestDecodeCellHostile(t *testing.T) {
-	good, _ := appendCell(nil, &Cell{HumanClicks: 1}, []byte{1, 2, 3})
+	good, _ := appendCell(nil, &Cell{HumanClicks: 1}, []byte{1, 2, 3}, 5)
 	cases := map[string][]byte{
-		"empty":           {},
-		"other version":   append([]byte{7}, good[1:]...),
-		"no length":       {cellRecordV2},
-		"length too long": {cellRecordV2, 50, '{', '}'},
-		"huge length":     {cellRecordV2, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01},
-		"bad json":        {cellRecordV2, 2, '{', 'x'},
-		"json wrong type": append([]byte{cellRecordV2, 21}, `{"human_clicks":"x"}`...),
+		"empty":                {},
+		"other version":        append([]byte{7}, good[1:]...),
+		"no length":            {cellRecordV2},
+		"length too long":      {cellRecordV2, 50, '{', '}'},
+		"huge length":          {cellRecordV2, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01},
+		"bad json":             {cellRecordV2, 2, '{', 'x'},
+		"json wrong type":      append([]byte{cellRecordV2, 21}, `{"human_clicks":"x"}`...),
+		"no cursor":            {cellRecordV3},
+		"cursor overflows":     {cellRecordV3, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 2, '{', '}'},
+		"cursor, no length":    {cellRecordV3, 5},
+		"v3 length too long":   {cellRecordV3, 5, 50, '{', '}'},
+		"v3 bad json":          {cellRecordV3, 5, 2, '{', 'x'},
+		"truncated cursor":     {cellRecordV3, 0x80},
+		"v3 cut inside length": good[:3],
 	}
 	for name, v := range cases {
 		var c Cell
-		if _, _, err := decodeCell(v, &c); !errors.Is(err, ErrCorrupt) {
+		if _, err := decodeCell(v, &c); !errors.Is(err, ErrCorrupt) {
 			t.Errorf("%s: err = %v, want ErrCorrupt", name, err)
 		}
 	}
 }
 
 func FuzzDecodeCell(f *testing.F) {
-	good, _ := appendCell(nil, &Cell{HumanClicks: 1, TTC: map[int]int64{3: 1}}, []byte{1, 2, 3})
+	good, _ := appendCell(nil, &Cell{HumanClicks: 1, TTC: map[int]int64{3: 1}}, []byte{1, 2, 3}, 300)
 	f.Add(good)
+	f.Add(append([]byte{cellRecordV2}, good[3:]...))
 	f.Add([]byte(`{"human_clicks":2}`))
 	f.Fuzz(func(t *testing.T, v []byte) {
 		var c Cell
-		sketch, legacy, err := decodeCell(v, &c)
-		if err != nil || legacy {
+		rec, err := decodeCell(v, &c)
+		if err != nil || rec.legacy {
 			return
 		}
-		again, err := appendCell(nil, &c, sketch)
+		again, err := appendCell(nil, &c, rec.sketch, rec.through)
 		if err != nil {
 			t.Fatal(err)
 		}
 		var c2 Cell
-		if _, _, err := decodeCell(again, &c2); err != nil || !reflect.DeepEqual(c, c2) {
+		if rec2, err := decodeCell(again, &c2); err != nil || !reflect.DeepEqual(c, c2) || rec2.through != rec.through || string(rec2.sketch) != string(rec.sketch) {
 			t.Fatalf("re-encoded cell differs: %+v %+v %v", c, c2, err)
 		}
 	})
@@ -155,8 +173,8 @@ func TestLegacyCellsMoveTheirSketchIn(t *testing.T) {
 		}
 		return it.Value(func(v []byte) error {
 			var c Cell
-			if sketch, legacy, err := decodeCell(v, &c); err != nil || legacy || sketch == nil {
-				return fmt.Errorf("rewritten cell: sketch %d bytes, legacy %v, %v", len(sketch), legacy, err)
+			if rec, err := decodeCell(v, &c); err != nil || rec.legacy || rec.sketch == nil {
+				return fmt.Errorf("rewritten cell: sketch %d bytes, legacy %v, %v", len(rec.sketch), rec.legacy, err)
 			}
 			return nil
 		})
@@ -223,5 +241,152 @@ func TestSnapshotOfAClosedStore(t *testing.T) {
 	}
 	if _, err := db.GetClick([16]byte{1}); !errors.Is(err, ErrStoreClosed) {
 		t.Errorf("GetClick: %v", err)
+	}
+}
+
+func TestReportFlushPolicy(t *testing.T) {
+	every := 2 * time.Second
+	with := func(cells, accounted, bytes int) *pending {
+		p := newPending()
+		for i := range cells {
+			p.cells[fmt.Sprint(i)] = &pendingCell{}
+		}
+		for i := range accounted {
+			p.accounted[fmt.Sprint(i)] = &Contribution{}
+		}
+		p.bytes = bytes
+		return p
+	}
+	for _, tc := range []struct {
+		name  string
+		p     *pending
+		since time.Duration
+		want  bool
+	}{
+		{"nothing pending", with(0, 0, 0), time.Hour, false},
+		{"few cells, too soon", with(10, 0, 0), time.Second, false},
+		{"few cells", with(10, 0, 0), every, true},
+		{"conversions only", with(0, 5, 0), every, true},
+		{"many cells, in one flush", with(100_000, 0, 0), every, true},
+		{"memory bound", with(1, 0, reportsFlushBytes), 0, true},
+		{"conversion states bound", with(0, reportsFlushAccounted, 0), 0, true},
+	} {
+		if got := tc.p.due(tc.since, every); got != tc.want {
+			t.Errorf("%s: due after %s = %v", tc.name, tc.since, got)
+		}
+	}
+}
+
+// reportTotals sums the report cells of today by slug: human clicks and visitors.
+func reportTotals(t *testing.T, db *DB) map[string][2]int64 {
+	t.Helper()
+	day := DayOf(time.Now())
+	cells, err := db.ReportCells(day, day+1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][2]int64{}
+	for _, c := range cells {
+		v := int64(0)
+		if c.Visitors != nil {
+			v = int64(c.Visitors.Estimate())
+		}
+		got := out[c.ID.Slug]
+		out[c.ID.Slug] = [2]int64{got[0] + c.Cell.HumanClicks, got[1] + v}
+	}
+	return out
+}
+
+// A flush cut short by a crash wrote some cells but did not move the reports cursor:
+// the recount skips the events those cells already count and counts the rest once.
+func TestReportFlushCutShort(t *testing.T) {
+	dir := t.TempDir()
+	db := openTest(t, dir)
+	db.reportsFlushEvery.Store(int64(time.Hour))
+	db.crashIndex.Store(true)
+	stop := runTest(db)
+	var visitors [][]byte
+	for i, slug := range []string{"a", "a", "a", "b", "b"} {
+		c := testClick(i, slug, false)
+		if slug == "a" {
+			visitors = append(visitors, []byte(c.VisitorID))
+		}
+		if err := db.Committer().CommitClick(AppendClick(nil, c), db.Counters("", slug), KindHuman); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	head := db.OutboxHead()
+	if !db.WaitIndexed(ctx, head) {
+		t.Fatal("index never caught up")
+	}
+	// The part of the flush that got written before the crash: a's cell, counting
+	// every event before the head.
+	sk := hyperloglog.New14()
+	for _, v := range visitors {
+		sk.Insert(v)
+	}
+	raw, _ := sk.MarshalBinary()
+	v, err := appendCell(nil, &Cell{HumanClicks: 3}, raw, head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := cellKey(rCell, DayOf(time.Now()), CellID{Campaign: "spring", Medium: "promotional", Slug: "a"})
+	if err := db.bdb.Update(func(txn *badger.Txn) error { return txn.Set(key, v) }); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+
+	db = openTest(t, dir)
+	db.reportsFlushEvery.Store(int64(10 * time.Millisecond))
+	defer runTest(db)()
+	want := map[string][2]int64{"a": {3, 3}, "b": {2, 2}}
+	deadline := time.Now().Add(10 * time.Second)
+	for !reflect.DeepEqual(reportTotals(t, db), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("after the recount: %v, want %v", reportTotals(t, db), want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if got := reportTotals(t, db); !reflect.DeepEqual(got, want) {
+		t.Fatalf("a later flush counted again: %v", got)
+	}
+}
+
+// A flush of more cells than one transaction takes writes them all.
+func TestReportFlushManyCells(t *testing.T) {
+	db := openTest(t, t.TempDir())
+	db.reportsFlushEvery.Store(int64(time.Hour))
+	defer runTest(db)()
+	const links = 30_000 // more cells than one Badger transaction takes here
+	commitSpread(t, db, links)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if !db.WaitIndexed(ctx, db.OutboxHead()) {
+		t.Fatal("index never caught up")
+	}
+	// Every cell is pending: one more click wakes the consumer, which writes them all
+	// in one flush.
+	db.reportsFlushEvery.Store(int64(time.Millisecond))
+	if err := db.Committer().CommitClick(AppendClick(nil, testClick(links, "extra", false)), db.Counters("", "extra"), KindHuman); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		got := reportTotals(t, db)
+		for slug, hv := range got {
+			if hv != [2]int64{1, 1} {
+				t.Fatalf("link %s: %v, want one click by one visitor", slug, hv)
+			}
+		}
+		if len(got) == links+1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d links reported", len(got), links+1)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -23,15 +23,25 @@ import (
 // Report counters need not be current to the millisecond but must count every event
 // exactly once, and writing them per batch made every small batch rewrite its cells
 // and visitor sketches (16 KiB once dense): at low rates that cost more than the
-// clicks. They accumulate in memory and are written every reportsFlushEvery (or when
-// they grow large), in one transaction with the "reports" cursor. After a crash the
-// events between the two cursors are counted again from the outbox, which keeps them
-// (the reports cursor holds retention like any consumer's).
+// clicks. They accumulate in memory and are written every reportsFlushEvery, then the
+// "reports" cursor moves. After a crash the events between the two cursors are counted
+// again from the outbox, which keeps them (the reports cursor holds retention like any
+// consumer's).
+//
+// A flush writes each changed cell once, however many: its cells go in as many
+// transactions as they need, each cell with the cursor it counts up to, so a recount
+// after a crash part-way skips, cell by cell, what was written. (Bounding a flush to
+// one transaction made clicks spread over many links flush several times a second.)
 const (
 	reportsConsumer   = "reports"
 	reportsFlushEvery = 2 * time.Second
-	// reportsFlushBytes bounds a flush transaction well inside Badger's batch limit.
-	reportsFlushBytes = 2 << 20
+	// reportsFlushBytes bounds the memory of the counters held between flushes.
+	reportsFlushBytes = 32 << 20
+	// reportsFlushAccounted bounds the conversion states of a flush: they are written
+	// in the transaction that moves the cursor, well inside Badger's limit.
+	reportsFlushAccounted = 8192
+	// reportsFlushChunk is the cells per transaction.
+	reportsFlushChunk = 2048
 	// After a batch smaller than indexLingerBelow events, the consumer waits indexLinger
 	// before reading again.
 	indexLinger      = 3 * time.Millisecond
@@ -58,11 +68,14 @@ const reportsCacheCells = 200_000
 // click needs it: a conversion's share, or a bot click, writes the sketch back as read.
 type pendingCell struct {
 	Cell
-	key    string              // the cell record's key
-	sk     *hyperloglog.Sketch // decoded, or nil
-	raw    []byte              // the sketch as stored while not decoded (nil: none yet)
-	legacy bool                // the sketch is still in its own record (the older layout)
-	size   int                 // estimated encoded size of the sketch
+	// through is the reports cursor of the flush that last wrote the cell: it counts the
+	// events before it, and a recount skips those.
+	through uint64
+	key     string              // the cell record's key
+	sk      *hyperloglog.Sketch // decoded, or nil
+	raw     []byte              // the sketch as stored while not decoded (nil: none yet)
+	legacy  bool                // the sketch is still in its own record (the older layout)
+	size    int                 // estimated encoded size of the sketch
 }
 
 func newPending() *pending {
@@ -83,6 +96,21 @@ func (p *pending) written() {
 
 func (p *pending) empty() bool {
 	return len(p.cells) == 0 && len(p.accounted) == 0
+}
+
+// flushAfter is how long after the last flush the pending counters are to be written
+// (0: at once).
+func (p *pending) flushAfter(every time.Duration) time.Duration {
+	if p.bytes >= reportsFlushBytes || len(p.accounted) >= reportsFlushAccounted {
+		return 0
+	}
+	return every
+}
+
+// due says whether the pending counters are to be written, the last flush having been
+// that long ago.
+func (p *pending) due(since, every time.Duration) bool {
+	return !p.empty() && since >= p.flushAfter(every)
 }
 
 // runIndex keeps the visitor index, the identity graph and the report counters as
@@ -128,7 +156,7 @@ func (db *DB) indexFromCursors(ctx context.Context) {
 			continue
 		}
 		reports = evs[len(evs)-1].Seq + 1
-		if p.bytes >= reportsFlushBytes {
+		if p.due(0, time.Duration(db.reportsFlushEvery.Load())) {
 			if err := db.flushReports(p, reports); err != nil {
 				db.log.Error("index: report counters not written; retrying", "err", err)
 			}
@@ -156,7 +184,7 @@ func (db *DB) indexFromCursors(ctx context.Context) {
 			// worth (attribution waits for the index far longer than that).
 			sleepCtx(ctx, indexLinger)
 		}
-		if !p.empty() && (time.Since(lastFlush) >= time.Duration(db.reportsFlushEvery.Load()) || p.bytes >= reportsFlushBytes) {
+		if p.due(time.Since(lastFlush), time.Duration(db.reportsFlushEvery.Load())) {
 			flush()
 		}
 		changed := db.OutboxChanged()
@@ -169,7 +197,7 @@ func (db *DB) indexFromCursors(ctx context.Context) {
 		if len(evs) == 0 {
 			wait := time.Duration(1<<63 - 1)
 			if !p.empty() {
-				wait = max(time.Until(lastFlush.Add(time.Duration(db.reportsFlushEvery.Load()))), 0)
+				wait = max(time.Until(lastFlush.Add(p.flushAfter(time.Duration(db.reportsFlushEvery.Load())))), 0)
 			}
 			t := time.NewTimer(wait)
 			select {
@@ -201,11 +229,12 @@ func (db *DB) indexFromCursors(ctx context.Context) {
 	}
 }
 
-// indexCursors reads the index and reports cursors. A store from before the reports
-// cursor existed kept its counters in step with the index: its reports cursor starts
-// there.
+// indexCursors reads the index and reports cursors. A store without a reports cursor
+// gets one now, where the index is: a store from before the reports cursor kept its
+// counters in step with the index, and a new one has counted nothing, so a crash
+// before its first flush recounts from there.
 func (db *DB) indexCursors() (index, reports uint64, err error) {
-	index, foundIndex, err := db.cursor(indexConsumer)
+	index, _, err = db.cursor(indexConsumer)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -213,8 +242,11 @@ func (db *DB) indexCursors() (index, reports uint64, err error) {
 	if err != nil {
 		return 0, 0, err
 	}
-	if !foundReports && foundIndex {
+	if !foundReports {
 		reports = index
+		if err := db.SetCursor(reportsConsumer, reports); err != nil {
+			return 0, 0, err
+		}
 	}
 	return index, min(reports, index), nil
 }
@@ -230,6 +262,7 @@ func clip(evs []Event, before uint64) []Event {
 
 // decoded is an outbox event with its record decoded (nil when missing or corrupt).
 type decoded struct {
+	seq        uint64
 	click      *Click
 	conversion *Conversion
 }
@@ -237,6 +270,7 @@ type decoded struct {
 func decodeEvents(evs []Event) []decoded {
 	out := make([]decoded, len(evs))
 	for i, e := range evs {
+		out[i].seq = e.Seq
 		if e.Record == nil {
 			continue
 		}
@@ -279,6 +313,9 @@ func (db *DB) count(p *pending, evs []decoded) error {
 				if err != nil {
 					return err
 				}
+				if e.seq < cl.through {
+					continue // counted before a crash cut its flush short
+				}
 				if c.Bot {
 					cl.BotClicks++
 					continue
@@ -296,7 +333,7 @@ func (db *DB) count(p *pending, evs []decoded) error {
 					p.bytes += 4
 				}
 			case e.conversion != nil:
-				if err := p.applyConversion(txn, e.conversion); err != nil {
+				if err := p.applyConversion(txn, e.conversion, e.seq); err != nil {
 					return err
 				}
 			}
@@ -321,9 +358,8 @@ func (p *pending) cell(txn *badger.Txn, d Day, id CellID) (*pendingCell, error) 
 		switch {
 		case err == nil:
 			err = it.Value(func(v []byte) error {
-				var err error
-				c.raw, c.legacy, err = decodeCell(v, &c.Cell)
-				c.raw = bytes.Clone(c.raw)
+				rec, err := decodeCell(v, &c.Cell)
+				c.raw, c.legacy, c.through = bytes.Clone(rec.sketch), rec.legacy, rec.through
 				return err
 			})
 			if err != nil {
@@ -379,9 +415,10 @@ func (c *pendingCell) loadLegacy(txn *badger.Txn) error {
 	return err
 }
 
-// applyConversion brings the counters in line with a conversion's current state: the
-// first time it adds the conversion, later it moves it to reversed on a refund.
-func (p *pending) applyConversion(txn *badger.Txn, c *Conversion) error {
+// applyConversion brings the counters in line with a conversion's current state, as of
+// its outbox event seq: the first time it adds the conversion, later it moves it to
+// reversed on a refund.
+func (p *pending) applyConversion(txn *badger.Txn, c *Conversion, seq uint64) error {
 	prev := p.accounted[c.ID]
 	// A conversion as first committed cannot have been counted (its counters are written
 	// with the cursor that passes its event), so only a status change looks for what
@@ -410,6 +447,9 @@ func (p *pending) applyConversion(txn *badger.Txn, c *Conversion) error {
 			cl, err := p.cell(txn, pt.Day, pt.Cell)
 			if err != nil {
 				return err
+			}
+			if seq < cl.through {
+				continue
 			}
 			if pt.Model == "last" {
 				if cl.Conversions == nil {
@@ -446,10 +486,12 @@ func (p *pending) applyConversion(txn *badger.Txn, c *Conversion) error {
 		if err != nil {
 			return err
 		}
-		if cl.TTC == nil {
-			cl.TTC = map[int]int64{}
+		if seq >= cl.through {
+			if cl.TTC == nil {
+				cl.TTC = map[int]int64{}
+			}
+			cl.TTC[TTCBucket(c.LastClick.SecondsToConvert)]++
 		}
-		cl.TTC[TTCBucket(c.LastClick.SecondsToConvert)]++
 	}
 	if err := apply(parts, status, 1); err != nil {
 		return err
@@ -461,34 +503,28 @@ func (p *pending) applyConversion(txn *badger.Txn, c *Conversion) error {
 	return nil
 }
 
-// flushReports writes the pending counters and moves the reports cursor to next, in one
-// transaction, then forgets them.
+// flushReports writes the pending counters, each cell as counting up to next, then
+// moves the reports cursor to next with the conversion states, and forgets them.
 func (db *DB) flushReports(p *pending, next uint64) error {
-	err := db.bdb.Update(func(txn *badger.Txn) error {
-		for k, c := range p.cells {
-			if err := c.loadLegacy(txn); err != nil {
-				return err
-			}
-			sketch := c.raw
-			if c.sk != nil {
-				var err error
-				if sketch, err = c.sk.MarshalBinary(); err != nil {
-					return fmt.Errorf("visitor sketch: %w", err)
-				}
-			}
-			v, err := appendCell(nil, &c.Cell, sketch)
-			if err != nil {
-				return err
-			}
-			if err := txn.Set([]byte(k), v); err != nil {
-				return err
-			}
-			if c.legacy {
-				if err := txn.Delete(legacySketchKey(k)); err != nil {
+	cells := make([]*pendingCell, 0, len(p.cells))
+	for _, c := range p.cells {
+		cells = append(cells, c)
+	}
+	for len(cells) > 0 {
+		n := min(len(cells), reportsFlushChunk)
+		if err := db.bdb.Update(func(txn *badger.Txn) error {
+			for _, c := range cells[:n] {
+				if err := c.write(txn, next); err != nil {
 					return err
 				}
 			}
+			return nil
+		}); err != nil {
+			return fmt.Errorf("storage: write report counters: %w", err)
 		}
+		cells = cells[n:]
+	}
+	err := db.bdb.Update(func(txn *badger.Txn) error {
 		for id, c := range p.accounted {
 			v, err := json.Marshal(c)
 			if err != nil {
@@ -504,5 +540,33 @@ func (db *DB) flushReports(p *pending, next uint64) error {
 		return fmt.Errorf("storage: write report counters: %w", err)
 	}
 	p.written()
+	return nil
+}
+
+// write stages the cell as counting the events before through.
+func (c *pendingCell) write(txn *badger.Txn, through uint64) error {
+	if err := c.loadLegacy(txn); err != nil {
+		return err
+	}
+	sketch := c.raw
+	if c.sk != nil {
+		var err error
+		if sketch, err = c.sk.MarshalBinary(); err != nil {
+			return fmt.Errorf("visitor sketch: %w", err)
+		}
+	}
+	v, err := appendCell(nil, &c.Cell, sketch, through)
+	if err != nil {
+		return err
+	}
+	if err := txn.Set([]byte(c.key), v); err != nil {
+		return err
+	}
+	if c.legacy {
+		if err := txn.Delete(legacySketchKey(c.key)); err != nil {
+			return err
+		}
+	}
+	c.through = through
 	return nil
 }

@@ -96,44 +96,65 @@ func cellKey(kind byte, d Day, id CellID) []byte {
 	return append(k, id.key()...)
 }
 
-// A cell record is cellRecordV2, the length of the cell's JSON as a uvarint, the JSON,
-// then the HyperLogLog sketch of its human visitors (empty when it had none). Cells
-// written before kept their sketch in a record of its own (rSketch) and are only JSON,
-// starting with '{'; the first flush that rewrites one moves its sketch in. One record
-// instead of two halves the reads of a cell that is not cached: under uniform traffic
-// over many links, nearly every click's.
-const cellRecordV2 = 2
+// A cell record is cellRecordV3, the reports cursor the cell counts up to as a uvarint
+// (cellRecord.through), the length of the cell's JSON as a uvarint, the JSON, then the
+// HyperLogLog sketch of its human visitors (empty when it had none). cellRecordV2 is the
+// same without the cursor. Cells written before those kept their sketch in a record of
+// its own (rSketch) and are only JSON, starting with '{'; the first flush that rewrites
+// one moves its sketch in. One record instead of two halves the reads of a cell that is
+// not cached: under uniform traffic over many links, nearly every click's.
+const (
+	cellRecordV2 = 2
+	cellRecordV3 = 3
+)
 
-func appendCell(dst []byte, c *Cell, sketch []byte) ([]byte, error) {
+// cellRecord is what a cell record holds besides the Cell.
+type cellRecord struct {
+	sketch  []byte // a view into the record, nil when it has none
+	through uint64 // the cell counts the outbox events before this sequence
+	legacy  bool   // the record is from before sketches moved in
+}
+
+func appendCell(dst []byte, c *Cell, sketch []byte, through uint64) ([]byte, error) {
 	js, err := json.Marshal(c)
 	if err != nil {
 		return nil, err
 	}
-	dst = binary.AppendUvarint(append(dst, cellRecordV2), uint64(len(js)))
+	dst = binary.AppendUvarint(append(dst, cellRecordV3), through)
+	dst = binary.AppendUvarint(dst, uint64(len(js)))
 	return append(append(dst, js...), sketch...), nil
 }
 
-// decodeCell decodes a cell record into c and returns its sketch (a view into v, nil
-// when it has none), or legacy when the record is from before sketches moved in.
-func decodeCell(v []byte, c *Cell) (sketch []byte, legacy bool, err error) {
+// decodeCell decodes a cell record into c.
+func decodeCell(v []byte, c *Cell) (cellRecord, error) {
 	if len(v) > 0 && v[0] == '{' {
-		return nil, true, json.Unmarshal(v, c)
+		return cellRecord{legacy: true}, json.Unmarshal(v, c)
 	}
-	if len(v) == 0 || v[0] != cellRecordV2 {
-		return nil, false, fmt.Errorf("cell record: %w", ErrCorrupt)
+	corrupt := fmt.Errorf("cell record: %w", ErrCorrupt)
+	var r cellRecord
+	if len(v) == 0 || v[0] != cellRecordV2 && v[0] != cellRecordV3 {
+		return r, corrupt
 	}
-	n, w := binary.Uvarint(v[1:])
-	if w <= 0 || n > uint64(len(v)-1-w) {
-		return nil, false, fmt.Errorf("cell record: %w", ErrCorrupt)
+	i := 1
+	if v[0] == cellRecordV3 {
+		through, w := binary.Uvarint(v[i:])
+		if w <= 0 {
+			return r, corrupt
+		}
+		r.through, i = through, i+w
 	}
-	js, sketch := v[1+w:1+w+int(n)], v[1+w+int(n):]
+	n, w := binary.Uvarint(v[i:])
+	if w <= 0 || n > uint64(len(v)-i-w) {
+		return r, corrupt
+	}
+	js, sketch := v[i+w:i+w+int(n)], v[i+w+int(n):]
 	if err := json.Unmarshal(js, c); err != nil {
-		return nil, false, fmt.Errorf("cell record: %w", ErrCorrupt)
+		return r, corrupt
 	}
-	if len(sketch) == 0 {
-		sketch = nil
+	if len(sketch) > 0 {
+		r.sketch = sketch
 	}
-	return sketch, false, nil
+	return r, nil
 }
 
 // legacySketchKey is the key of a cell's sketch in the older layout.
@@ -251,8 +272,9 @@ func (db *DB) ReportCells(from, to Day) ([]*CellData, error) {
 			cd := &CellData{Day: d, ID: parseCellID(rest)}
 			key := string(item.Key()[2:])
 			if err := item.Value(func(v []byte) error {
-				sketch, legacy, err := decodeCell(v, &cd.Cell)
-				if legacy {
+				rec, err := decodeCell(v, &cd.Cell)
+				sketch := rec.sketch
+				if rec.legacy {
 					byKey[key] = cd // its sketch is in its own record, read below
 				}
 				if err != nil || sketch == nil {
