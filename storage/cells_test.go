@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -267,9 +268,15 @@ func TestReportFlushPolicy(t *testing.T) {
 		{"few cells, too soon", with(10, 0, 0), time.Second, false},
 		{"few cells", with(10, 0, 0), every, true},
 		{"conversions only", with(0, 5, 0), every, true},
+		{"many cells wait their time", with(100_000, 0, 0), every - time.Millisecond, false},
 		{"many cells, in one flush", with(100_000, 0, 0), every, true},
 		{"memory bound", with(1, 0, reportsFlushBytes), 0, true},
 		{"conversion states bound", with(0, reportsFlushAccounted, 0), 0, true},
+		{"conversion states and cells bound", func() *pending {
+			p := with(0, reportsFlushAccounted/2, 0)
+			p.convCells = reportsFlushAccounted / 2
+			return p
+		}(), 0, true},
 	} {
 		if got := tc.p.due(tc.since, every); got != tc.want {
 			t.Errorf("%s: due after %s = %v", tc.name, tc.since, got)
@@ -388,5 +395,45 @@ func TestReportFlushManyCells(t *testing.T) {
 			t.Fatalf("%d of %d links reported", len(got), links+1)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// The cells a conversion changed are written with the cursor, not ahead of it: a
+// recount reads the conversion as it is now, so it could not redo them cell by cell.
+func TestReportFlushSplit(t *testing.T) {
+	db := openTest(t, t.TempDir())
+	defer db.Close()
+	now := time.Now().UTC()
+	last := Touch{ClickID: "k1", Slug: "x", Campaign: "spring", ClickTime: now, Credit: 1}
+	first := Touch{ClickID: "k0", Slug: "y", Campaign: "spring", ClickTime: now, Credit: 1}
+	conv := &Conversion{ID: "c1", Type: "purchase", Status: "approved", OccurredAt: now, LastClick: &last, FirstClick: &first}
+	p := newPending()
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		for _, slug := range []string{"x", "z"} {
+			if _, err := p.cell(txn, DayOf(now), CellID{Campaign: "spring", Slug: slug}); err != nil {
+				return err
+			}
+		}
+		return p.applyConversion(txn, conv)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clicks, conversions := p.split()
+	slugs := func(cs []*pendingCell) (out []string) {
+		for _, c := range cs {
+			out = append(out, parseCellID([]byte(c.key[6:])).Slug)
+		}
+		slices.Sort(out)
+		return out
+	}
+	if got := slugs(clicks); !reflect.DeepEqual(got, []string{"z"}) {
+		t.Errorf("written ahead of the cursor: %v, want [z]", got)
+	}
+	if got := slugs(conversions); !reflect.DeepEqual(got, []string{"x", "y"}) {
+		t.Errorf("written with the cursor: %v, want [x y]", got)
+	}
+	if p.convCells != 2 {
+		t.Errorf("convCells %d, want 2", p.convCells)
 	}
 }

@@ -20,9 +20,12 @@ import (
 // about a second of clicks (a random read each); a clean stop writes everything.
 const checkpointEvery = time.Second
 
-// checkpointChunk is the links per transaction, well inside Badger's limit on a
-// transaction's entries (about 26,000 with 16 MiB memtables).
-const checkpointChunk = 2048
+// txnEntries is how many entries of about size bytes (key and value) to write per
+// transaction: 2,048, or fewer if the memtables are so small that Badger's limits on
+// a transaction (a share of a memtable, in entries and in bytes) would refuse as many.
+func (db *DB) txnEntries(size int) int {
+	return int(max(1, min(2048, db.bdb.MaxBatchCount()/2, db.bdb.MaxBatchSize()/int64(2*size))))
+}
 
 // countersLen is the size of a counters record: human, bot, test and the outbox
 // sequence they are true at. Records from before the sequence have only the counts.
@@ -72,11 +75,12 @@ func counterRecords(cs []*Counters, seq uint64) []KV {
 	return kvs
 }
 
-// writeCheckpoint writes counter records true at seq, in transactions of
-// checkpointChunk, then moves the counter mark to seq.
+// writeCheckpoint writes counter records true at seq, in as many transactions as they
+// need, then moves the counter mark to seq.
 func (db *DB) writeCheckpoint(kvs []KV, seq uint64) error {
+	chunk := db.txnEntries(64 + countersLen)
 	for len(kvs) > 0 {
-		n := min(len(kvs), checkpointChunk)
+		n := min(len(kvs), chunk)
 		err := db.bdb.Update(func(txn *badger.Txn) error {
 			for _, kv := range kvs[:n] {
 				if err := txn.Set(kv.Key, kv.Value); err != nil {

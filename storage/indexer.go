@@ -37,11 +37,9 @@ const (
 	reportsFlushEvery = 2 * time.Second
 	// reportsFlushBytes bounds the memory of the counters held between flushes.
 	reportsFlushBytes = 32 << 20
-	// reportsFlushAccounted bounds the conversion states of a flush: they are written
-	// in the transaction that moves the cursor, well inside Badger's limit.
+	// reportsFlushAccounted bounds the conversion states of a flush and the cells
+	// conversions changed: they are written in the transaction that moves the cursor.
 	reportsFlushAccounted = 8192
-	// reportsFlushChunk is the cells per transaction.
-	reportsFlushChunk = 2048
 	// After a batch smaller than indexLingerBelow events, the consumer waits indexLinger
 	// before reading again.
 	indexLinger      = 3 * time.Millisecond
@@ -55,6 +53,7 @@ const (
 type pending struct {
 	cells     map[string]*pendingCell
 	accounted map[string]*Contribution // by conversion ID
+	convCells int                      // cells with conv set
 	bytes     int                      // estimated size of the flush
 
 	cachedCells map[string]*pendingCell // as written
@@ -71,11 +70,13 @@ type pendingCell struct {
 	// through is the reports cursor of the flush that last wrote the cell: it counts the
 	// events before it, and a recount skips those.
 	through uint64
-	key     string              // the cell record's key
-	sk      *hyperloglog.Sketch // decoded, or nil
-	raw     []byte              // the sketch as stored while not decoded (nil: none yet)
-	legacy  bool                // the sketch is still in its own record (the older layout)
-	size    int                 // estimated encoded size of the sketch
+	// conv says a conversion changed the cell since the last flush.
+	conv   bool
+	key    string              // the cell record's key
+	sk     *hyperloglog.Sketch // decoded, or nil
+	raw    []byte              // the sketch as stored while not decoded (nil: none yet)
+	legacy bool                // the sketch is still in its own record (the older layout)
+	size   int                 // estimated encoded size of the sketch
 }
 
 func newPending() *pending {
@@ -88,10 +89,10 @@ func (p *pending) written() {
 		clear(p.cachedCells) // mostly yesterday's cells by then: read again when touched
 	}
 	for k, c := range p.cells {
-		c.legacy = false // its sketch went into the cell record
+		c.legacy, c.conv = false, false // its sketch went into the cell record
 		p.cachedCells[k] = c
 	}
-	p.cells, p.accounted, p.bytes = map[string]*pendingCell{}, map[string]*Contribution{}, 0
+	p.cells, p.accounted, p.bytes, p.convCells = map[string]*pendingCell{}, map[string]*Contribution{}, 0, 0
 }
 
 func (p *pending) empty() bool {
@@ -101,7 +102,7 @@ func (p *pending) empty() bool {
 // flushAfter is how long after the last flush the pending counters are to be written
 // (0: at once).
 func (p *pending) flushAfter(every time.Duration) time.Duration {
-	if p.bytes >= reportsFlushBytes || len(p.accounted) >= reportsFlushAccounted {
+	if p.bytes >= reportsFlushBytes || len(p.accounted)+p.convCells >= reportsFlushAccounted {
 		return 0
 	}
 	return every
@@ -151,9 +152,11 @@ func (db *DB) indexFromCursors(ctx context.Context) {
 			err = db.count(p, decodeEvents(evs))
 		}
 		if err != nil {
+			// Part of the batch may be counted: drop everything unflushed and start
+			// again from the stored cursors.
 			db.log.Error("index: cannot recount report counters; retrying", "err", err)
 			sleepCtx(ctx, time.Second)
-			continue
+			return
 		}
 		reports = evs[len(evs)-1].Seq + 1
 		if p.due(0, time.Duration(db.reportsFlushEvery.Load())) {
@@ -161,6 +164,9 @@ func (db *DB) indexFromCursors(ctx context.Context) {
 				db.log.Error("index: report counters not written; retrying", "err", err)
 			}
 		}
+	}
+	if ctx.Err() != nil {
+		return // the recount is unfinished: what it counted is not written as if it were
 	}
 	db.index.advance(cursor)
 	lastFlush := time.Now()
@@ -333,7 +339,7 @@ func (db *DB) count(p *pending, evs []decoded) error {
 					p.bytes += 4
 				}
 			case e.conversion != nil:
-				if err := p.applyConversion(txn, e.conversion, e.seq); err != nil {
+				if err := p.applyConversion(txn, e.conversion); err != nil {
 					return err
 				}
 			}
@@ -415,10 +421,14 @@ func (c *pendingCell) loadLegacy(txn *badger.Txn) error {
 	return err
 }
 
-// applyConversion brings the counters in line with a conversion's current state, as of
-// its outbox event seq: the first time it adds the conversion, later it moves it to
-// reversed on a refund.
-func (p *pending) applyConversion(txn *badger.Txn, c *Conversion, seq uint64) error {
+// applyConversion brings the counters in line with a conversion's current state: the
+// first time it adds the conversion, later it moves it to reversed on a refund.
+//
+// A recount decodes each event from the conversion's record as it is now, which may be a
+// later status than the event's, so skipping cell by cell would not redo what was done:
+// the cells a conversion changes are written with its state and the cursor, in one
+// transaction, and need no skip.
+func (p *pending) applyConversion(txn *badger.Txn, c *Conversion) error {
 	prev := p.accounted[c.ID]
 	// A conversion as first committed cannot have been counted (its counters are written
 	// with the cursor that passes its event), so only a status change looks for what
@@ -448,9 +458,7 @@ func (p *pending) applyConversion(txn *badger.Txn, c *Conversion, seq uint64) er
 			if err != nil {
 				return err
 			}
-			if seq < cl.through {
-				continue
-			}
+			p.converted(cl)
 			if pt.Model == "last" {
 				if cl.Conversions == nil {
 					cl.Conversions = map[string]int64{}
@@ -486,12 +494,11 @@ func (p *pending) applyConversion(txn *badger.Txn, c *Conversion, seq uint64) er
 		if err != nil {
 			return err
 		}
-		if seq >= cl.through {
-			if cl.TTC == nil {
-				cl.TTC = map[int]int64{}
-			}
-			cl.TTC[TTCBucket(c.LastClick.SecondsToConvert)]++
+		p.converted(cl)
+		if cl.TTC == nil {
+			cl.TTC = map[int]int64{}
 		}
+		cl.TTC[TTCBucket(c.LastClick.SecondsToConvert)]++
 	}
 	if err := apply(parts, status, 1); err != nil {
 		return err
@@ -503,17 +510,36 @@ func (p *pending) applyConversion(txn *badger.Txn, c *Conversion, seq uint64) er
 	return nil
 }
 
+// converted marks a cell as changed by a conversion.
+func (p *pending) converted(c *pendingCell) {
+	if !c.conv {
+		c.conv = true
+		p.convCells++
+	}
+}
+
+// split sorts the pending cells: those only clicks changed, written in transactions of
+// their own, and those conversions changed, written with the cursor.
+func (p *pending) split() (clicks, conversions []*pendingCell) {
+	for _, c := range p.cells {
+		if c.conv {
+			conversions = append(conversions, c)
+		} else {
+			clicks = append(clicks, c)
+		}
+	}
+	return clicks, conversions
+}
+
 // flushReports writes the pending counters, each cell as counting up to next, then
 // moves the reports cursor to next with the conversion states, and forgets them.
 func (db *DB) flushReports(p *pending, next uint64) error {
-	cells := make([]*pendingCell, 0, len(p.cells))
-	for _, c := range p.cells {
-		cells = append(cells, c)
-	}
-	for len(cells) > 0 {
-		n := min(len(cells), reportsFlushChunk)
+	clicks, conversions := p.split()
+	chunk := db.txnEntries(256)
+	for len(clicks) > 0 {
+		n := min(len(clicks), chunk)
 		if err := db.bdb.Update(func(txn *badger.Txn) error {
-			for _, c := range cells[:n] {
+			for _, c := range clicks[:n] {
 				if err := c.write(txn, next); err != nil {
 					return err
 				}
@@ -522,9 +548,17 @@ func (db *DB) flushReports(p *pending, next uint64) error {
 		}); err != nil {
 			return fmt.Errorf("storage: write report counters: %w", err)
 		}
-		cells = cells[n:]
+		for _, c := range clicks[:n] {
+			c.through = next
+		}
+		clicks = clicks[n:]
 	}
 	err := db.bdb.Update(func(txn *badger.Txn) error {
+		for _, c := range conversions {
+			if err := c.write(txn, next); err != nil {
+				return err
+			}
+		}
 		for id, c := range p.accounted {
 			v, err := json.Marshal(c)
 			if err != nil {
@@ -538,6 +572,9 @@ func (db *DB) flushReports(p *pending, next uint64) error {
 	})
 	if err != nil {
 		return fmt.Errorf("storage: write report counters: %w", err)
+	}
+	for _, c := range conversions {
+		c.through = next
 	}
 	p.written()
 	return nil
@@ -563,10 +600,7 @@ func (c *pendingCell) write(txn *badger.Txn, through uint64) error {
 		return err
 	}
 	if c.legacy {
-		if err := txn.Delete(legacySketchKey(c.key)); err != nil {
-			return err
-		}
+		return txn.Delete(legacySketchKey(c.key))
 	}
-	c.through = through
 	return nil
 }
