@@ -59,24 +59,11 @@ func (db *DB) PutRecipients(domain, slug string, rs []Recipient) error {
 
 // GetRecipient resolves a per-recipient token.
 func (db *DB) GetRecipient(domain, slug, token string) (*Recipient, error) {
-	r := &Recipient{Token: token}
+	var r *Recipient
 	err := db.bdb.View(func(txn *badger.Txn) error {
-		it, err := txn.Get(tokenKey(LinkKey(domain, slug), token))
-		if err != nil {
-			return err
-		}
-		return it.Value(func(v []byte) error {
-			kind, rest, ok := bytes.Cut(v, []byte{0})
-			if !ok {
-				return ErrCorrupt
-			}
-			value, sealed, _ := bytes.Cut(rest, []byte{0})
-			r.Kind, r.Value = string(kind), string(value)
-			if len(sealed) > 0 {
-				r.Sealed = append([]byte(nil), sealed...)
-			}
-			return nil
-		})
+		var err error
+		r, err = getRecipient(txn, domain, slug, token)
+		return err
 	})
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return nil, ErrNotFound
@@ -85,4 +72,24 @@ func (db *DB) GetRecipient(domain, slug, token string) (*Recipient, error) {
 		return nil, fmt.Errorf("storage: get recipient: %w", err)
 	}
 	return r, nil
+}
+
+func getRecipient(txn *badger.Txn, domain, slug, token string) (*Recipient, error) {
+	it, err := txn.Get(tokenKey(LinkKey(domain, slug), token))
+	if err != nil {
+		return nil, err
+	}
+	r := &Recipient{Token: token}
+	return r, it.Value(func(v []byte) error {
+		kind, rest, ok := bytes.Cut(v, []byte{0})
+		if !ok {
+			return ErrCorrupt
+		}
+		value, sealed, _ := bytes.Cut(rest, []byte{0})
+		r.Kind, r.Value = string(kind), string(value)
+		if len(sealed) > 0 {
+			r.Sealed = append([]byte(nil), sealed...)
+		}
+		return nil
+	})
 }

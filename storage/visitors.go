@@ -68,13 +68,19 @@ func (db *DB) indexClick(txn *badger.Txn, c *Click) error {
 	if err := txn.Set(append(visitorClickPrefix(c.VisitorID), c.ID[:]...), entry); err != nil {
 		return err
 	}
+	if c.Kind() != KindHuman {
+		return nil // a bot's or test's identity joins nothing
+	}
 	id := IdentityRef{Kind: c.IdentityKind, Value: c.IdentityValue}
 	if c.Token != "" {
-		if r, err := db.GetRecipient(c.Domain, c.Slug, c.Token); err == nil {
+		// In the indexing transaction: a transaction of its own per click cost more
+		// than the read.
+		// A token never issued, or revoked, joins nothing.
+		if r, err := getRecipient(txn, c.Domain, c.Slug, c.Token); err == nil {
 			id = IdentityRef{Kind: r.Kind, Value: r.Value}
 		}
 	}
-	if id.Kind != "" && id.Value != "" && c.Kind() == KindHuman {
+	if id.Kind != "" && id.Value != "" {
 		for _, kv := range IdentityLinks(c.VisitorID, id) {
 			if err := txn.Set(kv.Key, kv.Value); err != nil {
 				return err
