@@ -63,14 +63,14 @@ func (c *Counters) add(kind ClickKind, n int64) {
 }
 
 // restore loads the outbox sequence and the counter checkpoint, then replays the outbox
-// entries written after the counter mark.
-func (db *DB) restore() error {
+// entries written after the counter mark. It returns the mark then.
+func (db *DB) restore() (mark uint64, err error) {
 	start := time.Now()
 	var countersSeq uint64
 	// Links whose records are true past the mark (a checkpoint cut short by a crash):
 	// the replay skips the events their records already count.
 	ahead := map[*Counters]uint64{}
-	err := db.bdb.View(func(txn *badger.Txn) error {
+	err = db.bdb.View(func(txn *badger.Txn) error {
 		var err error
 		if db.outboxNext, err = readUint64(txn, metaOutboxSeq); err != nil {
 			return err
@@ -100,7 +100,7 @@ func (db *DB) restore() error {
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("storage: restore counters: %w", err)
+		return 0, fmt.Errorf("storage: restore counters: %w", err)
 	}
 	replayed := map[*Counters]bool{}
 	events := 0
@@ -123,10 +123,10 @@ func (db *DB) restore() error {
 		return true
 	})
 	if err != nil {
-		return fmt.Errorf("storage: replay counters: %w", err)
+		return 0, fmt.Errorf("storage: replay counters: %w", err)
 	}
 	if events == 0 {
-		return nil
+		return countersSeq, nil
 	}
 	// Checkpoint at once: a later checkpoint writes only the links it saw clicks for, and
 	// would otherwise move the mark past the entries replayed here.
@@ -135,11 +135,11 @@ func (db *DB) restore() error {
 		links = append(links, c)
 	}
 	if err := db.writeCheckpoint(counterRecords(links, db.outboxNext-1), db.outboxNext-1); err != nil {
-		return err
+		return 0, err
 	}
 	db.log.Info("restored click counters from the outbox", "links", len(replayed), "clicks", events, "from_seq", countersSeq+1,
 		"took", time.Since(start).Round(time.Millisecond).String())
-	return nil
+	return db.outboxNext - 1, nil
 }
 
 func readUint64(txn *badger.Txn, name string) (uint64, error) {

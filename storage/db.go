@@ -157,7 +157,8 @@ func Open(opt Options) (*DB, error) {
 	}
 	db := &DB{bdb: bdb, log: opt.Logger, counters: map[string]*Counters{}, outboxSignal: make(chan struct{}), seen: newSeenFilter()}
 	db.reportsFlushEvery.Store(int64(reportsFlushEvery))
-	if err := db.restore(); err != nil {
+	mark, err := db.restore()
+	if err != nil {
 		bdb.Close()
 		return nil, err
 	}
@@ -169,6 +170,7 @@ func Open(opt Options) (*DB, error) {
 	}
 	db.log.Info("dedupe keys loaded", "keys", n, "took", time.Since(start).Round(time.Millisecond).String())
 	db.clicks = newCommitter(db)
+	db.clicks.checkpointSeq = mark
 	db.Register(indexConsumer)
 	db.Register(reportsConsumer)
 	return db, nil
