@@ -156,6 +156,8 @@ func Open(opt Options) (*DB, error) {
 		return nil, fmt.Errorf("storage: open %s: %w", opt.Dir, err)
 	}
 	db := &DB{bdb: bdb, log: opt.Logger, counters: map[string]*Counters{}, outboxSignal: make(chan struct{}), seen: newSeenFilter()}
+	// A wait before the index consumer's first advance must wake at it.
+	db.index.progress = make(chan struct{})
 	db.reportsFlushEvery.Store(int64(reportsFlushEvery))
 	mark, err := db.restore()
 	if err != nil {

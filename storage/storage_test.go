@@ -582,3 +582,18 @@ func visitorClicks(db *DB, visitor string, from, to time.Time, limit int) ([]*Cl
 	defer s.Close()
 	return s.VisitorClicks(visitor, from, to, limit)
 }
+
+// A wait for the index that starts before the index consumer first moves is woken by
+// that first move, not left to its deadline.
+func TestWaitIndexedBeforeTheConsumerStarts(t *testing.T) {
+	db := openTest(t, t.TempDir())
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	woke := make(chan bool)
+	go func() { woke <- db.WaitIndexed(ctx, db.OutboxHead()) }()
+	time.Sleep(50 * time.Millisecond) // the wait is parked before the consumer runs
+	defer runTest(db)()
+	if !<-woke {
+		t.Fatal("the wait ran to its deadline: the consumer's first move did not wake it")
+	}
+}

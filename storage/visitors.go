@@ -46,8 +46,8 @@ func IdentityLinks(visitor string, id IdentityRef) []KV {
 
 type indexer struct {
 	mu       sync.Mutex
-	through  uint64 // every event before it is indexed
-	progress chan struct{}
+	through  uint64        // every event before it is indexed
+	progress chan struct{} // closed at the next advance; made at open, so never nil
 }
 
 // indexClick indexes a click by visitor and joins its visitor to the identity it
@@ -93,9 +93,7 @@ func (db *DB) indexClick(txn *badger.Txn, c *Click) error {
 func (ix *indexer) advance(c uint64) {
 	ix.mu.Lock()
 	ix.through = c
-	if ix.progress != nil {
-		close(ix.progress)
-	}
+	close(ix.progress)
 	ix.progress = make(chan struct{})
 	ix.mu.Unlock()
 }
@@ -117,9 +115,6 @@ func (db *DB) WaitIndexed(ctx context.Context, seq uint64) bool {
 		db.index.mu.Unlock()
 		if done {
 			return true
-		}
-		if ch == nil {
-			ch = make(chan struct{})
 		}
 		select {
 		case <-ctx.Done():
