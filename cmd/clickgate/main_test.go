@@ -288,3 +288,20 @@ func TestDemoLinksTokenAndCLI(t *testing.T) {
 		t.Fatalf("links list: %v\n%s", err, list)
 	}
 }
+
+func TestMinProcs(t *testing.T) {
+	for _, tc := range []struct {
+		env         string
+		procs, want int
+	}{
+		{"", 1, 2},
+		{"", 2, 2},
+		{"", 8, 8},
+		{"1", 1, 1}, // the operator's choice stands
+		{"3", 3, 3},
+	} {
+		if got := minProcs(tc.env, tc.procs); got != tc.want {
+			t.Errorf("minProcs(%q, %d) = %d, want %d", tc.env, tc.procs, got, tc.want)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"syscall"
 
 	"github.com/clickgate/clickgate/proxy/config"
@@ -29,6 +30,10 @@ func serve() error {
 		log = slog.New(slog.NewJSONHandler(os.Stderr, opts))
 	}
 	slog.SetDefault(log)
+	if n := minProcs(os.Getenv("GOMAXPROCS"), runtime.GOMAXPROCS(0)); n != runtime.GOMAXPROCS(0) {
+		runtime.GOMAXPROCS(n)
+		log.Info("one CPU: running the Go scheduler with two processors", "gomaxprocs", n)
+	}
 
 	s, err := server.New(cfg, log)
 	if err != nil {
@@ -42,4 +47,17 @@ func serve() error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	return s.Run(ctx)
+}
+
+// minProcs is the number of Go processors to serve with: at least two unless GOMAXPROCS
+// is set. On one CPU (an affinity mask, or a container's quota of one) Go gives one,
+// and then the index consumer, a compaction or the garbage collector holds it for
+// whole 10 ms slices while redirects wait: p99 went from about 90 ms to 15–20 ms with
+// two, at the same throughput (one CPU under a closed-loop load of 64 connections).
+// With two, the kernel interleaves them.
+func minProcs(env string, procs int) int {
+	if env != "" {
+		return procs
+	}
+	return max(procs, 2)
 }
