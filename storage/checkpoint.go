@@ -103,6 +103,15 @@ func (db *DB) writeCheckpoint(kvs []KV, seq uint64) error {
 	return nil
 }
 
+// counterMark reads the outbox sequence up to which every link's counters are stored.
+func (db *DB) counterMark() (seq uint64, err error) {
+	err = db.bdb.View(func(txn *badger.Txn) error {
+		seq, err = readUint64(txn, metaCountersSeq)
+		return err
+	})
+	return seq, err
+}
+
 // checkpointRun is a checkpoint being written in the background.
 type checkpointRun struct {
 	links []*Counters // written; dirty again if the write fails

@@ -1,7 +1,6 @@
 package storage
 
 import (
-	"context"
 	"fmt"
 	"sync"
 	"testing"
@@ -62,12 +61,8 @@ func commitSpread(t *testing.T, db *DB, n int) []*Counters {
 
 func counterMark(t *testing.T, db *DB) uint64 {
 	t.Helper()
-	var seq uint64
-	if err := db.bdb.View(func(txn *badger.Txn) error {
-		var err error
-		seq, err = readUint64(txn, metaCountersSeq)
-		return err
-	}); err != nil {
+	seq, err := db.counterMark()
+	if err != nil {
 		t.Fatal(err)
 	}
 	return seq
@@ -124,9 +119,7 @@ func TestCheckpointCutShort(t *testing.T) {
 	dir := t.TempDir()
 	db := openTest(t, dir)
 	db.clicks.checkpointEvery = time.Hour
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { db.Run(ctx); close(done) }()
+	stop := runUntil(db)
 
 	a, b := db.Counters("", "a"), db.Counters("", "b")
 	commit := func(i int, slug string, c *Counters) {
@@ -148,12 +141,8 @@ func TestCheckpointCutShort(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	// Nothing for the closing checkpoint to write, as after a kill. The committer is
-	// idle: its ticker is an hour.
-	clear(db.clicks.dirty)
-	db.clicks.checkpointSeq = head - 1
-	cancel()
-	<-done
+	skipClosingCheckpoint(db)
+	stop()
 	if got := counterMark(t, db); got >= head-1 {
 		t.Fatalf("the mark is at %d: the test did not crash before the checkpoint", got)
 	}
@@ -175,21 +164,22 @@ func TestCheckpointCutShort(t *testing.T) {
 }
 
 // A counters record from before records carried their sequence is read as true at the
-// mark.
+// mark: clicks committed past the mark are replayed onto it.
 func TestCheckpointReadsRecordsWithoutSequence(t *testing.T) {
 	dir := t.TempDir()
 	db := openTest(t, dir)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { db.Run(ctx); close(done) }()
+	stop := runUntil(db)
 	c := db.Counters("", "old")
-	for i := range 4 {
-		if err := db.Committer().CommitClick(AppendClick(nil, testClick(i, "old", i == 0)), c, []ClickKind{KindBot, KindHuman, KindHuman, KindHuman}[i]); err != nil {
+	commit := func(i int, kind ClickKind) {
+		t.Helper()
+		if err := db.Committer().CommitClick(AppendClick(nil, testClick(i, "old", kind == KindBot)), c, kind); err != nil {
 			t.Fatal(err)
 		}
 	}
-	cancel()
-	<-done
+	for i, kind := range []ClickKind{KindBot, KindHuman, KindHuman, KindHuman} {
+		commit(i, kind)
+	}
+	stop() // the closing checkpoint: the record and the mark at the head
 	// Rewrite the record as an older build did: the counts alone.
 	if err := db.bdb.Update(func(txn *badger.Txn) error {
 		return txn.Set(countersKey(c.key), appendCounters(nil, c, 0)[:countersLenV1])
@@ -199,10 +189,27 @@ func TestCheckpointReadsRecordsWithoutSequence(t *testing.T) {
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
+
+	// Two more clicks, then a crash before any checkpoint covers them.
+	db = openTest(t, dir)
+	db.clicks.checkpointEvery = time.Hour
+	stop = runUntil(db)
+	c = db.Counters("", "old")
+	if h, b := c.Human.Load(), c.Bot.Load(); h != 3 || b != 1 {
+		t.Fatalf("reopened: human %d bot %d, want 3 and 1", h, b)
+	}
+	commit(10, KindHuman)
+	commit(11, KindBot)
+	skipClosingCheckpoint(db)
+	stop()
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
 	db = openTest(t, dir)
 	defer db.Close()
 	c = db.Counters("", "old")
-	if h, b := c.Human.Load(), c.Bot.Load(); h != 3 || b != 1 {
-		t.Fatalf("human %d bot %d, want 3 and 1", h, b)
+	if h, b := c.Human.Load(), c.Bot.Load(); h != 4 || b != 2 {
+		t.Fatalf("after the replay: human %d bot %d, want 4 and 2", h, b)
 	}
 }

@@ -113,19 +113,15 @@ func (db *DB) TrimOutbox() (int, error) {
 		}
 		low = min(low, c)
 	}
-	var cs uint64
-	if err := db.bdb.View(func(txn *badger.Txn) error {
-		var err error
-		cs, err = readUint64(txn, metaCountersSeq)
-		return err
-	}); err != nil {
+	cs, err := db.counterMark()
+	if err != nil {
 		return 0, err
 	}
 	low = min(low, cs+1)
 
 	var dead [][]byte
 	deleted := 0
-	err := db.bdb.View(func(txn *badger.Txn) error {
+	err = db.bdb.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixOutbox}})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
