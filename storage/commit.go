@@ -14,10 +14,11 @@ import (
 // Committer makes clicks durable before their redirect is answered, at a cost shared
 // by every click in flight: handlers append their record to the open batch and wait; one
 // goroutine commits the whole batch in one Badger transaction (click records, their
-// outbox entry and the outbox sequence), then wakes them all, adds the clicks to their
-// links' counters, and now and then starts a counter checkpoint (checkpoint.go). While one batch commits, the next one fills, so the batch size follows the
-// load without a timer. Other events (conversions) go through the same commits, so the
-// outbox has one sequence in commit order.
+// outbox entry and the outbox sequence), then wakes them all and adds the clicks to
+// their links' counters; a timer starts counter checkpoints (checkpoint.go). While one
+// batch commits, the next one fills, so the batch size follows the load without a timer.
+// Other events (conversions) go through the same commits, so the outbox has one
+// sequence in commit order.
 type Committer struct {
 	db   *DB
 	mu   sync.Mutex

@@ -54,7 +54,7 @@ type pending struct {
 	cells     map[string]*pendingCell
 	accounted map[string]*Contribution // by conversion ID
 	convCells int                      // cells with conv set
-	bytes     int                      // estimated size of the flush
+	bytes     int                      // estimated memory held
 
 	cachedCells map[string]*pendingCell // as written
 }
@@ -68,7 +68,8 @@ const reportsCacheCells = 200_000
 type pendingCell struct {
 	Cell
 	// through is the reports cursor of the flush that last wrote the cell: it counts the
-	// events before it, and a recount skips those.
+	// events before it, and a recount skips the clicks among those (a cell a conversion
+	// changed is written with the cursor, so it has none to skip).
 	through uint64
 	// conv says a conversion changed the cell since the last flush.
 	conv   bool

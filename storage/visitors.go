@@ -73,9 +73,8 @@ func (db *DB) indexClick(txn *badger.Txn, c *Click) error {
 	}
 	id := IdentityRef{Kind: c.IdentityKind, Value: c.IdentityValue}
 	if c.Token != "" {
-		// In the indexing transaction: a transaction of its own per click cost more
-		// than the read.
-		// A token never issued, or revoked, joins nothing.
+		// Read in the indexing transaction: one of its own per click cost more than the
+		// read. A token never issued, or revoked, joins nothing.
 		if r, err := getRecipient(txn, c.Domain, c.Slug, c.Token); err == nil {
 			id = IdentityRef{Kind: r.Kind, Value: r.Value}
 		}
@@ -125,8 +124,9 @@ func (db *DB) WaitIndexed(ctx context.Context, seq uint64) bool {
 }
 
 // VisitorClicks returns a visitor's human clicks made from from to to (and up to a
-// second either side: the caller judges exact times), as attribution touches: time, link, campaign, UTM and variant, without the request details (IP, user
-// agent, referrer, destination). Of more than limit it returns the latest, oldest
+// second either side: the caller judges exact times), as attribution touches: time,
+// link, campaign, UTM and variant, without the request details (IP, user agent,
+// referrer, destination). Of more than limit it returns the latest, oldest
 // first. It also reports whether the visitor has a human click before from, unless it
 // stopped at limit, so a conversion with no click in its span can say its clicks are
 // all too old.

@@ -52,9 +52,9 @@ func serve() error {
 // minProcs is the number of Go processors to serve with: at least two unless GOMAXPROCS
 // is set. On one CPU (an affinity mask, or a container's quota of one) Go gives one,
 // and then the index consumer, a compaction or the garbage collector holds it for
-// whole 10 ms slices while redirects wait: p99 went from about 90 ms to 15–20 ms with
-// two, at the same throughput (one CPU under a closed-loop load of 64 connections).
-// With two, the kernel interleaves them.
+// whole 10 ms slices while redirects wait. With two, the kernel interleaves them: p99
+// went from 76–95 ms to 15–21 ms at the same throughput (one CPU, wrk with 64
+// keep-alive connections).
 func minProcs(env string, procs int) int {
 	if env != "" {
 		return procs
