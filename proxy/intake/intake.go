@@ -237,8 +237,39 @@ type ErrorBody struct {
 	Field   string `json:"field,omitempty"`
 }
 
+// reads is what the conversions of one request attribute from: one snapshot, taken when
+// the first of them needs it, once every click answered before the request arrived is
+// indexed. The items of a batch share it: a snapshot costs about as much as the
+// visitor's clicks read through it, and the items are in flight together, so none of
+// them could count on seeing another's identity links anyway.
+type reads struct {
+	once sync.Once
+	snap *storage.Snapshot
+	err  error
+}
+
+// snapshot returns the request's snapshot, taking it on the first call.
+func (in *Intake) snapshot(ctx context.Context, r *reads) (*storage.Snapshot, error) {
+	r.once.Do(func() {
+		wctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		if !in.DB.WaitIndexed(wctx, in.DB.ClickHead()) {
+			in.Log.Warn("attributing before the visitor index caught up")
+		}
+		cancel()
+		r.snap, r.err = in.DB.Snapshot()
+	})
+	return r.snap, r.err
+}
+
+// close releases the snapshot, if one was taken; every item using it must be done.
+func (r *reads) close() {
+	if r.snap != nil {
+		r.snap.Close()
+	}
+}
+
 // process dedupes, attributes and stores one valid conversion.
-func (in *Intake) process(ctx context.Context, v *valid, source string, now time.Time) (*Answer, error) {
+func (in *Intake) process(ctx context.Context, r *reads, v *valid, source string, now time.Time) (*Answer, error) {
 	// One lock per dedupe key stripe: two copies of an event in flight cannot both be new.
 	l := &in.locks[maphash.String(in.seed, v.typ+"\x00"+v.eventID)%uint64(len(in.locks))]
 	l.Lock()
@@ -259,22 +290,13 @@ func (in *Intake) process(ctx context.Context, v *valid, source string, now time
 	case !errors.Is(err, storage.ErrNotFound):
 		return nil, err
 	}
-	// Every click answered before this conversion arrived is in the index first.
-	wctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-	if !in.DB.WaitIndexed(wctx, in.DB.ClickHead()) {
-		in.Log.Warn("attributing before the visitor index caught up")
-	}
-	cancel()
-	// Attribution reads one snapshot (one transaction for all its reads), closed before
-	// the commit.
-	snap, err := in.DB.Snapshot()
+	snap, err := in.snapshot(ctx, r)
 	if err != nil {
 		return nil, err
 	}
 	res, err := attribution.Attribute(snap, in.Windows, attribution.Conversion{
 		Type: v.typ, OccurredAt: v.occurred, ClickID: v.clickID, VisitorID: v.visitor, Identities: v.idents,
 	})
-	snap.Close()
 	if err != nil {
 		return nil, err
 	}
@@ -393,7 +415,9 @@ func (in *Intake) Conversions(ctx *fasthttp.RequestCtx) {
 	}
 	now := time.Now()
 	if !isBatch {
-		a, status := in.one(ctx, trim, now)
+		r := &reads{}
+		a, status := in.one(ctx, r, trim, now)
+		r.close()
 		writeJSON(ctx, status, a)
 		return
 	}
@@ -407,6 +431,7 @@ func (in *Intake) Conversions(ctx *fasthttp.RequestCtx) {
 	// The items go through together so their commits share group commits: one at a
 	// time, a batch of a thousand would wait for a thousand commits in a row. Copies of
 	// one event ID in a batch still meet on their dedupe lock, so one of them is new.
+	r := &reads{}
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, batchParallel)
 	for i, raw := range batch {
@@ -414,7 +439,7 @@ func (in *Intake) Conversions(ctx *fasthttp.RequestCtx) {
 		wg.Add(1)
 		in.workers.do(func() {
 			defer func() { <-sem; wg.Done() }()
-			a, _ := in.one(ctx, raw, now)
+			a, _ := in.one(ctx, r, raw, now)
 			if e, ok := a.(*errorAnswer); ok {
 				e.Error.Field = fmt.Sprintf("conversions[%d]%s", i, dotted(e.Error.Field))
 				out.Results[i] = &Answer{Error: &e.Error}
@@ -424,6 +449,7 @@ func (in *Intake) Conversions(ctx *fasthttp.RequestCtx) {
 		})
 	}
 	wg.Wait()
+	r.close()
 	writeJSON(ctx, fasthttp.StatusOK, out)
 }
 
@@ -439,7 +465,7 @@ type errorAnswer struct {
 }
 
 // one handles one conversion document: an *Answer, or an *errorAnswer and its status.
-func (in *Intake) one(ctx context.Context, raw []byte, now time.Time) (any, int) {
+func (in *Intake) one(ctx context.Context, r *reads, raw []byte, now time.Time) (any, int) {
 	var x Input
 	// raw is one JSON value (the body, checked whole by Conversions, or a batch item), so
 	// nothing can follow it. Parse rather than a Decoder: a Decoder buffers its reader
@@ -461,7 +487,7 @@ func (in *Intake) one(ctx context.Context, raw []byte, now time.Time) (any, int)
 		errors.As(err, &fe)
 		return &errorAnswer{ErrorBody{"invalid_field", fe.Message, fe.Field}}, fasthttp.StatusBadRequest
 	}
-	a, err := in.process(ctx, v, "api", now)
+	a, err := in.process(ctx, r, v, "api", now)
 	if err != nil {
 		in.Log.Error("conversion not stored", "event_id", v.eventID, "err", err)
 		return &errorAnswer{ErrorBody{"unavailable", "the conversion could not be stored; retry", ""}}, fasthttp.StatusServiceUnavailable
@@ -507,7 +533,9 @@ func (in *Intake) Postback(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, fasthttp.StatusBadRequest, "invalid_field", fe.Message, fe.Field)
 		return
 	}
-	a, err := in.process(ctx, v, "postback", now)
+	r := &reads{}
+	a, err := in.process(ctx, r, v, "postback", now)
+	r.close()
 	if err != nil {
 		in.Log.Error("postback not stored", "event_id", v.eventID, "err", err)
 		writeError(ctx, fasthttp.StatusServiceUnavailable, "unavailable", "the conversion could not be stored; retry", "")

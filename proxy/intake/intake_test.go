@@ -422,3 +422,32 @@ func TestBatchTogether(t *testing.T) {
 		t.Fatalf("outbox holds %d conversion events, want %d (%v)", len(evs), distinct, err)
 	}
 }
+
+// The items of a batch share one snapshot: each is still attributed to its own visitor's
+// click, tapped just before the batch was sent, and sent again each answers duplicate
+// with that attribution.
+func TestBatchSharesOneSnapshot(t *testing.T) {
+	g := gate(t)
+	const phone = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile/15E148"
+	const n = 40
+	items := make([]any, n)
+	clicks := make([]string, n)
+	for i := range items {
+		var visitor string
+		clicks[i], visitor = tap(t, g, "/a", "", phone)
+		items[i] = map[string]any{"event_id": fmt.Sprintf("shared-%d", i), "type": "purchase", "value": 3, "currency": "USD", "visitor_id": visitor}
+	}
+	for round, dup := range []bool{false, true} {
+		st, res := post(t, g, map[string]any{"conversions": items}, ingest)
+		rs, _ := res["results"].([]any)
+		if st != 200 || len(rs) != n {
+			t.Fatalf("round %d: %d, %d results", round, st, len(rs))
+		}
+		for i, r := range rs {
+			a := r.(map[string]any)
+			if a["duplicate"] != dup || attributedTo(a) != clicks[i] {
+				t.Fatalf("round %d, item %d: %v, want duplicate %v attributed to %s", round, i, a, dup, clicks[i])
+			}
+		}
+	}
+}
