@@ -151,7 +151,8 @@ func (db *DB) PutConversion(id [16]byte, c *Conversion, horizon time.Duration, e
 	// the commit waits.
 	expires := expiresAfter(horizon)
 	sets := append([]KV{
-		{Key: conversionKey(id), Value: AppendConversion(nil, c)},
+		// Sized for the usual record, so encoding it does not grow the buffer step by step.
+		{Key: conversionKey(id), Value: AppendConversion(make([]byte, 0, 256+192*(2+len(c.Linear))), c)},
 		{Key: dk, Value: append([]byte(nil), id[:]...), ExpiresAt: expires},
 	}, extra...)
 	// Known before it is committed: a commit that fails after all leaves a key the filter

@@ -476,7 +476,13 @@ func (p *pending) applyConversion(txn *badger.Txn, c *Conversion) error {
 			if in != "approved" || currency == "" || typ != "purchase" {
 				continue
 			}
-			m := map[string]*map[string]float64{"last": &cl.Revenue, "first": &cl.FirstRevenue, "linear": &cl.LinearRevenue}[pt.Model]
+			m := &cl.LinearRevenue
+			switch pt.Model {
+			case "last":
+				m = &cl.Revenue
+			case "first":
+				m = &cl.FirstRevenue
+			}
 			if *m == nil {
 				*m = map[string]float64{}
 			}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/axiomhq/hyperloglog"
@@ -330,18 +331,21 @@ func conversionParts(c *Conversion) []Part {
 	if c.LastClick != nil {
 		last = touchCell(c.LastClick)
 	}
-	parts := []Part{{Day: day, Cell: last, Model: "last", Value: value, Currency: c.Currency}}
+	parts := make([]Part, 1, 2+len(c.Linear))
+	parts[0] = Part{Day: day, Cell: last, Model: "last", Value: value, Currency: c.Currency}
 	if c.FirstClick != nil {
 		parts = append(parts, Part{Day: day, Cell: touchCell(c.FirstClick), Model: "first", Value: value, Currency: c.Currency})
 	}
-	linear := map[CellID]int{}
+	linear := len(parts)
 	for _, t := range c.Linear {
 		cell := touchCell(&t)
-		if i, ok := linear[cell]; ok {
-			parts[i].Value += value * t.Credit
+		// A linear scan: a conversion has a handful of touches, and a map per
+		// conversion cost more than the scan.
+		i := slices.IndexFunc(parts[linear:], func(p Part) bool { return p.Cell == cell })
+		if i >= 0 {
+			parts[linear+i].Value += value * t.Credit
 			continue
 		}
-		linear[cell] = len(parts)
 		parts = append(parts, Part{Day: day, Cell: cell, Model: "linear", Value: value * t.Credit, Currency: c.Currency})
 	}
 	return parts
