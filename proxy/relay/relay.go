@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
@@ -35,9 +34,10 @@ type Config struct {
 	// ReplicationFactor -1 takes the broker's default.
 	Partitions        int
 	ReplicationFactor int
-	// BatchSize bounds the events per produce call (default 5000), BatchBytes its size
-	// (default 1 MiB), Linger how long a small batch waits for more (default 5 ms,
-	// against kafka-go's 1 s).
+	// BatchSize bounds the events read and produced at once (default 5000), BatchBytes
+	// one produce request to one partition (default 1 MiB, the broker's default
+	// message.max.bytes), Linger how long the relay lets events gather before a batch
+	// that was not full (default 5 ms).
 	BatchSize  int
 	BatchBytes int64
 	Linger     time.Duration
@@ -104,7 +104,7 @@ type Relay struct {
 	db  *storage.DB
 	cfg Config
 	log *slog.Logger
-	w   *kafka.Writer
+	p   *producer
 
 	mu        sync.Mutex
 	state     string
@@ -122,24 +122,12 @@ func New(db *storage.DB, cfg Config, log *slog.Logger) (*Relay, error) {
 	}
 	db.Register(Consumer)
 	r := &Relay{db: db, cfg: cfg, log: log.With("component", "kafka-relay"), state: "connecting"}
-	r.w = &kafka.Writer{
-		Addr: kafka.TCP(cfg.Brokers...),
-		// Murmur2 on the key, as the Java client's default partitioner does, so other
-		// producers keyed by visitor ID land on the same partitions.
-		Balancer:     &kafka.Murmur2Balancer{},
-		RequiredAcks: kafka.RequireAll,
-		// Retries are the relay's: it keeps the events in the outbox and tries again
-		// with back-off, forever. kafka-go's own attempts only smooth blips.
-		MaxAttempts:     2,
-		WriteBackoffMin: 50 * time.Millisecond,
-		WriteBackoffMax: 500 * time.Millisecond,
-		BatchSize:       cfg.BatchSize,
-		BatchBytes:      cfg.BatchBytes,
-		BatchTimeout:    cfg.Linger,
-		ReadTimeout:     10 * time.Second,
-		WriteTimeout:    10 * time.Second,
-		Compression:     comp,
-		Transport:       cfg.Transport,
+	// Retries are the relay's: it keeps the events in the outbox and tries again with
+	// back-off, forever.
+	r.p = &producer{
+		client:   &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Transport: cfg.Transport, Timeout: 10 * time.Second},
+		comp:     comp,
+		maxBytes: cfg.BatchBytes,
 	}
 	return r, nil
 }
@@ -165,17 +153,19 @@ func (r *Relay) setState(state string, err error) {
 }
 
 // batch is a run of outbox events encoded and ready to produce; next is the cursor once
-// it is acknowledged.
+// it is acknowledged. parts is msgs split by partition, made at the first attempt to
+// produce them and kept across retries.
 type batch struct {
-	msgs []kafka.Message
-	next uint64
+	msgs  []kafka.Message
+	parts []*partitionBatch
+	next  uint64
 }
 
 // Run relays until ctx ends. One goroutine reads and encodes the next batch while the
 // current one is in flight; a single writer produces batches one at a time and retries
 // a failed batch until it succeeds, so per-partition order is kept.
 func (r *Relay) Run(ctx context.Context) {
-	defer r.w.Close()
+	defer r.cfg.Transport.CloseIdleConnections()
 	go r.watch(ctx)
 	cursor, err := r.db.Cursor(Consumer)
 	for err != nil {
@@ -209,7 +199,7 @@ func (r *Relay) Run(ctx context.Context) {
 				topicsReady = true
 			}
 			start := time.Now()
-			err := r.w.WriteMessages(ctx, b.msgs...)
+			err := r.produce(ctx, &b)
 			produceSeconds.Observe(time.Since(start).Seconds())
 			if err == nil {
 				break
@@ -278,29 +268,27 @@ func (r *Relay) prepare(ctx context.Context, cursor uint64, out chan<- batch) {
 		case <-ctx.Done():
 			return
 		}
+		if len(evs) < r.cfg.BatchSize {
+			// Caught up: let a few more commits land, or each produce round trip would
+			// carry the few clicks of the last one.
+			backoff.Sleep(ctx, r.cfg.Linger)
+		}
 	}
 }
 
-// summarize shortens kafka-go's per-message error lists (one entry per message of the
-// batch) to a count and the distinct errors.
-func summarize(err error) error {
-	var we kafka.WriteErrors
-	if !errors.As(err, &we) {
-		return err
-	}
-	distinct := map[string]bool{}
-	var list []string
-	for _, e := range we {
-		if e != nil && !distinct[e.Error()] && len(list) < 3 {
-			distinct[e.Error()] = true
-			list = append(list, e.Error())
+// produce writes what of b the broker has not acknowledged yet.
+func (r *Relay) produce(ctx context.Context, b *batch) error {
+	if b.parts == nil {
+		parts, err := r.p.assign(ctx, b.msgs)
+		if err != nil {
+			return err
 		}
+		b.parts = parts
 	}
-	return fmt.Errorf("%d of %d messages failed: %s", we.Count(), len(we), strings.Join(list, "; "))
+	return r.p.write(ctx, b.parts)
 }
 
 func (r *Relay) fail(err error, msg string) {
-	err = summarize(err)
 	st, last, _ := r.Status()
 	if st != "down" || last != err.Error() {
 		r.log.Warn(msg, "err", err, "brokers", r.cfg.Brokers)

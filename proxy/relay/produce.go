@@ -1,0 +1,209 @@
+package relay
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// producer writes a batch with one produce request per partition (more when a
+// partition's records pass maxBytes), all partitions in flight at once, each acknowledged
+// by every in-sync replica.
+//
+// kafka-go's Writer is not used: it gives every partition's batch a slice sized for a
+// full batch (5,000 messages, 760 KB) however few messages it holds, which at a few
+// thousand clicks a second was most of the relay's allocation, and it holds a batch
+// that is not full for its batch timeout even when the caller has nothing more to add.
+type producer struct {
+	client   *kafka.Client
+	comp     kafka.Compression
+	maxBytes int64
+	balancer kafka.Murmur2Balancer
+}
+
+// partitionBatch is one partition's share of a batch, in outbox order. sent counts the
+// records the broker acknowledged: a retry resumes after them rather than writing them
+// again.
+type partitionBatch struct {
+	topic     string
+	partition int
+	msgs      []*kafka.Message
+	sizes     []int64
+	sent      int
+}
+
+// records reads messages as Kafka records, reusing one record and its readers: the
+// protocol encoder reads each record once, through io.Reader.
+type records struct {
+	msgs       []*kafka.Message
+	record     kafka.Record
+	key, value bytesReadCloser
+}
+
+func (r *records) ReadRecord() (*kafka.Record, error) {
+	if len(r.msgs) == 0 {
+		return nil, io.EOF
+	}
+	m := r.msgs[0]
+	r.msgs = r.msgs[1:]
+	r.record = kafka.Record{Time: m.Time, Headers: m.Headers}
+	if m.Key != nil {
+		r.key.Reset(m.Key)
+		r.record.Key = &r.key
+	}
+	if m.Value != nil {
+		r.value.Reset(m.Value)
+		r.record.Value = &r.value
+	}
+	return &r.record, nil
+}
+
+type bytesReadCloser struct{ bytes.Reader }
+
+func (*bytesReadCloser) Close() error { return nil }
+
+// assign splits msgs by partition: Murmur2 on the key over the topic's partitions, as
+// the Java client's default partitioner does, so other producers keyed by visitor ID
+// land on the same partitions. The partition counts come from the transport's cached
+// metadata.
+func (p *producer) assign(ctx context.Context, msgs []kafka.Message) ([]*partitionBatch, error) {
+	partitions := map[string][]int{}
+	type tp struct {
+		topic     string
+		partition int
+	}
+	byPartition := map[tp]*partitionBatch{}
+	var out []*partitionBatch
+	for i := range msgs {
+		m := &msgs[i]
+		all, ok := partitions[m.Topic]
+		if !ok {
+			n, err := p.partitions(ctx, m.Topic)
+			if err != nil {
+				return nil, err
+			}
+			all = make([]int, n)
+			for j := range all {
+				all[j] = j
+			}
+			partitions[m.Topic] = all
+		}
+		k := tp{m.Topic, p.balancer.Balance(*m, all...)}
+		pb := byPartition[k]
+		if pb == nil {
+			pb = &partitionBatch{topic: k.topic, partition: k.partition}
+			byPartition[k] = pb
+			out = append(out, pb)
+		}
+		pb.msgs = append(pb.msgs, m)
+		size := int64(len(m.Key) + len(m.Value) + 32)
+		for _, h := range m.Headers {
+			size += int64(len(h.Key) + len(h.Value))
+		}
+		pb.sizes = append(pb.sizes, size)
+	}
+	return out, nil
+}
+
+func (p *producer) partitions(ctx context.Context, topic string) (int, error) {
+	md, err := p.client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	if err != nil {
+		return 0, fmt.Errorf("metadata: %w", err)
+	}
+	for _, t := range md.Topics {
+		if t.Name != topic {
+			continue
+		}
+		if t.Error != nil {
+			return 0, fmt.Errorf("topic %s: %w", topic, t.Error)
+		}
+		if len(t.Partitions) == 0 {
+			return 0, fmt.Errorf("topic %s: %w", topic, kafka.LeaderNotAvailable)
+		}
+		return len(t.Partitions), nil
+	}
+	return 0, fmt.Errorf("topic %s: %w", topic, kafka.UnknownTopicOrPartition)
+}
+
+// write produces what each partition has not had acknowledged yet, the partitions in
+// parallel and each partition's requests in order, stopping a partition at its first
+// failure. It returns nil once every record is acknowledged.
+func (p *producer) write(ctx context.Context, batches []*partitionBatch) error {
+	errs := make([]error, len(batches))
+	var wg sync.WaitGroup
+	for i, pb := range batches {
+		if pb.sent == len(pb.msgs) {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = p.writePartition(ctx, pb)
+		}()
+	}
+	wg.Wait()
+	return summarize(errs, len(batches))
+}
+
+func (p *producer) writePartition(ctx context.Context, pb *partitionBatch) error {
+	for pb.sent < len(pb.msgs) {
+		end, size := pb.sent, int64(0)
+		for end < len(pb.msgs) && (end == pb.sent || size+pb.sizes[end] <= p.maxBytes) {
+			size += pb.sizes[end]
+			end++
+		}
+		res, err := p.client.Produce(ctx, &kafka.ProduceRequest{
+			Topic: pb.topic, Partition: pb.partition, RequiredAcks: kafka.RequireAll, Compression: p.comp,
+			Records: &records{msgs: pb.msgs[pb.sent:end]},
+		})
+		if err == nil {
+			err = res.Error
+		}
+		if err == nil {
+			for _, e := range res.RecordErrors {
+				err = e
+				break
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("%s/%d: %w", pb.topic, pb.partition, err)
+		}
+		pb.sent = end
+	}
+	return nil
+}
+
+// summarize joins the partitions' errors, naming at most three distinct ones.
+func summarize(errs []error, partitions int) error {
+	var failed []error
+	distinct := map[string]bool{}
+	var list []string
+	for _, e := range errs {
+		if e == nil {
+			continue
+		}
+		failed = append(failed, e)
+		if !distinct[e.Error()] && len(list) < 3 {
+			distinct[e.Error()] = true
+			list = append(list, e.Error())
+		}
+	}
+	if len(failed) == 0 {
+		return nil
+	}
+	// The joined errors stay reachable for errors.Is and errors.As.
+	return &produceError{msg: fmt.Sprintf("%d of %d partitions failed: %s", len(failed), partitions, strings.Join(list, "; ")), errs: failed}
+}
+
+type produceError struct {
+	msg  string
+	errs []error
+}
+
+func (e *produceError) Error() string   { return e.msg }
+func (e *produceError) Unwrap() []error { return e.errs }
