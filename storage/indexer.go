@@ -142,7 +142,7 @@ func (db *DB) indexFromCursors(ctx context.Context) {
 	p := newPending()
 	// Count again what the index has seen but the last flush did not cover.
 	for reports < cursor && ctx.Err() == nil {
-		evs, err := db.ReadEvents(reports, 2000)
+		evs, err := db.readOutbox(reports, 2000)
 		if err == nil && len(evs) == 0 {
 			break // trimmed past: nothing left to recount
 		}
@@ -195,7 +195,7 @@ func (db *DB) indexFromCursors(ctx context.Context) {
 			flush()
 		}
 		changed := db.OutboxChanged()
-		evs, err := db.indexEventsFrom(cursor, 2000)
+		evs, err := db.ReadEvents(cursor, 2000)
 		if err != nil {
 			db.log.Error("index: cannot read the outbox", "err", err)
 			sleepCtx(ctx, time.Second)

@@ -102,13 +102,13 @@ type Event struct {
 	Sealed []byte
 }
 
-// ReadEvents returns up to max events with Seq >= from, each with its record, read in
+// readOutbox returns up to max events with Seq >= from, each with its record, read in
 // one transaction. An event whose record is missing is returned with a nil Record.
 //
 // Records are read with one iterator walking the click keys in order rather than a Get
 // per event: click IDs start with their time, so the clicks of a batch sit next to each
 // other in the key space and a walk touches each table block once.
-func (db *DB) ReadEvents(from uint64, max int) ([]Event, error) {
+func (db *DB) readOutbox(from uint64, max int) ([]Event, error) {
 	var out []Event
 	err := db.bdb.View(func(txn *badger.Txn) error {
 		if err := scanOutboxTxn(txn, from, func(e OutboxEntry) bool {

@@ -5,10 +5,10 @@ import (
 	"sync"
 )
 
-// The index consumer reads every event right after it is committed. Rather than read
-// each click back from Badger (a transaction, a seek and a copy per click), it takes the
-// committer's last batches from memory; events no longer there (a restart, a consumer
-// that fell behind) come from the outbox as before.
+// Outbox consumers (the index, the Kafka relay, plugins) read most events right after
+// they are committed. Rather than read each click back from Badger (a transaction, a
+// seek and a copy per click), they take the committer's last batches from memory;
+// events no longer there (a restart, a consumer that fell behind) come from the outbox.
 
 // recentMaxBytes bounds the records kept: a few batches at saturation.
 const recentMaxBytes = 4 << 20
@@ -102,11 +102,16 @@ func (r *recent) events(from uint64, max int) ([]Event, bool) {
 	return out, len(out) > 0
 }
 
-// indexEventsFrom returns up to max events from sequence from on, for the index
-// consumer: from memory when the committer still has them, else from the outbox.
-func (db *DB) indexEventsFrom(from uint64, max int) ([]Event, error) {
+// ReadEvents returns up to max events with Seq >= from, each with its record (nil when
+// the record is missing): from memory when the committer still has them, else from the
+// outbox in one transaction. Records are shared between readers: read them, never
+// change them.
+//
+// A conversion's record is as of its event when it comes from memory and its current
+// one (after any later status change) when it comes from the outbox.
+func (db *DB) ReadEvents(from uint64, max int) ([]Event, error) {
 	if evs, ok := db.recent.events(from, max); ok {
 		return evs, nil
 	}
-	return db.ReadEvents(from, max)
+	return db.readOutbox(from, max)
 }

@@ -250,7 +250,8 @@ func TestLinksAndRecipients(t *testing.T) {
 	}
 }
 
-// ReadEvents returns events in outbox order with their records, from any starting point.
+// ReadEvents returns events in outbox order with their records, from any starting point,
+// and so does the outbox read it falls back to.
 func TestReadEvents(t *testing.T) {
 	db := openTest(t, t.TempDir())
 	defer runTest(db)()
@@ -265,23 +266,25 @@ func TestReadEvents(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, from := range []uint64{1, 150, 300} {
-		evs, err := db.ReadEvents(from, 1000)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(evs) != 301-int(from) {
-			t.Fatalf("from %d: %d events", from, len(evs))
-		}
-		for i, e := range evs {
-			c, err := DecodeClick(e.Record)
-			if err != nil || e.Seq != from+uint64(i) || c.ID != want[e.Seq-1] || e.Ref != c.ID {
-				t.Fatalf("event %d: seq %d ref %x record %v err %v", i, e.Seq, e.Ref, c, err)
+	for name, read := range map[string]func(uint64, int) ([]Event, error){"ReadEvents": db.ReadEvents, "outbox": db.readOutbox} {
+		for _, from := range []uint64{1, 150, 300} {
+			evs, err := read(from, 1000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(evs) != 301-int(from) {
+				t.Fatalf("%s from %d: %d events", name, from, len(evs))
+			}
+			for i, e := range evs {
+				c, err := DecodeClick(e.Record)
+				if err != nil || e.Seq != from+uint64(i) || c.ID != want[e.Seq-1] || e.Ref != c.ID {
+					t.Fatalf("%s event %d: seq %d ref %x record %v err %v", name, i, e.Seq, e.Ref, c, err)
+				}
 			}
 		}
-	}
-	if evs, _ := db.ReadEvents(1, 7); len(evs) != 7 {
-		t.Fatalf("max not honoured: %d", len(evs))
+		if evs, _ := read(1, 7); len(evs) != 7 {
+			t.Fatalf("%s: max not honoured: %d", name, len(evs))
+		}
 	}
 }
 
@@ -305,12 +308,14 @@ func TestSealedUserLivesWithTheOutbox(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	evs, err := db.ReadEvents(seqWith, 10)
-	if err != nil || len(evs) != 2 {
-		t.Fatalf("ReadEvents: %d events, %v", len(evs), err)
-	}
-	if string(evs[0].Sealed) != string(sealed) || evs[1].Sealed != nil {
-		t.Fatalf("sealed = %q, %q", evs[0].Sealed, evs[1].Sealed)
+	for name, read := range map[string]func(uint64, int) ([]Event, error){"ReadEvents": db.ReadEvents, "outbox": db.readOutbox} {
+		evs, err := read(seqWith, 10)
+		if err != nil || len(evs) != 2 {
+			t.Fatalf("%s: %d events, %v", name, len(evs), err)
+		}
+		if string(evs[0].Sealed) != string(sealed) || evs[1].Sealed != nil {
+			t.Fatalf("%s: sealed = %q, %q", name, evs[0].Sealed, evs[1].Sealed)
+		}
 	}
 	db.Register("fwd")
 	if err := db.SetCursor("fwd", seqWithout+1); err != nil {
@@ -559,7 +564,7 @@ func TestRecentEventsMatchTheOutbox(t *testing.T) {
 	if !ok || len(mem) != int(head-1) {
 		t.Fatalf("kept %d events (ok %v), want all %d", len(mem), ok, head-1)
 	}
-	disk, err := db.ReadEvents(1, 1000)
+	disk, err := db.readOutbox(1, 1000)
 	if err != nil || len(disk) != len(mem) {
 		t.Fatalf("outbox: %d events, %v", len(disk), err)
 	}
@@ -578,7 +583,7 @@ func TestRecentEventsMatchTheOutbox(t *testing.T) {
 	if _, ok := db.recent.events(1, 10); ok {
 		t.Fatal("an event no longer kept was answered from memory")
 	}
-	if evs, err := db.indexEventsFrom(1, 10); err != nil || len(evs) != 10 || evs[0].Seq != 1 {
+	if evs, err := db.ReadEvents(1, 10); err != nil || len(evs) != 10 || evs[0].Seq != 1 {
 		t.Fatalf("fallback to the outbox: %d events, %v", len(evs), err)
 	}
 }
