@@ -3,12 +3,16 @@ package relay
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/clickgate/clickgate/proxy/backoff"
 )
 
 // producer writes a batch with one produce request per partition (more when a
@@ -150,30 +154,50 @@ func (p *producer) write(ctx context.Context, batches []*partitionBatch) error {
 	return summarize(errs, len(batches))
 }
 
+// batchHeader is the size of a Kafka record batch's own header, which counts against
+// the broker's message.max.bytes with the records.
+const batchHeader = 61
+
+// temporaryRetry is how long a partition waits before its one quick retry of a request
+// that failed with an error the broker calls temporary (a leader moving): such blips
+// should not count as outages. Anything longer is the relay's back-off.
+const temporaryRetry = 50 * time.Millisecond
+
 func (p *producer) writePartition(ctx context.Context, pb *partitionBatch) error {
+	budget := p.maxBytes - batchHeader
 	for pb.sent < len(pb.msgs) {
 		end, size := pb.sent, int64(0)
-		for end < len(pb.msgs) && (end == pb.sent || size+pb.sizes[end] <= p.maxBytes) {
+		for end < len(pb.msgs) && (end == pb.sent || size+pb.sizes[end] <= budget) {
 			size += pb.sizes[end]
 			end++
 		}
-		res, err := p.client.Produce(ctx, &kafka.ProduceRequest{
-			Topic: pb.topic, Partition: pb.partition, RequiredAcks: kafka.RequireAll, Compression: p.comp,
-			Records: &records{msgs: pb.msgs[pb.sent:end]},
-		})
-		if err == nil {
-			err = res.Error
-		}
-		if err == nil {
-			for _, e := range res.RecordErrors {
-				err = e
-				break
-			}
+		err := p.produce(ctx, pb, end)
+		var ke kafka.Error
+		if errors.As(err, &ke) && ke.Temporary() && backoff.Sleep(ctx, temporaryRetry) {
+			err = p.produce(ctx, pb, end)
 		}
 		if err != nil {
 			return fmt.Errorf("%s/%d: %w", pb.topic, pb.partition, err)
 		}
 		pb.sent = end
+	}
+	return nil
+}
+
+// produce sends pb's messages from sent to end in one request.
+func (p *producer) produce(ctx context.Context, pb *partitionBatch, end int) error {
+	res, err := p.client.Produce(ctx, &kafka.ProduceRequest{
+		Topic: pb.topic, Partition: pb.partition, RequiredAcks: kafka.RequireAll, Compression: p.comp,
+		Records: &records{msgs: pb.msgs[pb.sent:end]},
+	})
+	if err != nil {
+		return err
+	}
+	if res.Error != nil {
+		return res.Error
+	}
+	for _, e := range res.RecordErrors {
+		return e
 	}
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/protocol"
 
 	"github.com/clickgate/clickgate/proxy/backoff"
 	"github.com/clickgate/clickgate/proxy/events"
@@ -159,6 +160,31 @@ type batch struct {
 	msgs  []kafka.Message
 	parts []*partitionBatch
 	next  uint64
+	total int // messages in the batch as read
+}
+
+// resplit keeps, in outbox order, only the messages the broker has not acknowledged, to
+// be split by partition again.
+func (b *batch) resplit() {
+	acked := map[*kafka.Message]bool{}
+	for _, pb := range b.parts {
+		for _, m := range pb.msgs[:pb.sent] {
+			acked[m] = true
+		}
+	}
+	var rest []kafka.Message
+	for i := range b.msgs {
+		if !acked[&b.msgs[i]] {
+			rest = append(rest, b.msgs[i])
+		}
+	}
+	b.msgs, b.parts = rest, nil
+}
+
+// topicGone reports whether err says a topic, or a partition the batch was split over,
+// is not there: from the broker, or from the client's cached metadata.
+func topicGone(err error) bool {
+	return errors.Is(err, kafka.UnknownTopicOrPartition) || errors.Is(err, protocol.ErrNoTopic) || errors.Is(err, protocol.ErrNoPartition)
 }
 
 // Run relays until ctx ends. One goroutine reads and encodes the next batch while the
@@ -208,9 +234,11 @@ func (r *Relay) Run(ctx context.Context) {
 				return
 			}
 			errorsTotal.Inc()
-			var ke kafka.Error
-			if errors.As(err, &ke) && ke == kafka.UnknownTopicOrPartition {
+			if topicGone(err) {
+				// Created again, perhaps with other partitions: split afresh what the
+				// broker has not acknowledged.
 				topicsReady = false
+				b.resplit()
 			}
 			r.fail(err, "kafka write failed; retrying the same events")
 			if !backoff.Sleep(ctx, retry.Next()) {
@@ -231,7 +259,7 @@ func (r *Relay) Run(ctx context.Context) {
 		}
 		r.setCursor(b.next)
 		batches.Inc()
-		messagesTotal.Add(float64(len(b.msgs)))
+		messagesTotal.Add(float64(b.total))
 		lastSuccess.SetToCurrentTime()
 		if st, _, _ := r.Status(); st != "ok" {
 			r.log.Info("kafka writes succeed", "cursor", b.next)
@@ -264,7 +292,7 @@ func (r *Relay) prepare(ctx context.Context, cursor uint64, out chan<- batch) {
 		msgs := r.messages(evs)
 		cursor = evs[len(evs)-1].Seq + 1
 		select {
-		case out <- batch{msgs: msgs, next: cursor}:
+		case out <- batch{msgs: msgs, next: cursor, total: len(msgs)}:
 		case <-ctx.Done():
 			return
 		}
