@@ -100,6 +100,8 @@ type Event struct {
 	// Sealed is a conversion's sealed plain identifiers (see SealedUser), nil when none
 	// were given or they are gone.
 	Sealed []byte
+	// sealedInStore marks a kept status change whose Sealed is to be read from the store.
+	sealedInStore bool
 }
 
 // readOutbox returns up to max events with Seq >= from, each with its record, read in

@@ -2,7 +2,12 @@ package storage
 
 import (
 	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
 	"sync"
+
+	"github.com/dgraph-io/badger/v4"
 )
 
 // Outbox consumers (the index, the Kafka relay, plugins) read most events right after
@@ -48,6 +53,9 @@ func (r *recent) keep(b *batch, first uint64) {
 				e.Sealed = kv.Value
 			}
 		}
+		// A status change that brought no identifiers of its own goes out with those of
+		// the conversion as first sent, which only the store has.
+		e.sealedInStore = e.Sealed == nil && revised(e.Record)
 		size += len(e.Record) + len(e.Sealed)
 		evs = append(evs, e)
 	}
@@ -110,8 +118,36 @@ func (r *recent) events(from uint64, max int) ([]Event, bool) {
 // A conversion's record is as of its event when it comes from memory and its current
 // one (after any later status change) when it comes from the outbox.
 func (db *DB) ReadEvents(from uint64, max int) ([]Event, error) {
-	if evs, ok := db.recent.events(from, max); ok {
-		return evs, nil
+	evs, ok := db.recent.events(from, max)
+	if !ok {
+		return db.readOutbox(from, max)
 	}
-	return db.readOutbox(from, max)
+	for i := range evs {
+		if !evs[i].sealedInStore {
+			continue
+		}
+		// evs holds copies of the kept events: filling one in changes nothing kept.
+		err := db.bdb.View(func(txn *badger.Txn) error {
+			it, err := txn.Get(sealedUserKey(evs[i].Ref))
+			if err != nil {
+				return err
+			}
+			evs[i].Sealed, err = it.ValueCopy(nil)
+			return err
+		})
+		if err != nil && !errors.Is(err, badger.ErrKeyNotFound) {
+			return nil, fmt.Errorf("storage: read sealed identifiers: %w", err)
+		}
+		evs[i].sealedInStore = false
+	}
+	return evs, nil
+}
+
+// revised reports whether a conversion record is a status change (revision above 0).
+func revised(rec []byte) bool {
+	if len(rec) < 3 || rec[0] != conversionRecordV1 {
+		return false
+	}
+	rev, n := binary.Varint(rec[2:])
+	return n > 0 && rev > 0
 }

@@ -308,17 +308,24 @@ func TestSealedUserLivesWithTheOutbox(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A refund that names nobody goes out with the identifiers the conversion came with.
+	if _, err := db.PutConversion(with, &Conversion{ID: "c1", EventID: "o-1", Type: "purchase", Status: "refunded", Revision: 1}, time.Hour, nil); err != nil {
+		t.Fatal(err)
+	}
 	for name, read := range map[string]func(uint64, int) ([]Event, error){"ReadEvents": db.ReadEvents, "outbox": db.readOutbox} {
 		evs, err := read(seqWith, 10)
-		if err != nil || len(evs) != 2 {
+		if err != nil || len(evs) != 3 {
 			t.Fatalf("%s: %d events, %v", name, len(evs), err)
 		}
-		if string(evs[0].Sealed) != string(sealed) || evs[1].Sealed != nil {
-			t.Fatalf("%s: sealed = %q, %q", name, evs[0].Sealed, evs[1].Sealed)
+		if string(evs[0].Sealed) != string(sealed) || evs[1].Sealed != nil || string(evs[2].Sealed) != string(sealed) {
+			t.Fatalf("%s: sealed = %q, %q, %q", name, evs[0].Sealed, evs[1].Sealed, evs[2].Sealed)
 		}
 	}
+	if evs, ok := db.recent.events(seqWith, 10); !ok || len(evs) != 3 {
+		t.Fatalf("the events are not kept in memory (%v): the test reads only the outbox", ok)
+	}
 	db.Register("fwd")
-	if err := db.SetCursor("fwd", seqWithout+1); err != nil {
+	if err := db.SetCursor("fwd", seqWithout+2); err != nil {
 		t.Fatal(err)
 	}
 	stop() // closing checkpoints the counters, which hold retention too
