@@ -357,6 +357,54 @@ func TestSealedUserLivesWithTheOutbox(t *testing.T) {
 	}
 }
 
+// Visitor reads from many goroutines through one snapshot each get their own visitor's
+// clicks, and the snapshot closes cleanly after them.
+func TestSnapshotSharedByConcurrentReads(t *testing.T) {
+	db := openTest(t, t.TempDir())
+	defer db.Close()
+	const visitors, each = 30, 3
+	want := map[string][][16]byte{}
+	err := db.bdb.Update(func(txn *badger.Txn) error {
+		for i := range visitors * each {
+			c := testClick(i, "s", false)
+			c.VisitorID = fmt.Sprintf("v%d", i%visitors) // v1 and v10 share a first byte
+			want[c.VisitorID] = append(want[c.VisitorID], c.ID)
+			if err := db.indexClick(txn, c); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := db.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	always, never := time.Time{}, time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+	var wg sync.WaitGroup
+	for v, ids := range want {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 20 {
+				got, _, err := snap.VisitorClicks(v, always, never, 10)
+				var gotIDs [][16]byte
+				for _, c := range got {
+					gotIDs = append(gotIDs, c.ID)
+				}
+				if err != nil || !slices.Equal(gotIDs, ids) {
+					t.Errorf("visitor %s: %d clicks (%v), want its %d", v, len(got), err, len(ids))
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	snap.Close() // panics if a read left its iterator open
+}
+
 // A visitor's human clicks come back as touches from the index alone; bots and tests are
 // not touches; entries written before touches were indexed still resolve.
 func TestVisitorClicks(t *testing.T) {

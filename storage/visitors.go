@@ -142,9 +142,9 @@ func (s *Snapshot) VisitorClicks(visitor string, from, to time.Time, limit int) 
 	// what cannot be in the span.
 	lo, hi := idMillis(from.Add(-time.Second)), idMillis(to.Add(time.Second))
 	seek := append(binary.BigEndian.AppendUint64(bytes.Clone(p), hi<<16)[:len(p)+6], bytes.Repeat([]byte{0xff}, 10)...)
-	it := s.txn.NewIterator(badger.IteratorOptions{Prefix: p, Reverse: true})
-	defer it.Close()
-	for it.Seek(seek); it.Valid() && len(out) < limit; it.Next() {
+	it := s.reverse()
+	defer s.done(it)
+	for it.Seek(seek); it.ValidForPrefix(p) && len(out) < limit; it.Next() {
 		item := it.Item()
 		id := [16]byte(item.Key()[len(p):])
 		if binary.BigEndian.Uint64(id[:8])>>16 < lo {
