@@ -159,9 +159,17 @@ func (p *producer) write(ctx context.Context, batches []*partitionBatch) error {
 const batchHeader = 61
 
 // temporaryRetry is how long a partition waits before its one quick retry of a request
-// that failed with an error the broker calls temporary (a leader moving): such blips
-// should not count as outages. Anything longer is the relay's back-off.
+// the broker refused for a moment (too few in-sync replicas, a timeout on its side):
+// such blips should not count as outages. Anything longer is the relay's back-off.
 const temporaryRetry = 50 * time.Millisecond
+
+// quickRetry reports whether err is worth one quick retry. A leader that moved is not:
+// requests are routed by the client's cached metadata, which refreshes on its own timer,
+// so a retry 50 ms later goes to the same broker.
+func quickRetry(err error) bool {
+	var ke kafka.Error
+	return errors.As(err, &ke) && ke.Temporary() && ke != kafka.NotLeaderForPartition && ke != kafka.LeaderNotAvailable
+}
 
 func (p *producer) writePartition(ctx context.Context, pb *partitionBatch) error {
 	budget := p.maxBytes - batchHeader
@@ -172,8 +180,7 @@ func (p *producer) writePartition(ctx context.Context, pb *partitionBatch) error
 			end++
 		}
 		err := p.produce(ctx, pb, end)
-		var ke kafka.Error
-		if errors.As(err, &ke) && ke.Temporary() && backoff.Sleep(ctx, temporaryRetry) {
+		if quickRetry(err) && backoff.Sleep(ctx, temporaryRetry) {
 			err = p.produce(ctx, pb, end)
 		}
 		if err != nil {

@@ -50,3 +50,22 @@ func TestTopicGone(t *testing.T) {
 		}
 	}
 }
+
+func TestQuickRetry(t *testing.T) {
+	for _, tc := range []struct {
+		err   error
+		retry bool
+	}{
+		{kafka.NotEnoughReplicas, true},
+		{kafka.RequestTimedOut, true},
+		{kafka.NotLeaderForPartition, false}, // the cached route sends it to the same broker
+		{kafka.LeaderNotAvailable, false},
+		{kafka.MessageSizeTooLarge, false},
+		{errors.New("dial tcp: connection refused"), false},
+		{nil, false},
+	} {
+		if got := quickRetry(tc.err); got != tc.retry {
+			t.Errorf("quickRetry(%v) = %v, want %v", tc.err, got, tc.retry)
+		}
+	}
+}
