@@ -416,8 +416,8 @@ func (in *Intake) Conversions(ctx *fasthttp.RequestCtx) {
 	now := time.Now()
 	if !isBatch {
 		r := &reads{}
+		defer r.close()
 		a, status := in.one(ctx, r, trim, now)
-		r.close()
 		writeJSON(ctx, status, a)
 		return
 	}
@@ -432,6 +432,7 @@ func (in *Intake) Conversions(ctx *fasthttp.RequestCtx) {
 	// time, a batch of a thousand would wait for a thousand commits in a row. Copies of
 	// one event ID in a batch still meet on their dedupe lock, so one of them is new.
 	r := &reads{}
+	defer r.close()
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, batchParallel)
 	for i, raw := range batch {
@@ -449,7 +450,6 @@ func (in *Intake) Conversions(ctx *fasthttp.RequestCtx) {
 		})
 	}
 	wg.Wait()
-	r.close()
 	writeJSON(ctx, fasthttp.StatusOK, out)
 }
 
@@ -534,8 +534,8 @@ func (in *Intake) Postback(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	r := &reads{}
+	defer r.close()
 	a, err := in.process(ctx, r, v, "postback", now)
-	r.close()
 	if err != nil {
 		in.Log.Error("postback not stored", "event_id", v.eventID, "err", err)
 		writeError(ctx, fasthttp.StatusServiceUnavailable, "unavailable", "the conversion could not be stored; retry", "")
