@@ -200,11 +200,7 @@ func TestCheckpointReadsRecordsWithoutSequence(t *testing.T) {
 	}
 	commit(10, KindHuman)
 	commit(11, KindBot)
-	skipClosingCheckpoint(db)
-	stop()
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
+	crash(t, db, stop)
 
 	db = openTest(t, dir)
 	defer db.Close()

@@ -47,6 +47,17 @@ func skipClosingCheckpoint(db *DB) {
 	db.clicks.checkpointSeq = db.OutboxHead() - 1
 }
 
+// crash stops the store's work as a kill would, without a closing checkpoint (see
+// skipClosingCheckpoint), and closes it: what it committed is on disk, nothing else.
+func crash(t *testing.T, db *DB, stop func()) {
+	t.Helper()
+	skipClosingCheckpoint(db)
+	stop()
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func testClick(i int, slug string, bot bool) *Click {
 	var id [16]byte
 	binary.BigEndian.PutUint64(id[8:], uint64(i+1))
@@ -158,11 +169,7 @@ func TestCommitOutboxAndCounters(t *testing.T) {
 	}
 	// Simulate a crash: no counter checkpoint since the last one, so the reopen must
 	// rebuild the counters from the outbox.
-	skipClosingCheckpoint(db)
-	stop()
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
+	crash(t, db, stop)
 
 	db = openTest(t, dir)
 	defer db.Close()
