@@ -138,7 +138,6 @@ func (db *DB) ReadEvents(from uint64, max int) ([]Event, error) {
 		if err != nil && !errors.Is(err, badger.ErrKeyNotFound) {
 			return nil, fmt.Errorf("storage: read sealed identifiers: %w", err)
 		}
-		evs[i].sealedInStore = false
 	}
 	return evs, nil
 }
