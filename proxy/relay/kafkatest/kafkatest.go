@@ -114,12 +114,7 @@ func ReadAll(ctx context.Context, addr, topic string) (map[int][]kafka.Message, 
 	}
 	out := map[int][]kafka.Message{}
 	for _, p := range parts {
-		lc, err := kafka.DialLeader(ctx, "tcp", addr, topic, p.ID)
-		if err != nil {
-			return nil, err
-		}
-		first, last, err := lc.ReadOffsets()
-		lc.Close()
+		first, last, err := offsets(ctx, addr, topic, p.ID)
 		if err != nil {
 			return nil, err
 		}
@@ -142,6 +137,28 @@ func ReadAll(ctx context.Context, addr, topic string) (map[int][]kafka.Message, 
 		r.Close()
 	}
 	return out, nil
+}
+
+// offsets returns a partition's first and end offsets. A new topic's partition that
+// nothing was written to may still be taking its leader when the test reads it: that
+// answer is retried until ctx ends.
+func offsets(ctx context.Context, addr, topic string, partition int) (first, last int64, err error) {
+	for {
+		var lc *kafka.Conn
+		if lc, err = kafka.DialLeader(ctx, "tcp", addr, topic, partition); err == nil {
+			first, last, err = lc.ReadOffsets()
+			lc.Close()
+		}
+		var ke kafka.Error
+		if !errors.As(err, &ke) || !ke.Temporary() {
+			return first, last, err
+		}
+		select {
+		case <-ctx.Done():
+			return 0, 0, err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // Header returns a message header's value.
