@@ -8,6 +8,7 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -78,7 +79,7 @@ func TestRedirectAllocations(t *testing.T) {
 	e := newEdge(t)
 	e.Clicks = nopCommitter{}
 	ctx := request("GET", "/s", "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile/15E148 Safari/604.1")
-	ctx.Request.Header.SetCookie(CookieName, ids.NewVisitorID().String())
+	ctx.Request.Header.SetCookie(CookieName, ids.NewVisitorID(time.Now()).String())
 	e.Handler(ctx)
 	if ctx.Response.StatusCode() != 302 {
 		t.Fatalf("status %d", ctx.Response.StatusCode())

@@ -46,7 +46,7 @@ func (e *Edge) redirect(ctx *fasthttp.RequestCtx, slug, token []byte) {
 		return
 	}
 
-	vid, isNew := e.visitor(ctx, s)
+	vid, isNew := e.visitor(ctx, s, start)
 	target := link.Pick(vid)
 	id := e.IDs.New(start)
 	s.id = id.Append(s.id[:0])
@@ -92,13 +92,13 @@ func countClick(k storage.ClickKind) {
 }
 
 // visitor returns the visitor ID from a valid cg_vid cookie, or a new one.
-func (e *Edge) visitor(ctx *fasthttp.RequestCtx, s *scratch) ([]byte, bool) {
+func (e *Edge) visitor(ctx *fasthttp.RequestCtx, s *scratch, now time.Time) ([]byte, bool) {
 	if v := ctx.Request.Header.Cookie(CookieName); len(v) == ids.ClickIDLen {
 		if _, err := ids.ParseVisitorID(v); err == nil {
 			s.vid = append(s.vid[:0], v...)
 			return s.vid, false
 		}
 	}
-	s.vid = ids.NewVisitorID().Append(s.vid[:0])
+	s.vid = ids.NewVisitorID(now).Append(s.vid[:0])
 	return s.vid, true
 }

@@ -2,6 +2,7 @@ package edge
 
 import (
 	"testing"
+	"time"
 
 	"github.com/clickgate/clickgate/proxy/ids"
 )
@@ -12,7 +13,7 @@ const benchUA = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWeb
 func BenchmarkRedirect(b *testing.B) {
 	e := newEdge(b)
 	ctx := request("GET", "/s", benchUA)
-	ctx.Request.Header.SetCookie(CookieName, ids.NewVisitorID().String())
+	ctx.Request.Header.SetCookie(CookieName, ids.NewVisitorID(time.Now()).String())
 	b.ReportAllocs()
 	for b.Loop() {
 		ctx.Response.Reset()
@@ -28,7 +29,7 @@ func BenchmarkRedirectParallel(b *testing.B) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		ctx := request("GET", "/s", benchUA)
-		ctx.Request.Header.SetCookie(CookieName, ids.NewVisitorID().String())
+		ctx.Request.Header.SetCookie(CookieName, ids.NewVisitorID(time.Now()).String())
 		for pb.Next() {
 			ctx.Response.Reset()
 			e.Handler(ctx)

@@ -1,6 +1,7 @@
 package ids
 
 import (
+	"bytes"
 	"errors"
 	"sort"
 	"strings"
@@ -87,16 +88,32 @@ func TestParseClickIDHostile(t *testing.T) {
 }
 
 func TestVisitorID(t *testing.T) {
-	v := NewVisitorID()
+	now := time.Now()
+	v := NewVisitorID(now)
 	got, err := ParseVisitorID(v.String())
 	if err != nil || got != v {
 		t.Fatalf("round trip: %v %v", got, err)
 	}
-	if NewVisitorID() == v {
-		t.Fatal("visitor IDs repeat")
+	if NewVisitorID(now) == v {
+		t.Fatal("visitor IDs issued in the same millisecond repeat")
 	}
 	if _, err := ParseVisitorID("not-a-visitor-id-at-all!!!"); err == nil {
 		t.Fatal("garbage accepted")
+	}
+	// Later IDs sort after earlier ones, in bytes and in text, so new visitors' index
+	// entries are appended rather than inserted.
+	later := NewVisitorID(now.Add(time.Millisecond))
+	if bytes.Compare(later[:], v[:]) <= 0 || later.String() <= v.String() {
+		t.Fatalf("%s issued after %s sorts before it", later, v)
+	}
+	// A millisecond of IDs differ in their 80 random bits.
+	seen := map[VisitorID]bool{}
+	for range 10000 {
+		id := NewVisitorID(now)
+		if seen[id] || !bytes.Equal(id[:6], v[:6]) {
+			t.Fatalf("visitor ID %s repeats or does not start with the time", id)
+		}
+		seen[id] = true
 	}
 }
 
@@ -129,7 +146,7 @@ func FuzzParseClickID(f *testing.F) {
 }
 
 func FuzzParseVisitorID(f *testing.F) {
-	f.Add(NewVisitorID().String())
+	f.Add(NewVisitorID(time.Now()).String())
 	f.Add("\xff")
 	f.Fuzz(func(t *testing.T, s string) {
 		v, err := ParseVisitorID(s)

@@ -29,6 +29,6 @@ func BenchmarkVisitorIDNew(b *testing.B) {
 	buf := make([]byte, 0, 32)
 	b.ReportAllocs()
 	for b.Loop() {
-		buf = NewVisitorID().Append(buf[:0])
+		buf = NewVisitorID(time.Now()).Append(buf[:0])
 	}
 }
