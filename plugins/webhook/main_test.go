@@ -25,6 +25,7 @@ import (
 	"github.com/clickgate/clickgate/sdk"
 	"github.com/clickgate/clickgate/sdk/host"
 	"github.com/clickgate/clickgate/sdk/sdktest"
+	segjson "github.com/segmentio/encoding/json"
 )
 
 const secret = "k7Qe2v9Lr4Tz8Hw1"
@@ -499,6 +500,43 @@ func TestBinary(t *testing.T) {
 		}
 		if !reflect.DeepEqual(rcv.received(), docs(evs)) {
 			t.Error("the receiver did not get the events as sent")
+		}
+	})
+}
+
+func TestInvalidEventFailsAlone(t *testing.T) {
+	for _, bad := range []string{
+		``, `{`, `{"a":1}}`, `{"a":1} {"b":2}`, `{"a":01}`, `{'a':1}`, `{"a":NaN}`, `{"a":"\x01"}`,
+		`{"a":"\u12"}`, `[1,]`, `{"a" 1}`, "\xff", `{"a":1,}`, `nul`,
+	} {
+		t.Run(fmt.Sprintf("%q", bad), func(t *testing.T) {
+			evs := clicks(t, 3)
+			evs[1].JSON = []byte(bad)
+			rcv := newReceiver(t, nil)
+			p := connect(t, &Webhook{}, config(rcv.URL, ""))
+			res := forward(t, p, evs)
+			if res[0].Status != sdk.StatusDelivered || res[2].Status != sdk.StatusDelivered ||
+				res[1].Status != sdk.StatusFailed || !strings.Contains(res[1].Reason, "not valid JSON") {
+				t.Fatalf("results %+v", res)
+			}
+			if got, want := rcv.received(), docs([]sdk.Event{evs[0], evs[2]}); !reflect.DeepEqual(got, want) {
+				t.Errorf("delivered %q, want the two valid events", got)
+			}
+		})
+	}
+}
+
+// FuzzValid checks that the validator Forward uses agrees with encoding/json's.
+func FuzzValid(f *testing.F) {
+	for _, e := range clicks(f, 2) {
+		f.Add([]byte(e.JSON))
+	}
+	for _, s := range []string{`{"a":[1,2.5e3,true,null,"\u00e9"]}`, `{"a":"\ud800"}`, "\"\xed\xa0\x80\"", `{"a":1}}`, ` 1 `, `-0.0E+1`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if got, want := segjson.Valid(b), json.Valid(b); got != want {
+			t.Fatalf("Valid(%q) = %v, encoding/json says %v", b, got, want)
 		}
 	})
 }
