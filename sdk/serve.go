@@ -53,7 +53,8 @@ func Serve(f Forwarder) {
 		HandshakeConfig: glue.Handshake,
 		Plugins:         glue.Set(NewServer(f)),
 		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
-			return grpc.NewServer(append(opts, grpc.MaxRecvMsgSize(maxMessageBytes), grpc.MaxSendMsgSize(maxMessageBytes))...)
+			return grpc.NewServer(append(opts, grpc.MaxRecvMsgSize(maxMessageBytes), grpc.MaxSendMsgSize(maxMessageBytes),
+				grpc.ForceServerCodecV2(glue.Codec()))...)
 		},
 		Logger: hclog.New(&hclog.LoggerOptions{
 			Name: f.Info().Name, Output: os.Stderr, JSONFormat: true, Level: hclog.Info,

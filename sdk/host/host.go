@@ -81,7 +81,8 @@ func Launch(ctx context.Context, cfg Config) (*Plugin, error) {
 		SyncStderr: &logWriter{log: cfg.Logger, plain: slog.LevelWarn},
 		// Batches of thousands of events exceed gRPC's 4 MB default.
 		GRPCDialOptions: []grpc.DialOption{grpc.WithDefaultCallOptions(
-			grpc.MaxCallRecvMsgSize(MaxMessageBytes), grpc.MaxCallSendMsgSize(MaxMessageBytes))},
+			grpc.MaxCallRecvMsgSize(MaxMessageBytes), grpc.MaxCallSendMsgSize(MaxMessageBytes),
+			grpc.ForceCodecV2(glue.Codec()))},
 		HandshakeConfig:  glue.Handshake,
 		Plugins:          glue.Set(nil),
 		Cmd:              cmd,
