@@ -380,7 +380,7 @@ func pluginsCmd(args []string) error {
 }
 
 func deadlettersCmd(args []string) error {
-	usage := errors.New("deadletters list PLUGIN | show PLUGIN SEQ | replay PLUGIN [SEQ...] | purge PLUGIN [SEQ]")
+	usage := errors.New("deadletters list PLUGIN | show PLUGIN SEQ | replay PLUGIN [SEQ...] | purge PLUGIN [SEQ] (PLUGIN kafka: the Kafka relay's)")
 	if len(args) < 2 {
 		return usage
 	}

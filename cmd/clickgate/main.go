@@ -30,8 +30,8 @@ Usage:
                                       clicks, visitors, conversions, revenue, rates, time to conversion
   clickgate campaigns get|set ID [JSON] messages sent, cost, platform-reported conversions
   clickgate plugins                   plugin states (running, failed, restarting), lag, last error
-  clickgate deadletters list|show|replay|purge PLUGIN [SEQ...]
-                                      events a forwarder could not deliver
+  clickgate deadletters list|show|replay|purge PLUGIN|kafka [SEQ...]
+                                      events a forwarder, or Kafka, would not take
   clickgate tail [-topic T] [-from-beginning] [-n N] [-keys]
                                       print events from a Kafka topic (CLICKGATE_KAFKA_BROKERS)
   clickgate healthcheck               exit 0 if the local edge answers /healthz (for containers)

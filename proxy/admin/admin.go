@@ -20,6 +20,7 @@ import (
 	"github.com/clickgate/clickgate/proxy/links"
 	"github.com/clickgate/clickgate/proxy/metrics"
 	"github.com/clickgate/clickgate/proxy/pluginhost"
+	"github.com/clickgate/clickgate/proxy/relay"
 	"github.com/clickgate/clickgate/storage"
 )
 
@@ -29,15 +30,17 @@ type API struct {
 	DB    *storage.DB
 	// Plugins is nil when no plugins are configured.
 	Plugins *pluginhost.Host
-	Log     *slog.Logger
+	// Relay is nil when Kafka is not configured. Its dead letters go by the name "kafka".
+	Relay *relay.Relay
+	Log   *slog.Logger
 	// tokenSum is the SHA-256 of the admin token: comparing digests in constant time
 	// leaks neither the token nor its length.
 	tokenSum [32]byte
 }
 
 // New returns the API guarded by token.
-func New(svc *links.Service, db *storage.DB, plugins *pluginhost.Host, token string, log *slog.Logger) *API {
-	return &API{Links: svc, DB: db, Plugins: plugins, Log: log, tokenSum: sha256.Sum256([]byte(token))}
+func New(svc *links.Service, db *storage.DB, plugins *pluginhost.Host, rel *relay.Relay, token string, log *slog.Logger) *API {
+	return &API{Links: svc, DB: db, Plugins: plugins, Relay: rel, Log: log, tokenSum: sha256.Sum256([]byte(token))}
 }
 
 // Body limits: a single link is small; bulk calls carry up to 10,000 links or 100,000

@@ -25,7 +25,7 @@ func newAPI(tb testing.TB) http.Handler {
 	tb.Cleanup(func() { db.Close() })
 	svc := &links.Service{DB: db, Index: links.NewIndex(), PublicURL: "https://go.example.com", Hasher: identity.NewHasher([]byte("k")), Region: "US",
 		Rules: &links.Rules{UTM: utm.DefaultPolicy(), ClickParam: "cgid"}}
-	return New(svc, db, nil, token, slog.New(slog.NewTextHandler(io.Discard, nil))).Handler()
+	return New(svc, db, nil, nil, token, slog.New(slog.NewTextHandler(io.Discard, nil))).Handler()
 }
 
 // Whatever body arrives, the create endpoint answers 201 or a 4xx with the JSON error
@@ -58,4 +58,27 @@ func FuzzCreateLink(f *testing.F) {
 			t.Fatalf("%d for %q: %s", rec.Code, body, rec.Body)
 		}
 	})
+}
+
+// Without Kafka or plugins configured, every dead-letter endpoint answers 404 saying
+// which setting is missing, for the relay's name and a plugin's alike.
+func TestDeadLettersOfNothingConfigured(t *testing.T) {
+	h := newAPI(t)
+	for _, tc := range []struct{ method, path, want string }{
+		{"GET", "/api/v1/deadletters?plugin=kafka", "CLICKGATE_KAFKA_BROKERS"},
+		{"GET", "/api/v1/deadletters/kafka/7", "CLICKGATE_KAFKA_BROKERS"},
+		{"POST", "/api/v1/deadletters/kafka/replay", "CLICKGATE_KAFKA_BROKERS"},
+		{"DELETE", "/api/v1/deadletters/kafka", "CLICKGATE_KAFKA_BROKERS"},
+		{"GET", "/api/v1/deadletters?plugin=hook", "CLICKGATE_PLUGINS_FILE"},
+		{"POST", "/api/v1/deadletters/hook/replay", "CLICKGATE_PLUGINS_FILE"},
+	} {
+		req := httptest.NewRequest(tc.method, tc.path, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		var e errorBody
+		if rec.Code != http.StatusNotFound || json.Unmarshal(rec.Body.Bytes(), &e) != nil || !strings.Contains(e.Error.Message, tc.want) {
+			t.Errorf("%s %s: %d %s, want 404 naming %s", tc.method, tc.path, rec.Code, rec.Body, tc.want)
+		}
+	}
 }

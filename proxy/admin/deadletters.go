@@ -6,21 +6,31 @@ import (
 	"strconv"
 
 	"github.com/clickgate/clickgate/proxy/pluginhost"
+	"github.com/clickgate/clickgate/proxy/relay"
 	"github.com/clickgate/clickgate/storage"
 )
 
-func (a *API) plugin(w http.ResponseWriter, name string) bool {
+// consumer maps a dead letters' owner, a plugin's name or "kafka" for the relay, to its
+// consumer name in storage, answering 404 for one not configured.
+func (a *API) consumer(w http.ResponseWriter, name string) (string, bool) {
+	if name == relay.Consumer {
+		if a.Relay == nil {
+			writeError(w, http.StatusNotFound, "not_found", relay.ErrNotRunning.Error(), "plugin")
+			return "", false
+		}
+		return relay.Consumer, true
+	}
 	if a.Plugins == nil {
 		writeError(w, http.StatusNotFound, "not_found", "no plugins are configured (CLICKGATE_PLUGINS_FILE)", "plugin")
-		return false
+		return "", false
 	}
 	for _, n := range a.Plugins.Names() {
 		if n == name {
-			return true
+			return pluginhost.Consumer(name), true
 		}
 	}
 	writeError(w, http.StatusNotFound, "not_found", "no plugin named "+strconv.Quote(name), "plugin")
-	return false
+	return "", false
 }
 
 func (a *API) listPlugins(w http.ResponseWriter, _ *http.Request) {
@@ -41,7 +51,8 @@ func (a *API) listDeadLetters(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_field", "plugin is required", "plugin")
 		return
 	}
-	if !a.plugin(w, name) {
+	consumer, ok := a.consumer(w, name)
+	if !ok {
 		return
 	}
 	limit, after := 100, uint64(0)
@@ -61,7 +72,7 @@ func (a *API) listDeadLetters(w http.ResponseWriter, r *http.Request) {
 		}
 		after = n
 	}
-	dls, err := a.DB.DeadLetters(pluginhost.Consumer(name), after, limit)
+	dls, err := a.DB.DeadLetters(consumer, after, limit)
 	if err != nil {
 		writeErr(w, err)
 		return
@@ -84,15 +95,15 @@ func seqParam(w http.ResponseWriter, r *http.Request) (uint64, bool) {
 }
 
 func (a *API) getDeadLetter(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("plugin")
-	if !a.plugin(w, name) {
+	consumer, ok := a.consumer(w, r.PathValue("plugin"))
+	if !ok {
 		return
 	}
 	seq, ok := seqParam(w, r)
 	if !ok {
 		return
 	}
-	d, err := a.DB.GetDeadLetter(pluginhost.Consumer(name), seq)
+	d, err := a.DB.GetDeadLetter(consumer, seq)
 	if err != nil {
 		writeErr(w, err)
 		return
@@ -104,7 +115,7 @@ func (a *API) getDeadLetter(w http.ResponseWriter, r *http.Request) {
 // {"seqs": [...]}; without seqs every dead letter of the plugin is replayed.
 func (a *API) replayDeadLetters(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("plugin")
-	if !a.plugin(w, name) {
+	if _, ok := a.consumer(w, name); !ok {
 		return
 	}
 	var req struct {
@@ -113,7 +124,13 @@ func (a *API) replayDeadLetters(w http.ResponseWriter, r *http.Request) {
 	if r.ContentLength != 0 && !decode(w, r, maxBody, &req) {
 		return
 	}
-	res, err := a.Plugins.Replay(r.Context(), name, req.Seqs)
+	var res any
+	var err error
+	if name == relay.Consumer {
+		res, err = a.Relay.Replay(r.Context(), req.Seqs)
+	} else {
+		res, err = a.Plugins.Replay(r.Context(), name, req.Seqs)
+	}
 	if errors.Is(err, storage.ErrNotFound) {
 		writeError(w, http.StatusNotFound, "not_found", err.Error(), "seqs")
 		return
@@ -126,8 +143,8 @@ func (a *API) replayDeadLetters(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) purgeDeadLetters(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("plugin")
-	if !a.plugin(w, name) {
+	consumer, ok := a.consumer(w, r.PathValue("plugin"))
+	if !ok {
 		return
 	}
 	var seqs []uint64
@@ -138,7 +155,7 @@ func (a *API) purgeDeadLetters(w http.ResponseWriter, r *http.Request) {
 		}
 		seqs = []uint64{seq}
 	}
-	n, err := a.DB.DeleteDeadLetters(pluginhost.Consumer(name), seqs)
+	n, err := a.DB.DeleteDeadLetters(consumer, seqs)
 	if err != nil {
 		writeErr(w, err)
 		return

@@ -99,6 +99,9 @@ func Load(path string) (*File, error) {
 		if !nameRE.MatchString(s.Name) {
 			return nil, fmt.Errorf("%s.name: %q must be lowercase letters, digits, '-' or '_'", at, s.Name)
 		}
+		if s.Name == "kafka" {
+			return nil, fmt.Errorf("%s.name: \"kafka\" names the Kafka relay's dead letters; pick another", at)
+		}
 		if seen[s.Name] {
 			return nil, fmt.Errorf("%s.name: %q is used twice", at, s.Name)
 		}

@@ -41,6 +41,7 @@ func TestLoadHostile(t *testing.T) {
 	cases := map[string]string{
 		`{"plugins":[{"name":"Bad Name","path":"x"}]}`:                           "name",
 		`{"plugins":[{"name":"a","path":"x"},{"name":"a","path":"y"}]}`:          "used twice",
+		`{"plugins":[{"name":"kafka","path":"x"}]}`:                              "Kafka relay",
 		`{"plugins":[{"name":"a"}]}`:                                             "path",
 		`{"plugins":[{"name":"a","path":"x","sha256":"abc"}]}`:                   "sha256",
 		`{"plugins":[{"name":"a","path":"x","events":["open"]}]}`:                "events",

@@ -25,6 +25,9 @@ var (
 	errorsTotal = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "clickgate_kafka_errors_total", Help: "Failed Kafka writes (retried).",
 	})
+	deadLettered = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "clickgate_kafka_dead_lettered_total", Help: "Events Kafka refused for good (too large), kept as dead letters.",
+	})
 	lastSuccess = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "clickgate_kafka_last_success_timestamp_seconds", Help: "Unix time of the last acknowledged batch.",
 	})
@@ -35,5 +38,5 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(backlogEvents, oldestSeconds, backlogOver, batches, messagesTotal, errorsTotal, lastSuccess, produceSeconds)
+	metrics.Registry.MustRegister(backlogEvents, oldestSeconds, backlogOver, batches, messagesTotal, errorsTotal, deadLettered, lastSuccess, produceSeconds)
 }

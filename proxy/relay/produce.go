@@ -8,6 +8,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -23,11 +24,17 @@ import (
 // full batch (5,000 messages, 760 KB) however few messages it holds, which at a few
 // thousand clicks a second was most of the relay's allocation, and it holds a batch
 // that is not full for its batch timeout even when the caller has nothing more to add.
+//
+// A broker that refuses a request as too large gets smaller ones from then on; a single
+// message it refuses is set aside (refused) rather than retried forever, for the relay to
+// dead-letter: one oversized event must not stop the stream.
 type producer struct {
 	client   *kafka.Client
 	comp     kafka.Compression
 	maxBytes int64
 	balancer kafka.Murmur2Balancer
+	// limit is the request size the broker was last seen to take (0: maxBytes).
+	limit atomic.Int64
 }
 
 // partitionBatch is one partition's share of a batch, in outbox order. sent counts the
@@ -37,8 +44,17 @@ type partitionBatch struct {
 	topic     string
 	partition int
 	msgs      []*kafka.Message
+	idx       []int // each message's index in the batch assign split
 	sizes     []int64
 	sent      int
+	// refused holds the messages the broker will never take, by index in the batch, with
+	// its answer; they count as sent.
+	refused []refusal
+}
+
+type refusal struct {
+	idx int
+	err error
 }
 
 // records reads messages as Kafka records, reusing one record and its readers: the
@@ -105,6 +121,7 @@ func (p *producer) assign(ctx context.Context, msgs []kafka.Message) ([]*partiti
 			out = append(out, pb)
 		}
 		pb.msgs = append(pb.msgs, m)
+		pb.idx = append(pb.idx, i)
 		size := int64(len(m.Key) + len(m.Value) + 32)
 		for _, h := range m.Headers {
 			size += int64(len(h.Key) + len(h.Value))
@@ -171,9 +188,38 @@ func quickRetry(err error) bool {
 	return errors.As(err, &ke) && ke.Temporary() && ke != kafka.NotLeaderForPartition && ke != kafka.LeaderNotAvailable
 }
 
+// tooLarge reports whether the broker refused a request for its size: a record batch
+// over the topic's max.message.bytes, or over its log segment.
+func tooLarge(err error) bool {
+	return errors.Is(err, kafka.MessageSizeTooLarge) || errors.Is(err, kafka.RecordListTooLarge)
+}
+
+// minRequestBytes is the smallest request limit the producer shrinks to: below it every
+// message goes alone anyway.
+const minRequestBytes = 1 << 10
+
+// budget is the most record bytes one request carries.
+func (p *producer) budget() int64 {
+	if l := p.limit.Load(); l > 0 {
+		return l - batchHeader
+	}
+	return p.maxBytes - batchHeader
+}
+
+// shrink lowers the request limit below a request of size bytes the broker refused.
+func (p *producer) shrink(size int64) {
+	next := max((size+batchHeader)/2, minRequestBytes)
+	for {
+		cur := p.limit.Load()
+		if cur > 0 && cur <= next || p.limit.CompareAndSwap(cur, next) {
+			return
+		}
+	}
+}
+
 func (p *producer) writePartition(ctx context.Context, pb *partitionBatch) error {
-	budget := p.maxBytes - batchHeader
 	for pb.sent < len(pb.msgs) {
+		budget := p.budget()
 		end, size := pb.sent, int64(0)
 		for end < len(pb.msgs) && (end == pb.sent || size+pb.sizes[end] <= budget) {
 			size += pb.sizes[end]
@@ -183,7 +229,15 @@ func (p *producer) writePartition(ctx context.Context, pb *partitionBatch) error
 		if quickRetry(err) && backoff.Sleep(ctx, temporaryRetry) {
 			err = p.produce(ctx, pb, end)
 		}
-		if err != nil {
+		switch {
+		case err == nil:
+		case tooLarge(err) && end-pb.sent > 1:
+			// The topic takes less than a request of ours: send smaller ones.
+			p.shrink(size)
+			continue
+		case tooLarge(err):
+			pb.refused = append(pb.refused, refusal{idx: pb.idx[pb.sent], err: err})
+		default:
 			return fmt.Errorf("%s/%d: %w", pb.topic, pb.partition, err)
 		}
 		pb.sent = end

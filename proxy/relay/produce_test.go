@@ -2,11 +2,11 @@ package relay_test
 
 import (
 	"context"
-	"errors"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"slices"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -18,17 +18,20 @@ import (
 
 // A partition's messages go in requests no bigger than the configured size, in order; a
 // retry writes only what the broker has not acknowledged, nothing twice and nothing
-// lost; and a request the broker refuses stops its partition there, leaving the others
-// written.
+// lost; a request the broker refuses as too large is split until it takes the parts;
+// and a message it refuses alone is set aside while the rest of its partition goes on.
 func TestProducerSplitsAndResumes(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		comp     kafka.Compression
-		oversize bool // one message in the middle of a partition the broker refuses
+		maxBytes int64 // the producer's request limit; the topic takes 4,000 bytes
+		oversize bool  // one message in the middle of a partition the broker refuses
 	}{
-		{"plain", 0, false},
-		{"lz4", kafka.Lz4, false},
-		{"refused midway", 0, true},
+		{"plain", 0, 2000, false},
+		{"lz4", kafka.Lz4, 2000, false},
+		{"refused midway", 0, 2000, true},
+		{"topic takes less than the producer sends", 0, 40_000, false},
+		{"both", kafka.Lz4, 40_000, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -47,20 +50,18 @@ func TestProducerSplitsAndResumes(t *testing.T) {
 			const n = 600
 			msgs := make([]kafka.Message, n)
 			want := map[int][]string{}
-			refused := -1 // the partition of the refused message
 			for i := range msgs {
 				msgs[i] = kafka.Message{Topic: topic, Key: []byte("visitor-" + strconv.Itoa(i%17)), Value: fmt.Appendf(nil, "%-200d", i)}
 				if tc.oversize && i == n/2 {
-					msgs[i].Value = fmt.Appendf(nil, "%-5000d", i)
-				}
-				p := kafka.Murmur2Balancer{}.Balance(msgs[i], 0, 1, 2)
-				if refused == p {
-					continue // after the refused message: never written
+					// Random hex: over 4,000 bytes even compressed.
+					raw := make([]byte, 6000)
+					rand.Read(raw)
+					msgs[i].Value = hex.AppendEncode(nil, raw)
 				}
 				if tc.oversize && i == n/2 {
-					refused = p
-					continue
+					continue // refused, not written
 				}
+				p := kafka.Murmur2Balancer{}.Balance(msgs[i], 0, 1, 2)
 				want[p] = append(want[p], string(msgs[i].Value))
 			}
 			// Retried after the broker acknowledged the first third of each partition's.
@@ -69,12 +70,20 @@ func TestProducerSplitsAndResumes(t *testing.T) {
 				first[p] = len(vs) / 3
 			}
 			waitForLeaders(ctx, t, c, topic)
-			err = relay.ProduceAcknowledged(ctx, []string{broker.Addr}, tc.comp, 2000, msgs, func(p, _ int) int { return first[p] })
-			switch {
-			case tc.oversize && (!errors.Is(err, kafka.MessageSizeTooLarge) || !strings.HasPrefix(err.Error(), "1 of 3 partitions failed")):
-				t.Fatalf("a refused message answered %v, want its partition alone to fail as too large", err)
-			case !tc.oversize && err != nil:
+			refused, limit, err := relay.ProduceAcknowledged(ctx, []string{broker.Addr}, tc.comp, tc.maxBytes, msgs, func(p, _ int) int { return first[p] })
+			if err != nil {
 				t.Fatal(err)
+			}
+			if wantRefused := []int(nil); tc.oversize && !slices.Equal(refused, []int{n / 2}) || !tc.oversize && !slices.Equal(refused, wantRefused) {
+				t.Errorf("refused %v, want only the oversized message", refused)
+			}
+			switch {
+			case tc.maxBytes <= 4000 && limit != 0:
+				t.Errorf("the request limit moved to %d, though the topic takes every request", limit)
+			case tc.maxBytes > 4000 && tc.comp == 0 && (limit == 0 || limit > 3*4000):
+				// Halved from the size of a request refused: near the topic's 4,000 bytes,
+				// as the producer estimates sizes.
+				t.Errorf("request limit %d after a topic that takes 4,000 bytes refused requests of up to %d", limit, tc.maxBytes)
 			}
 			got, err := kafkatest.ReadAll(ctx, broker.Addr, topic)
 			if err != nil {

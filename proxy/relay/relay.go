@@ -158,9 +158,30 @@ func (r *Relay) setState(state string, err error) {
 // produce them and kept across retries.
 type batch struct {
 	msgs  []kafka.Message
+	seqs  []uint64 // each message's outbox sequence
 	parts []*partitionBatch
 	next  uint64
 	total int // messages in the batch as read
+	// refused are the messages the broker will never take, to be dead-lettered before the
+	// cursor passes them.
+	refused []refused
+}
+
+type refused struct {
+	seq uint64
+	msg kafka.Message
+	err error
+}
+
+// collectRefused moves the partitions' refusals into the batch: a re-split drops the
+// partitions, and the refused messages with them, since they count as sent.
+func (b *batch) collectRefused() {
+	for _, pb := range b.parts {
+		for _, f := range pb.refused {
+			b.refused = append(b.refused, refused{seq: b.seqs[f.idx], msg: b.msgs[f.idx], err: f.err})
+		}
+		pb.refused = nil
+	}
 }
 
 // resplit keeps, in outbox order, only the messages the broker has not acknowledged, to
@@ -173,12 +194,14 @@ func (b *batch) resplit() {
 		}
 	}
 	var rest []kafka.Message
+	var seqs []uint64
 	for i := range b.msgs {
 		if !acked[&b.msgs[i]] {
 			rest = append(rest, b.msgs[i])
+			seqs = append(seqs, b.seqs[i])
 		}
 	}
-	b.msgs, b.parts = rest, nil
+	b.msgs, b.seqs, b.parts = rest, seqs, nil
 }
 
 // topicGone reports whether err says a topic, or a partition the batch was split over,
@@ -225,8 +248,13 @@ func (r *Relay) Run(ctx context.Context) {
 				topicsReady = true
 			}
 			start := time.Now()
+			limit := r.p.limit.Load()
 			err := r.produce(ctx, &b)
 			produceSeconds.Observe(time.Since(start).Seconds())
+			b.collectRefused()
+			if l := r.p.limit.Load(); l != limit {
+				r.log.Warn("kafka refused a request as too large; sending smaller ones", "bytes", l)
+			}
 			if err == nil {
 				break
 			}
@@ -246,7 +274,11 @@ func (r *Relay) Run(ctx context.Context) {
 			}
 		}
 		retry.Reset()
-		// The cursor moves only now that every message of the batch was acknowledged.
+		// The cursor moves only now that every message of the batch was acknowledged, or
+		// refused for good and kept as a dead letter.
+		if !r.deadLetter(ctx, b.refused) {
+			return
+		}
 		for {
 			err := r.db.SetCursor(Consumer, b.next)
 			if err == nil {
@@ -259,7 +291,7 @@ func (r *Relay) Run(ctx context.Context) {
 		}
 		r.setCursor(b.next)
 		batches.Inc()
-		messagesTotal.Add(float64(b.total))
+		messagesTotal.Add(float64(b.total - len(b.refused)))
 		lastSuccess.SetToCurrentTime()
 		if st, _, _ := r.Status(); st != "ok" {
 			r.log.Info("kafka writes succeed", "cursor", b.next)
@@ -289,10 +321,10 @@ func (r *Relay) prepare(ctx context.Context, cursor uint64, out chan<- batch) {
 			}
 			continue
 		}
-		msgs := r.messages(evs)
+		msgs, seqs := r.messages(evs)
 		cursor = evs[len(evs)-1].Seq + 1
 		select {
-		case out <- batch{msgs: msgs, next: cursor, total: len(msgs)}:
+		case out <- batch{msgs: msgs, seqs: seqs, next: cursor, total: len(msgs)}:
 		case <-ctx.Done():
 			return
 		}
@@ -333,8 +365,9 @@ func (r *Relay) setCursor(c uint64) {
 // messages encodes events as Kafka messages: JSON value, key = visitor ID so one
 // visitor's events stay in order on one partition, headers naming type and version.
 // All values share one buffer per batch.
-func (r *Relay) messages(evs []storage.Event) []kafka.Message {
+func (r *Relay) messages(evs []storage.Event) ([]kafka.Message, []uint64) {
 	msgs := make([]kafka.Message, 0, len(evs))
+	seqs := make([]uint64, 0, len(evs))
 	version := []byte(fmt.Sprint(events.SchemaVersion))
 	buf := make([]byte, 0, len(evs)*700)
 	var ends []int
@@ -356,6 +389,7 @@ func (r *Relay) messages(evs []storage.Event) []kafka.Message {
 			}
 			buf = events.AppendClickJSON(buf, c, u)
 			ends = append(ends, len(buf))
+			seqs = append(seqs, e.Seq)
 			msgs = append(msgs, kafka.Message{
 				Topic: r.cfg.ClicksTopic,
 				Key:   []byte(c.VisitorID),
@@ -382,6 +416,7 @@ func (r *Relay) messages(evs []storage.Event) []kafka.Message {
 			}
 			buf = append(buf, v...)
 			ends = append(ends, len(buf))
+			seqs = append(seqs, e.Seq)
 			key := c.VisitorID
 			if key == "" {
 				key = c.ID
@@ -402,7 +437,7 @@ func (r *Relay) messages(evs []storage.Event) []kafka.Message {
 		msgs[i].Value = buf[start:ends[i]:ends[i]]
 		start = ends[i]
 	}
-	return msgs
+	return msgs, seqs
 }
 
 // ensureTopics creates the topics when they are missing.

@@ -3,6 +3,8 @@ package relay_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -488,4 +490,83 @@ func TestClickUserData(t *testing.T) {
 			}
 		})
 	}
+}
+
+// An event the topic refuses for its size does not stop the stream: it becomes a dead
+// letter, every other click reaches Kafka once, and once the topic takes bigger messages
+// a replay publishes it and removes the dead letter.
+func TestOversizedEventIsDeadLetteredAndReplayed(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	topic := fmt.Sprintf("t%d.oversized.clicks", time.Now().UnixNano())
+	c := &kafka.Client{Addr: kafka.TCP(broker.Addr)}
+	res, err := c.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{
+		Topic: topic, NumPartitions: 3, ReplicationFactor: 1,
+		ConfigEntries: []kafka.ConfigEntry{{ConfigName: "max.message.bytes", ConfigValue: "1500"}},
+	}}})
+	if err != nil || res.Errors[topic] != nil {
+		t.Fatalf("create topic: %v %v", err, res)
+	}
+	g, _ := startGate(t, "CLICKGATE_KAFKA_CLICKS_TOPIC="+topic)
+	tp := newTapper(g, "/k")
+	tp.run(4, 40, nil, 0)
+	// A 1,800-byte destination makes a click event the topic refuses, compressed or not.
+	noise := make([]byte, 900)
+	rand.Read(noise)
+	g.MustCreate(map[string]any{"slug": "big", "destination": "https://shop.example.com/p/" + hex.EncodeToString(noise),
+		"utm": map[string]any{"medium": "promotional", "campaign": "kafka"}})
+	resp := g.Tap("GET", "/big", map[string]string{"User-Agent": servertest.Android})
+	if resp.StatusCode != 302 {
+		t.Fatalf("big tap: %d", resp.StatusCode)
+	}
+	u, _ := url.Parse(resp.Header.Get("Location"))
+	big := u.Query().Get("cgid")
+	tp.run(4, 40, nil, 0)
+	if tp.errors.Load() > 0 {
+		t.Fatalf("%d taps failed", tp.errors.Load())
+	}
+	drained(t, g, time.Minute)
+	_, seen := consume(t, topic)
+	assertEvery(t, tp.ids, seen)
+	if seen[big] != 0 {
+		t.Fatalf("the refused click reached Kafka %d times", seen[big])
+	}
+
+	dead := func() []any {
+		st, out := g.API("GET", "/api/v1/deadletters?plugin=kafka", nil)
+		if st != 200 {
+			t.Fatalf("dead letters: %d %v", st, out)
+		}
+		return out["dead_letters"].([]any)
+	}
+	dls := dead()
+	if len(dls) != 1 {
+		t.Fatalf("%d dead letters, want the refused click's: %v", len(dls), dls)
+	}
+	d := dls[0].(map[string]any)
+	if d["event_id"] != big || d["type"] != "click" || !strings.Contains(d["reason"].(string), "max.message.bytes") {
+		t.Fatalf("dead letter %v", d)
+	}
+	// Replayed while the topic still refuses it: it stays, with the new answer.
+	if st, out := g.API("POST", "/api/v1/deadletters/kafka/replay", nil); st != 200 || out["failed"] != 1.0 || out["delivered"] != 0.0 {
+		t.Fatalf("replay into the same topic: %d %v", st, out)
+	}
+	if dls := dead(); len(dls) != 1 || !strings.HasPrefix(dls[0].(map[string]any)["reason"].(string), "replay: ") {
+		t.Fatalf("after a failed replay: %v", dls)
+	}
+	alter, err := c.IncrementalAlterConfigs(ctx, &kafka.IncrementalAlterConfigsRequest{Resources: []kafka.IncrementalAlterConfigsRequestResource{{
+		ResourceType: kafka.ResourceTypeTopic, ResourceName: topic,
+		Configs: []kafka.IncrementalAlterConfigsRequestConfig{{Name: "max.message.bytes", Value: "1048588", ConfigOperation: kafka.ConfigOperationSet}},
+	}}})
+	if err != nil || alter.Resources[0].Error != nil {
+		t.Fatalf("raise max.message.bytes: %v %v", err, alter)
+	}
+	if st, out := g.API("POST", "/api/v1/deadletters/kafka/replay", nil); st != 200 || out["delivered"] != 1.0 {
+		t.Fatalf("replay: %d %v", st, out)
+	}
+	if dls := dead(); len(dls) != 0 {
+		t.Fatalf("dead letters left after the replay: %v", dls)
+	}
+	_, seen = consume(t, topic)
+	assertEvery(t, append(tp.ids, big), seen)
 }

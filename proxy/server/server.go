@@ -184,7 +184,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		SecureErrorLogMessage:        true,
 	}
 	s.adm = &http.Server{
-		Handler:           admin.New(s.Links, s.DB, s.Plugins, s.AdminToken, log).Handler(),
+		Handler:           admin.New(s.Links, s.DB, s.Plugins, s.relay, s.AdminToken, log).Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
