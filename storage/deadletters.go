@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -34,10 +35,15 @@ func deadKey(consumer string, seq uint64) []byte {
 
 // PutDeadLetter stores (or replaces) a dead letter.
 func (db *DB) PutDeadLetter(d *DeadLetter) error {
-	v, err := json.Marshal(d)
-	if err != nil {
+	// Without HTML escaping the event is kept byte for byte, so a replay sends what the
+	// destination refused, no bigger.
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(d); err != nil {
 		return err
 	}
+	v := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 	if err := db.bdb.Update(func(txn *badger.Txn) error { return txn.Set(deadKey(d.Consumer, d.Seq), v) }); err != nil {
 		return fmt.Errorf("storage: put dead letter: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -19,6 +20,9 @@ import (
 // them (max.message.bytes raised). It returns false only when ctx ends first: a dead
 // letter that cannot be stored is retried, never dropped.
 func (r *Relay) deadLetter(ctx context.Context, refused []refused) bool {
+	if len(refused) == 0 {
+		return true
+	}
 	for _, f := range refused {
 		d := &storage.DeadLetter{
 			Consumer: Consumer, Seq: f.seq, Time: f.msg.Time.UTC(), Event: json.RawMessage(f.msg.Value),
@@ -43,9 +47,11 @@ func (r *Relay) deadLetter(ctx context.Context, refused []refused) bool {
 			}
 		}
 		deadLettered.Inc()
-		r.log.Error("kafka refused an event for good; kept as a dead letter", "seq", f.seq, "event_id", d.EventID,
-			"topic", f.msg.Topic, "bytes", len(f.msg.Value), "err", f.err)
 	}
+	// One line a batch: a topic that refuses every event would otherwise log each.
+	f := refused[0]
+	r.log.Error("kafka refused events for good; kept as dead letters (clickgate deadletters list kafka)",
+		"events", len(refused), "first_seq", f.seq, "topic", f.msg.Topic, "bytes", len(f.msg.Value), "err", f.err)
 	return true
 }
 
@@ -56,58 +62,87 @@ type ReplayResult struct {
 	Failed    int `json:"failed"`
 }
 
-// maxReplay bounds the dead letters one replay reads.
-const maxReplay = 10_000
+// replayPage is how many dead letters a replay reads at a time.
+const replayPage = 1000
 
 // Replay publishes dead letters again (all of them when seqs is empty), keyed and
 // headed as the relay first sent them; those the broker acknowledges are removed, the
 // others stay with the new reason. A replayed event lands after events published since
-// it was refused.
+// it was refused. Replays run one at a time, so a second one started while the first
+// runs does not publish the same letters again; one whose ctx ends stops there and
+// answers what it did.
 func (r *Relay) Replay(ctx context.Context, seqs []uint64) (ReplayResult, error) {
-	var dls []*storage.DeadLetter
-	if len(seqs) == 0 {
-		var err error
-		if dls, err = r.db.DeadLetters(Consumer, 0, maxReplay); err != nil {
-			return ReplayResult{}, err
+	r.replayMu.Lock()
+	defer r.replayMu.Unlock()
+	var res ReplayResult
+	if len(seqs) > 0 {
+		var dls []*storage.DeadLetter
+		for _, seq := range seqs {
+			d, err := r.db.GetDeadLetter(Consumer, seq)
+			if err != nil {
+				return res, fmt.Errorf("dead letter %d: %w", seq, err)
+			}
+			dls = append(dls, d)
 		}
+		return res, r.replay(ctx, dls, &res)
 	}
-	for _, seq := range seqs {
-		d, err := r.db.GetDeadLetter(Consumer, seq)
-		if err != nil {
-			return ReplayResult{}, fmt.Errorf("dead letter %d: %w", seq, err)
+	for after := uint64(0); ; {
+		dls, err := r.db.DeadLetters(Consumer, after, replayPage)
+		if err != nil || len(dls) == 0 {
+			return res, err
 		}
-		dls = append(dls, d)
+		if err := r.replay(ctx, dls, &res); err != nil {
+			return res, err
+		}
+		after = dls[len(dls)-1].Seq
 	}
-	res := ReplayResult{Replayed: len(dls)}
-	version := []byte(fmt.Sprint(events.SchemaVersion))
+}
+
+func (r *Relay) replay(ctx context.Context, dls []*storage.DeadLetter, res *ReplayResult) error {
 	for _, d := range dls {
-		msg, err := r.replayMessage(d, version)
+		if ctx.Err() != nil {
+			return nil // what was done is in res; the rest keep their reasons
+		}
+		res.Replayed++
+		msg, err := replayMessage(d, r.cfg)
 		if err == nil {
 			err = r.publish(ctx, msg)
 		}
 		if err != nil {
+			if ctx.Err() != nil {
+				res.Replayed--
+				return nil
+			}
 			res.Failed++
+			// Purged meanwhile: do not bring it back.
+			if _, err := r.db.GetDeadLetter(Consumer, d.Seq); errors.Is(err, storage.ErrNotFound) {
+				continue
+			}
 			d.Reason, d.Attempts, d.FailedAt = "replay: "+err.Error(), d.Attempts+1, time.Now().UTC()
 			if err := r.db.PutDeadLetter(d); err != nil {
-				return res, err
+				return err
 			}
 			continue
 		}
+		// The topic took what it had refused: its limit was raised.
+		r.p.resetLimit(msg.Topic)
 		if _, err := r.db.DeleteDeadLetters(Consumer, []uint64{d.Seq}); err != nil {
-			return res, err
+			return err
 		}
 		res.Delivered++
 		messagesTotal.Inc()
 	}
-	return res, nil
+	return nil
 }
 
 // replayMessage rebuilds the message a dead letter was: the topic by its type, the key
-// its visitor (or, for a conversion without one, the conversion).
-func (r *Relay) replayMessage(d *storage.DeadLetter, version []byte) (kafka.Message, error) {
+// its visitor (or, for a conversion without one, the conversion), the headers its type
+// and schema version.
+func replayMessage(d *storage.DeadLetter, cfg Config) (kafka.Message, error) {
 	var doc struct {
-		VisitorID    string `json:"visitor_id"`
-		ConversionID string `json:"conversion_id"`
+		VisitorID     string `json:"visitor_id"`
+		ConversionID  string `json:"conversion_id"`
+		SchemaVersion int    `json:"schema_version"`
 	}
 	if err := json.Unmarshal(d.Event, &doc); err != nil {
 		return kafka.Message{}, fmt.Errorf("the stored event is not JSON: %w", err)
@@ -115,16 +150,16 @@ func (r *Relay) replayMessage(d *storage.DeadLetter, version []byte) (kafka.Mess
 	m := kafka.Message{Value: d.Event, Time: d.Time, Key: []byte(doc.VisitorID)}
 	switch d.Type {
 	case events.TypeClick:
-		m.Topic = r.cfg.ClicksTopic
+		m.Topic = cfg.ClicksTopic
 	case events.TypeConversion:
-		m.Topic = r.cfg.ConversionsTopic
+		m.Topic = cfg.ConversionsTopic
 		if doc.VisitorID == "" {
 			m.Key = []byte(doc.ConversionID)
 		}
 	default:
 		return kafka.Message{}, fmt.Errorf("event type %q has no topic", d.Type)
 	}
-	m.Headers = []kafka.Header{{Key: "event_type", Value: []byte(d.Type)}, {Key: "schema_version", Value: version}}
+	m.Headers = []kafka.Header{{Key: "event_type", Value: []byte(d.Type)}, {Key: "schema_version", Value: []byte(strconv.Itoa(doc.SchemaVersion))}}
 	return m, nil
 }
 
@@ -147,5 +182,6 @@ func (r *Relay) publish(ctx context.Context, m kafka.Message) error {
 	return nil
 }
 
-// ErrNotRunning is returned by a replay when no relay is configured.
+// ErrNotRunning names what to set when the relay's dead letters are asked for and Kafka
+// is not configured.
 var ErrNotRunning = errors.New("the Kafka relay is not configured (CLICKGATE_KAFKA_BROKERS)")

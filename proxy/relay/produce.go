@@ -33,8 +33,11 @@ type producer struct {
 	comp     kafka.Compression
 	maxBytes int64
 	balancer kafka.Murmur2Balancer
-	// limit is the request size the broker was last seen to take (0: maxBytes).
-	limit atomic.Int64
+	// limits holds, per topic, a request size below one the broker refused as too large
+	// (*atomic.Int64); a topic without one gets maxBytes.
+	limits sync.Map
+	// shrinks counts the times a limit went down, for the relay to log.
+	shrinks atomic.Int64
 }
 
 // partitionBatch is one partition's share of a batch, in outbox order. sent counts the
@@ -198,30 +201,42 @@ func tooLarge(err error) bool {
 // message goes alone anyway.
 const minRequestBytes = 1 << 10
 
-// budget is the most record bytes one request carries.
-func (p *producer) budget() int64 {
-	if l := p.limit.Load(); l > 0 {
-		return l - batchHeader
+// limit returns the request size topic takes, as far as the producer knows.
+func (p *producer) limit(topic string) int64 {
+	if l, ok := p.limits.Load(topic); ok {
+		return l.(*atomic.Int64).Load()
 	}
-	return p.maxBytes - batchHeader
+	return p.maxBytes
 }
 
-// shrink lowers the request limit below a request of size bytes the broker refused.
-func (p *producer) shrink(size int64) {
+// shrink lowers topic's request limit below a request of size bytes the broker refused,
+// and reports whether it went down.
+func (p *producer) shrink(topic string, size int64) bool {
 	next := max((size+batchHeader)/2, minRequestBytes)
+	l, _ := p.limits.LoadOrStore(topic, new(atomic.Int64))
+	lim := l.(*atomic.Int64)
 	for {
-		cur := p.limit.Load()
-		if cur > 0 && cur <= next || p.limit.CompareAndSwap(cur, next) {
-			return
+		cur := lim.Load()
+		if cur > 0 && cur <= next {
+			return false
+		}
+		if lim.CompareAndSwap(cur, next) {
+			p.shrinks.Add(1)
+			return true
 		}
 	}
 }
 
+// resetLimit forgets topic's smaller limit, after a message went through that the
+// topic had refused: its max.message.bytes was raised.
+func (p *producer) resetLimit(topic string) { p.limits.Delete(topic) }
+
 func (p *producer) writePartition(ctx context.Context, pb *partitionBatch) error {
+	alone := false // the next request carries one message
 	for pb.sent < len(pb.msgs) {
-		budget := p.budget()
+		budget := p.limit(pb.topic) - batchHeader
 		end, size := pb.sent, int64(0)
-		for end < len(pb.msgs) && (end == pb.sent || size+pb.sizes[end] <= budget) {
+		for end < len(pb.msgs) && (end == pb.sent || !alone && size+pb.sizes[end] <= budget) {
 			size += pb.sizes[end]
 			end++
 		}
@@ -232,14 +247,16 @@ func (p *producer) writePartition(ctx context.Context, pb *partitionBatch) error
 		switch {
 		case err == nil:
 		case tooLarge(err) && end-pb.sent > 1:
-			// The topic takes less than a request of ours: send smaller ones.
-			p.shrink(size)
+			// The topic takes less than a request of ours: send smaller ones, down to one
+			// message, which either goes through or is refused for good.
+			alone = !p.shrink(pb.topic, size)
 			continue
 		case tooLarge(err):
 			pb.refused = append(pb.refused, refusal{idx: pb.idx[pb.sent], err: err})
 		default:
 			return fmt.Errorf("%s/%d: %w", pb.topic, pb.partition, err)
 		}
+		alone = false
 		pb.sent = end
 	}
 	return nil

@@ -78,9 +78,9 @@ func TestProducerSplitsAndResumes(t *testing.T) {
 				t.Errorf("refused %v, want only the oversized message", refused)
 			}
 			switch {
-			case tc.maxBytes <= 4000 && limit != 0:
+			case tc.maxBytes <= 4000 && limit != tc.maxBytes:
 				t.Errorf("the request limit moved to %d, though the topic takes every request", limit)
-			case tc.maxBytes > 4000 && tc.comp == 0 && (limit == 0 || limit > 3*4000):
+			case tc.maxBytes > 4000 && tc.comp == 0 && limit > 3*4000:
 				// Halved from the size of a request refused: near the topic's 4,000 bytes,
 				// as the producer estimates sizes.
 				t.Errorf("request limit %d after a topic that takes 4,000 bytes refused requests of up to %d", limit, tc.maxBytes)
@@ -99,6 +99,45 @@ func TestProducerSplitsAndResumes(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A topic that takes less than the smallest request the producer builds (two 300-byte
+// messages against 500 bytes) gets one message a request, not the same refused request
+// again and again.
+func TestProducerBelowItsSmallestRequest(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	topic := fmt.Sprintf("t%d.tiny", time.Now().UnixNano())
+	c := &kafka.Client{Addr: kafka.TCP(broker.Addr)}
+	res, err := c.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{
+		Topic: topic, NumPartitions: 1, ReplicationFactor: 1,
+		ConfigEntries: []kafka.ConfigEntry{{ConfigName: "max.message.bytes", ConfigValue: "500"}},
+	}}})
+	if err != nil || res.Errors[topic] != nil {
+		t.Fatalf("create topic: %v %v", err, res)
+	}
+	msgs := make([]kafka.Message, 20)
+	var want []string
+	for i := range msgs {
+		msgs[i] = kafka.Message{Topic: topic, Key: []byte("v"), Value: fmt.Appendf(nil, "%-300d", i)}
+		want = append(want, string(msgs[i].Value))
+	}
+	waitForLeaders(ctx, t, c, topic)
+	refused, _, err := relay.ProduceAcknowledged(ctx, []string{broker.Addr}, 0, 1<<20, msgs, func(int, int) int { return 0 })
+	if err != nil || len(refused) != 0 {
+		t.Fatalf("refused %v, %v", refused, err)
+	}
+	got, err := kafkatest.ReadAll(ctx, broker.Addr, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var values []string
+	for _, m := range got[0] {
+		values = append(values, string(m.Value))
+	}
+	if !slices.Equal(values, want) {
+		t.Fatalf("the topic holds %d messages, want the 20 in order", len(values))
 	}
 }
 

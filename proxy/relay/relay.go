@@ -107,6 +107,8 @@ type Relay struct {
 	log *slog.Logger
 	p   *producer
 
+	replayMu sync.Mutex // one dead-letter replay at a time
+
 	mu        sync.Mutex
 	state     string
 	lastError string
@@ -248,12 +250,13 @@ func (r *Relay) Run(ctx context.Context) {
 				topicsReady = true
 			}
 			start := time.Now()
-			limit := r.p.limit.Load()
+			shrinks := r.p.shrinks.Load()
 			err := r.produce(ctx, &b)
 			produceSeconds.Observe(time.Since(start).Seconds())
 			b.collectRefused()
-			if l := r.p.limit.Load(); l != limit {
-				r.log.Warn("kafka refused a request as too large; sending smaller ones", "bytes", l)
+			if r.p.shrinks.Load() != shrinks {
+				r.log.Warn("kafka refused a request as too large; sending smaller ones (raise the topic's max.message.bytes)",
+					"clicks_request_bytes", r.p.limit(r.cfg.ClicksTopic), "conversions_request_bytes", r.p.limit(r.cfg.ConversionsTopic))
 			}
 			if err == nil {
 				break

@@ -569,4 +569,7 @@ func TestOversizedEventIsDeadLetteredAndReplayed(t *testing.T) {
 	}
 	_, seen = consume(t, topic)
 	assertEvery(t, append(tp.ids, big), seen)
+	if seen[big] != 1 {
+		t.Fatalf("the replayed click is in Kafka %d times", seen[big])
+	}
 }

@@ -29,6 +29,7 @@ func TestResplitKeepsTheUnacknowledged(t *testing.T) {
 	even.refused = []refusal{{idx: 4, err: kafka.MessageSizeTooLarge}}
 	b.parts = []*partitionBatch{even, odd}
 	b.collectRefused()
+	b.collectRefused() // a retry of the same parts records nothing twice
 	b.resplit()
 	var got []int
 	for i, m := range b.msgs {
