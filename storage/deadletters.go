@@ -33,6 +33,27 @@ func deadKey(consumer string, seq uint64) []byte {
 	return binary.BigEndian.AppendUint64(deadPrefix(consumer), seq)
 }
 
+// ReplayResult counts what a replay of dead letters did.
+type ReplayResult struct {
+	Replayed  int `json:"replayed"`
+	Delivered int `json:"delivered"`
+	Failed    int `json:"failed"`
+}
+
+// GetDeadLetters reads the named dead letters of a consumer; one missing fails them all
+// with ErrNotFound, naming it.
+func (db *DB) GetDeadLetters(consumer string, seqs []uint64) ([]*DeadLetter, error) {
+	dls := make([]*DeadLetter, 0, len(seqs))
+	for _, seq := range seqs {
+		d, err := db.GetDeadLetter(consumer, seq)
+		if err != nil {
+			return nil, fmt.Errorf("dead letter %d: %w", seq, err)
+		}
+		dls = append(dls, d)
+	}
+	return dls, nil
+}
+
 // PutDeadLetter stores (or replaces) a dead letter.
 func (db *DB) PutDeadLetter(d *DeadLetter) error {
 	// Without HTML escaping the event is kept byte for byte, so a replay sends what the

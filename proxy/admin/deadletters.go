@@ -124,7 +124,7 @@ func (a *API) replayDeadLetters(w http.ResponseWriter, r *http.Request) {
 	if r.ContentLength != 0 && !decode(w, r, maxBody, &req) {
 		return
 	}
-	var res any
+	var res storage.ReplayResult
 	var err error
 	if name == relay.Consumer {
 		res, err = a.Relay.Replay(r.Context(), req.Seqs)

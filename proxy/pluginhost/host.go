@@ -81,31 +81,24 @@ func (h *Host) Names() []string { return append([]string(nil), h.order...) }
 // ErrUnknownPlugin is returned for a plugin not in the plugins file.
 var ErrUnknownPlugin = errors.New("no such plugin")
 
-// ReplayResult counts what a replay did.
-type ReplayResult struct {
-	Replayed  int `json:"replayed"`
-	Delivered int `json:"delivered"`
-	Failed    int `json:"failed"`
-}
-
 // Replay sends dead letters (all of the plugin's when seqs is empty) to the plugin
 // again; delivered ones are removed, the others stay with the new reason.
-func (h *Host) Replay(ctx context.Context, plugin string, seqs []uint64) (ReplayResult, error) {
+func (h *Host) Replay(ctx context.Context, plugin string, seqs []uint64) (storage.ReplayResult, error) {
 	r := h.runners[plugin]
 	if r == nil {
-		return ReplayResult{}, fmt.Errorf("%w: %q", ErrUnknownPlugin, plugin)
+		return storage.ReplayResult{}, fmt.Errorf("%w: %q", ErrUnknownPlugin, plugin)
 	}
 	req := replayReq{seqs: seqs, done: make(chan replayResp, 1)}
 	select {
 	case r.replays <- req:
 	case <-ctx.Done():
-		return ReplayResult{}, ctx.Err()
+		return storage.ReplayResult{}, ctx.Err()
 	}
 	select {
 	case resp := <-req.done:
 		return resp.res, resp.err
 	case <-ctx.Done():
-		return ReplayResult{}, ctx.Err()
+		return storage.ReplayResult{}, ctx.Err()
 	}
 }
 
@@ -115,7 +108,7 @@ type replayReq struct {
 }
 
 type replayResp struct {
-	res ReplayResult
+	res storage.ReplayResult
 	err error
 }
 
@@ -398,23 +391,20 @@ func (r *runner) deadLetter(p *pending, reason string) {
 	r.log.Warn("event dead-lettered", "event_id", p.ev.ID, "reason", reason, "attempts", p.attempts)
 }
 
-func (r *runner) replay(ctx context.Context, seqs []uint64) (ReplayResult, error) {
+func (r *runner) replay(ctx context.Context, seqs []uint64) (storage.ReplayResult, error) {
 	var dls []*storage.DeadLetter
 	if len(seqs) == 0 {
 		var err error
 		if dls, err = r.db.DeadLetters(r.consumer, 0, 100000); err != nil {
-			return ReplayResult{}, err
+			return storage.ReplayResult{}, err
 		}
 	} else {
-		for _, s := range seqs {
-			d, err := r.db.GetDeadLetter(r.consumer, s)
-			if err != nil {
-				return ReplayResult{}, fmt.Errorf("dead letter %d: %w", s, err)
-			}
-			dls = append(dls, d)
+		var err error
+		if dls, err = r.db.GetDeadLetters(r.consumer, seqs); err != nil {
+			return storage.ReplayResult{}, err
 		}
 	}
-	var res ReplayResult
+	var res storage.ReplayResult
 	for start := 0; start < len(dls); start += r.spec.BatchSize {
 		chunk := dls[start:min(start+r.spec.BatchSize, len(dls))]
 		evs := make([]sdk.Event, len(chunk))

@@ -55,13 +55,6 @@ func (r *Relay) deadLetter(ctx context.Context, refused []refused) bool {
 	return true
 }
 
-// ReplayResult counts what a replay did.
-type ReplayResult struct {
-	Replayed  int `json:"replayed"`
-	Delivered int `json:"delivered"`
-	Failed    int `json:"failed"`
-}
-
 // replayPage is how many dead letters a replay reads at a time.
 const replayPage = 1000
 
@@ -71,18 +64,14 @@ const replayPage = 1000
 // it was refused. Replays run one at a time, so a second one started while the first
 // runs does not publish the same letters again; one whose ctx ends stops there and
 // answers what it did.
-func (r *Relay) Replay(ctx context.Context, seqs []uint64) (ReplayResult, error) {
+func (r *Relay) Replay(ctx context.Context, seqs []uint64) (storage.ReplayResult, error) {
 	r.replayMu.Lock()
 	defer r.replayMu.Unlock()
-	var res ReplayResult
+	var res storage.ReplayResult
 	if len(seqs) > 0 {
-		var dls []*storage.DeadLetter
-		for _, seq := range seqs {
-			d, err := r.db.GetDeadLetter(Consumer, seq)
-			if err != nil {
-				return res, fmt.Errorf("dead letter %d: %w", seq, err)
-			}
-			dls = append(dls, d)
+		dls, err := r.db.GetDeadLetters(Consumer, seqs)
+		if err != nil {
+			return res, err
 		}
 		return res, r.replay(ctx, dls, &res)
 	}
@@ -98,13 +87,13 @@ func (r *Relay) Replay(ctx context.Context, seqs []uint64) (ReplayResult, error)
 	}
 }
 
-func (r *Relay) replay(ctx context.Context, dls []*storage.DeadLetter, res *ReplayResult) error {
+func (r *Relay) replay(ctx context.Context, dls []*storage.DeadLetter, res *storage.ReplayResult) error {
 	for _, d := range dls {
 		if ctx.Err() != nil {
 			return nil // what was done is in res; the rest keep their reasons
 		}
 		res.Replayed++
-		msg, err := replayMessage(d, r.cfg)
+		msg, err := r.replayMessage(d)
 		if err == nil {
 			err = r.publish(ctx, msg)
 		}
@@ -135,10 +124,9 @@ func (r *Relay) replay(ctx context.Context, dls []*storage.DeadLetter, res *Repl
 	return nil
 }
 
-// replayMessage rebuilds the message a dead letter was: the topic by its type, the key
-// its visitor (or, for a conversion without one, the conversion), the headers its type
-// and schema version.
-func replayMessage(d *storage.DeadLetter, cfg Config) (kafka.Message, error) {
+// replayMessage rebuilds the message a dead letter was, as messages made it, with the
+// schema version the event carries.
+func (r *Relay) replayMessage(d *storage.DeadLetter) (kafka.Message, error) {
 	var doc struct {
 		VisitorID     string `json:"visitor_id"`
 		ConversionID  string `json:"conversion_id"`
@@ -147,19 +135,11 @@ func replayMessage(d *storage.DeadLetter, cfg Config) (kafka.Message, error) {
 	if err := json.Unmarshal(d.Event, &doc); err != nil {
 		return kafka.Message{}, fmt.Errorf("the stored event is not JSON: %w", err)
 	}
-	m := kafka.Message{Value: d.Event, Time: d.Time, Key: []byte(doc.VisitorID)}
-	switch d.Type {
-	case events.TypeClick:
-		m.Topic = cfg.ClicksTopic
-	case events.TypeConversion:
-		m.Topic = cfg.ConversionsTopic
-		if doc.VisitorID == "" {
-			m.Key = []byte(doc.ConversionID)
-		}
-	default:
+	if d.Type != events.TypeClick && d.Type != events.TypeConversion {
 		return kafka.Message{}, fmt.Errorf("event type %q has no topic", d.Type)
 	}
-	m.Headers = []kafka.Header{{Key: "event_type", Value: []byte(d.Type)}, {Key: "schema_version", Value: []byte(strconv.Itoa(doc.SchemaVersion))}}
+	m := r.message(d.Type, eventKey(doc.VisitorID, doc.ConversionID), d.Time, []byte(strconv.Itoa(doc.SchemaVersion)))
+	m.Value = d.Event
 	return m, nil
 }
 

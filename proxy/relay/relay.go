@@ -393,15 +393,7 @@ func (r *Relay) messages(evs []storage.Event) ([]kafka.Message, []uint64) {
 			buf = events.AppendClickJSON(buf, c, u)
 			ends = append(ends, len(buf))
 			seqs = append(seqs, e.Seq)
-			msgs = append(msgs, kafka.Message{
-				Topic: r.cfg.ClicksTopic,
-				Key:   []byte(c.VisitorID),
-				Time:  c.Time,
-				Headers: []kafka.Header{
-					{Key: "event_type", Value: []byte(events.TypeClick)},
-					{Key: "schema_version", Value: version},
-				},
-			})
+			msgs = append(msgs, r.message(events.TypeClick, c.VisitorID, c.Time, version))
 		case storage.EventConversion:
 			c, err := storage.DecodeConversion(e.Record)
 			if err != nil {
@@ -420,19 +412,7 @@ func (r *Relay) messages(evs []storage.Event) ([]kafka.Message, []uint64) {
 			buf = append(buf, v...)
 			ends = append(ends, len(buf))
 			seqs = append(seqs, e.Seq)
-			key := c.VisitorID
-			if key == "" {
-				key = c.ID
-			}
-			msgs = append(msgs, kafka.Message{
-				Topic: r.cfg.ConversionsTopic,
-				Key:   []byte(key),
-				Time:  c.ReceivedAt,
-				Headers: []kafka.Header{
-					{Key: "event_type", Value: []byte(events.TypeConversion)},
-					{Key: "schema_version", Value: version},
-				},
-			})
+			msgs = append(msgs, r.message(events.TypeConversion, eventKey(c.VisitorID, c.ID), c.ReceivedAt, version))
 		}
 	}
 	start := 0
@@ -441,6 +421,28 @@ func (r *Relay) messages(evs []storage.Event) ([]kafka.Message, []uint64) {
 		start = ends[i]
 	}
 	return msgs, seqs
+}
+
+// message is an event's message without its value: the topic of its type (click or
+// conversion), its key, and headers naming the type and schema version.
+func (r *Relay) message(typ, key string, t time.Time, version []byte) kafka.Message {
+	topic := r.cfg.ClicksTopic
+	if typ == events.TypeConversion {
+		topic = r.cfg.ConversionsTopic
+	}
+	return kafka.Message{Topic: topic, Key: []byte(key), Time: t, Headers: []kafka.Header{
+		{Key: "event_type", Value: []byte(typ)},
+		{Key: "schema_version", Value: version},
+	}}
+}
+
+// eventKey is an event's message key: its visitor, so one visitor's events stay in order
+// on one partition, or for a conversion without one, the conversion.
+func eventKey(visitor, conversion string) string {
+	if visitor == "" {
+		return conversion
+	}
+	return visitor
 }
 
 // ensureTopics creates the topics when they are missing.
