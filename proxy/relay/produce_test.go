@@ -37,16 +37,9 @@ func TestProducerSplitsAndResumes(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
 			topic := fmt.Sprintf("t%d.produce", time.Now().UnixNano())
-			c := &kafka.Client{Addr: kafka.TCP(broker.Addr)}
 			// The broker refuses a record batch over 4,000 bytes: a partition's 40 KB
 			// of messages in one request would fail.
-			res, err := c.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{
-				Topic: topic, NumPartitions: 3, ReplicationFactor: 1,
-				ConfigEntries: []kafka.ConfigEntry{{ConfigName: "max.message.bytes", ConfigValue: "4000"}},
-			}}})
-			if err != nil || res.Errors[topic] != nil {
-				t.Fatalf("create topic: %v %v", err, res)
-			}
+			c := createTopic(ctx, t, topic, 3, 4000)
 			const n = 600
 			msgs := make([]kafka.Message, n)
 			want := map[int][]string{}
@@ -109,14 +102,7 @@ func TestProducerBelowItsSmallestRequest(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	topic := fmt.Sprintf("t%d.tiny", time.Now().UnixNano())
-	c := &kafka.Client{Addr: kafka.TCP(broker.Addr)}
-	res, err := c.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{
-		Topic: topic, NumPartitions: 1, ReplicationFactor: 1,
-		ConfigEntries: []kafka.ConfigEntry{{ConfigName: "max.message.bytes", ConfigValue: "500"}},
-	}}})
-	if err != nil || res.Errors[topic] != nil {
-		t.Fatalf("create topic: %v %v", err, res)
-	}
+	c := createTopic(ctx, t, topic, 1, 500)
 	msgs := make([]kafka.Message, 20)
 	var want []string
 	for i := range msgs {
@@ -139,6 +125,21 @@ func TestProducerBelowItsSmallestRequest(t *testing.T) {
 	if !slices.Equal(values, want) {
 		t.Fatalf("the topic holds %d messages, want the 20 in order", len(values))
 	}
+}
+
+// createTopic creates a topic whose record batches may be at most maxMessageBytes, and
+// returns a client of the test broker.
+func createTopic(ctx context.Context, t *testing.T, topic string, partitions, maxMessageBytes int) *kafka.Client {
+	t.Helper()
+	c := &kafka.Client{Addr: kafka.TCP(broker.Addr)}
+	res, err := c.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{
+		Topic: topic, NumPartitions: partitions, ReplicationFactor: 1,
+		ConfigEntries: []kafka.ConfigEntry{{ConfigName: "max.message.bytes", ConfigValue: strconv.Itoa(maxMessageBytes)}},
+	}}})
+	if err != nil || res.Errors[topic] != nil {
+		t.Fatalf("create topic: %v %v", err, res)
+	}
+	return c
 }
 
 // waitForLeaders waits until every partition of a new topic has a leader.

@@ -499,14 +499,7 @@ func TestOversizedEventIsDeadLetteredAndReplayed(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	topic := fmt.Sprintf("t%d.oversized.clicks", time.Now().UnixNano())
-	c := &kafka.Client{Addr: kafka.TCP(broker.Addr)}
-	res, err := c.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{
-		Topic: topic, NumPartitions: 3, ReplicationFactor: 1,
-		ConfigEntries: []kafka.ConfigEntry{{ConfigName: "max.message.bytes", ConfigValue: "1500"}},
-	}}})
-	if err != nil || res.Errors[topic] != nil {
-		t.Fatalf("create topic: %v %v", err, res)
-	}
+	c := createTopic(ctx, t, topic, 3, 1500)
 	g, _ := startGate(t, "CLICKGATE_KAFKA_CLICKS_TOPIC="+topic)
 	tp := newTapper(g, "/k")
 	tp.run(4, 40, nil, 0)
