@@ -89,7 +89,7 @@ func (r *recent) events(from uint64, max int) ([]Event, bool) {
 	defer r.mu.Unlock()
 	// The batches are contiguous and in order: search for the one holding from. Under a
 	// light load they are many and small (4 MiB of one-click batches), and every consumer
-	// reads after every commit, so a scan from the oldest was 9 % of the CPU.
+	// reads after every commit, so a scan from the oldest was 10 % of the CPU.
 	i := sort.Search(len(r.batches), func(i int) bool {
 		evs := r.batches[i].events
 		return evs[len(evs)-1].Seq >= from
