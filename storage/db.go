@@ -88,13 +88,6 @@ type DB struct {
 // transaction change only atomic counters). Close it when every read is done.
 type Snapshot struct {
 	txn *badger.Txn
-
-	// mu guards idle: reverse iterators over the whole store that visitor reads have
-	// finished with. Making one (a Badger iterator picks a table per level and merges
-	// them) cost about a fifth of a visitor read; a snapshot that many conversions
-	// share makes a few and seeks them again.
-	mu   sync.Mutex
-	idle []*badger.Iterator
 }
 
 // ErrStoreClosed is returned for a snapshot asked of a closed store.
@@ -111,35 +104,9 @@ func (db *DB) Snapshot() (*Snapshot, error) {
 	return &Snapshot{txn: db.bdb.NewTransaction(false)}, nil
 }
 
-// reverse returns an idle reverse iterator, or a new one; give it back with done.
-func (s *Snapshot) reverse() *badger.Iterator {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if n := len(s.idle); n > 0 {
-		it := s.idle[n-1]
-		s.idle = s.idle[:n-1]
-		return it
-	}
-	return s.txn.NewIterator(badger.IteratorOptions{Reverse: true})
-}
-
-func (s *Snapshot) done(it *badger.Iterator) {
-	s.mu.Lock()
-	s.idle = append(s.idle, it)
-	s.mu.Unlock()
-}
-
 // Close releases the snapshot. Every read through it must be over; it may be called more
 // than once.
-func (s *Snapshot) Close() {
-	s.mu.Lock()
-	for _, it := range s.idle {
-		it.Close()
-	}
-	s.idle = nil
-	s.mu.Unlock()
-	s.txn.Discard()
-}
+func (s *Snapshot) Close() { s.txn.Discard() }
 
 // Open opens (or creates) the store and restores what a crash may have left behind:
 // the outbox sequence and the per-link counters, replayed from the outbox past their

@@ -1,0 +1,109 @@
+package storage
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// BenchmarkVisitorClicks reads a visitor's clicks the way attribution does, from a store
+// of CLICKGATE_BENCH_CLICKS clicks (default 1,000,000) by one visitor for every five,
+// over 30 days: one snapshot per read (a conversion per request) and one snapshot for
+// a hundred reads (a batch).
+func BenchmarkVisitorClicks(b *testing.B) {
+	n := 1_000_000
+	if v, err := strconv.Atoi(os.Getenv("CLICKGATE_BENCH_CLICKS")); err == nil && v > 0 {
+		n = v
+	}
+	visitors := max(n/5, 1)
+	db, err := Open(Options{Dir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { db.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done; db.Close() }()
+
+	now := time.Now()
+	const span = 30 * 24 * time.Hour
+	visitor := func(i int) string { return fmt.Sprintf("%022d", i%visitors) }
+	ctr := db.Counters("", "s")
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 0, 512)
+			for {
+				i := int(next.Add(1))
+				if i > n {
+					return
+				}
+				c := testClick(i, "s", false)
+				c.Time = now.Add(-span + time.Duration(float64(span)*float64(i)/float64(n))).UTC()
+				binary.BigEndian.PutUint64(c.ID[:8], uint64(c.Time.UnixMilli())<<16)
+				c.VisitorID = visitor(i)
+				buf = AppendClick(buf[:0], c)
+				if err := db.Committer().CommitClick(buf, ctr, KindHuman); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if b.Failed() {
+		return
+	}
+	wctx, wcancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer wcancel()
+	if !db.WaitIndexed(wctx, db.OutboxHead()) {
+		b.Fatal("the index did not catch up")
+	}
+	from := now.Add(-7 * 24 * time.Hour)
+	read := func(s *Snapshot, rng *rand.Rand) {
+		if _, _, err := s.VisitorClicks(visitor(rng.IntN(visitors)), from, now, 100); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Run("snapshot-each", func(b *testing.B) {
+		rng := rand.New(rand.NewPCG(1, 2))
+		for b.Loop() {
+			s, err := db.Snapshot()
+			if err != nil {
+				b.Fatal(err)
+			}
+			read(s, rng)
+			s.Close()
+		}
+	})
+	b.Run("snapshot-per-100", func(b *testing.B) {
+		rng := rand.New(rand.NewPCG(1, 2))
+		var s *Snapshot
+		i := 0
+		for b.Loop() {
+			if i%100 == 0 {
+				if s != nil {
+					s.Close()
+				}
+				if s, err = db.Snapshot(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			i++
+			read(s, rng)
+		}
+		if s != nil {
+			s.Close()
+		}
+	})
+}
