@@ -117,6 +117,12 @@ func TestReportCommand(t *testing.T) {
 	for {
 		out := cli("report")
 		if strings.Contains(out, "winter_sale") && strings.Contains(out, "80.00 USD") && strings.Contains(out, "0.20 USD") {
+			// The figures (by type, first click, messages sent), then their change.
+			for _, want := range []string{"purchase 1", "400", "FIRST CLICK", "change against", "USD -"} {
+				if !strings.Contains(out, want) {
+					t.Errorf("report lacks %q:\n%s", want, out)
+				}
+			}
 			break
 		}
 		if time.Now().After(deadline) {

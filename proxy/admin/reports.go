@@ -1,13 +1,9 @@
 package admin
 
 import (
-	"encoding/csv"
-	"fmt"
 	"math"
 	"net/http"
 	"slices"
-	"sort"
-	"strconv"
 	"time"
 
 	"golang.org/x/text/currency"
@@ -103,77 +99,11 @@ func (a *API) campaignReport(w http.ResponseWriter, r *http.Request) {
 	case "", "json":
 		writeJSON(w, http.StatusOK, rep)
 	case "csv":
-		writeCSV(w, rep)
+		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		if err := rep.WriteCSV(w); err != nil {
+			a.Log.Warn("report: writing the CSV", "err", err)
+		}
 	default:
 		writeError(w, http.StatusBadRequest, "invalid_field", "format must be json or csv", "format")
 	}
-}
-
-func writeCSV(w http.ResponseWriter, rep *reports.Report) {
-	currencies := map[string]bool{}
-	types := map[string]bool{}
-	for _, r := range rep.Rows {
-		for c := range r.Revenue {
-			currencies[c] = true
-		}
-		for t := range r.Conversions {
-			types[t] = true
-		}
-	}
-	cur, ty := sortedKeys(currencies), sortedKeys(types)
-	head := []string{rep.GroupBy, "human_clicks", "bot_clicks", "unique_visitors", "conversions"}
-	for _, t := range ty {
-		head = append(head, "conversions_"+t)
-	}
-	for _, c := range cur {
-		head = append(head, "revenue_"+c, "first_click_revenue_"+c, "linear_revenue_"+c, "revenue_per_message_"+c)
-	}
-	head = append(head, "conversion_rate", "cost_per_conversion", "median_seconds_to_convert", "p90_seconds_to_convert",
-		"platform_conversions", "discrepancy", "change_conversions")
-	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-	cw := csv.NewWriter(w)
-	cw.Write(head)
-	for _, r := range rep.Rows {
-		rec := []string{r.Group, itoa(r.HumanClicks), itoa(r.BotClicks), itoa(r.UniqueVisitors), itoa(r.ConversionsTotal)}
-		for _, t := range ty {
-			rec = append(rec, itoa(r.Conversions[t]))
-		}
-		for _, c := range cur {
-			rpm := ""
-			if v, ok := r.RevenuePerMessage[c]; ok {
-				rpm = ftoa(v)
-			}
-			rec = append(rec, ftoa(r.Revenue[c]), ftoa(r.FirstClickRevenue[c]), ftoa(r.LinearRevenue[c]), rpm)
-		}
-		rec = append(rec, optF(r.ConversionRate), optF(r.CostPerConversion), optI(r.MedianSecondsToConvert), optI(r.P90SecondsToConvert),
-			optI(r.PlatformConversions), optI(r.Discrepancy), optF(r.Change["conversions_total"]))
-		cw.Write(rec)
-	}
-	cw.Flush()
-}
-
-func sortedKeys(m map[string]bool) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
-func itoa(n int64) string   { return strconv.FormatInt(n, 10) }
-func ftoa(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
-
-func optF(v *float64) string {
-	if v == nil {
-		return ""
-	}
-	return ftoa(*v)
-}
-
-func optI(v *int64) string {
-	if v == nil {
-		return ""
-	}
-	return fmt.Sprint(*v)
 }

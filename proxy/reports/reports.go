@@ -56,7 +56,10 @@ type Row struct {
 	Discrepancy         *int64             `json:"discrepancy"`
 	DiscrepancyRatio    *float64           `json:"discrepancy_ratio"`
 	// Previous is the same group over the previous period of equal length; Change is
-	// the relative change of the headline figures (null where the previous is zero).
+	// the relative change of each of its figures (Changes names them), null where the
+	// previous figure is zero or empty. Revenue per message and cost per conversion
+	// divide by the campaign's totals, not by a period's, so they change as revenue and
+	// conversions do.
 	Previous *Metrics            `json:"previous"`
 	Change   map[string]*float64 `json:"change"`
 }
@@ -66,7 +69,11 @@ type Report struct {
 	From    string `json:"from"`
 	To      string `json:"to"`
 	GroupBy string `json:"group_by"`
-	Rows    []Row  `json:"rows"`
+	// The previous period of equal length the change is measured against (empty when
+	// it would start before 1970).
+	PreviousFrom string `json:"previous_from,omitempty"`
+	PreviousTo   string `json:"previous_to,omitempty"`
+	Rows         []Row  `json:"rows"`
 }
 
 // Source is what reports read.
@@ -86,13 +93,14 @@ func Build(src Source, q Query) (*Report, error) {
 		return nil, err
 	}
 	n := to - from
+	r := &Report{From: from.Time().Format(time.DateOnly), To: (to - 1).Time().Format(time.DateOnly), GroupBy: q.GroupBy, Rows: []Row{}}
 	prev := map[string]*acc{}
 	if from >= n {
 		if prev, err = groups(src, from-n, from, q.GroupBy); err != nil {
 			return nil, err
 		}
+		r.PreviousFrom, r.PreviousTo = (from - n).Time().Format(time.DateOnly), (from - 1).Time().Format(time.DateOnly)
 	}
-	r := &Report{From: from.Time().Format(time.DateOnly), To: (to - 1).Time().Format(time.DateOnly), GroupBy: q.GroupBy, Rows: []Row{}}
 	var keys []string
 	for k := range cur {
 		keys = append(keys, k)
@@ -106,14 +114,7 @@ func Build(src Source, q Query) (*Report, error) {
 		} else {
 			row.Previous = &Metrics{}
 		}
-		row.Change = map[string]*float64{
-			"human_clicks":      change(float64(row.HumanClicks), float64(row.Previous.HumanClicks)),
-			"unique_visitors":   change(float64(row.UniqueVisitors), float64(row.Previous.UniqueVisitors)),
-			"conversions_total": change(float64(row.ConversionsTotal), float64(row.Previous.ConversionsTotal)),
-		}
-		for c, v := range row.Revenue {
-			row.Change["revenue_"+c] = change(v, row.Previous.Revenue[c])
-		}
+		row.Change = changes(&row.Metrics, row.Previous)
 		if q.GroupBy == "campaign" {
 			if err := campaignFigures(src, &row); err != nil {
 				return nil, err
@@ -287,6 +288,92 @@ func orNone(s string) string {
 		return "(none)"
 	}
 	return s
+}
+
+// changes returns the relative change of every figure of cur against prev.
+func changes(cur, prev *Metrics) map[string]*float64 {
+	out := map[string]*float64{}
+	for _, f := range figures {
+		if f.counts == nil {
+			c, okc := f.value(cur)
+			p, okp := f.value(prev)
+			out[f.name] = nil
+			if okc && okp {
+				out[f.name] = change(c, p)
+			}
+			continue
+		}
+		for k := range union(f.counts(cur), f.counts(prev)) {
+			out[f.per(k)] = change(f.counts(cur)[k], f.counts(prev)[k])
+		}
+	}
+	return out
+}
+
+// A figure is one number of Metrics (value), or one per conversion type or currency
+// (counts): its change is named as its JSON field, or by per for each type or currency.
+// Types are lowercase names that may be anything, so they go first ("total_conversions"
+// cannot be mistaken for conversions_total); currencies are ISO codes and go last.
+type figure struct {
+	name   string
+	value  func(*Metrics) (float64, bool)
+	counts func(*Metrics) map[string]float64
+	per    func(k string) string
+}
+
+var figures = []figure{
+	{name: "human_clicks", value: func(m *Metrics) (float64, bool) { return float64(m.HumanClicks), true }},
+	{name: "bot_clicks", value: func(m *Metrics) (float64, bool) { return float64(m.BotClicks), true }},
+	{name: "unique_visitors", value: func(m *Metrics) (float64, bool) { return float64(m.UniqueVisitors), true }},
+	{name: "conversions_total", value: func(m *Metrics) (float64, bool) { return float64(m.ConversionsTotal), true }},
+	{name: "conversions", counts: func(m *Metrics) map[string]float64 { return floats(m.Conversions) }, per: TypeConversions},
+	{name: "refunded_or_rejected", counts: func(m *Metrics) map[string]float64 { return floats(m.Reversed) }, per: TypeReversed},
+	{name: "revenue", counts: func(m *Metrics) map[string]float64 { return m.Revenue }, per: func(c string) string { return "revenue_" + c }},
+	{name: "first_click_revenue", counts: func(m *Metrics) map[string]float64 { return m.FirstClickRevenue }, per: func(c string) string { return "first_click_revenue_" + c }},
+	{name: "linear_revenue", counts: func(m *Metrics) map[string]float64 { return m.LinearRevenue }, per: func(c string) string { return "linear_revenue_" + c }},
+	{name: "conversion_rate", value: func(m *Metrics) (float64, bool) { return optFloat(m.ConversionRate) }},
+	{name: "conversion_rate_per_visitor", value: func(m *Metrics) (float64, bool) { return optFloat(m.ConversionRatePerVisitor) }},
+	{name: "median_seconds_to_convert", value: func(m *Metrics) (float64, bool) { return optInt(m.MedianSecondsToConvert) }},
+	{name: "p90_seconds_to_convert", value: func(m *Metrics) (float64, bool) { return optInt(m.P90SecondsToConvert) }},
+}
+
+// TypeConversions names the conversions of one type in a change or a CSV column.
+func TypeConversions(typ string) string { return typ + "_conversions" }
+
+// TypeReversed names the refunded or rejected conversions of one type.
+func TypeReversed(typ string) string { return typ + "_refunded_or_rejected" }
+
+func floats(m map[string]int64) map[string]float64 {
+	out := make(map[string]float64, len(m))
+	for k, v := range m {
+		out[k] = float64(v)
+	}
+	return out
+}
+
+func union[V any](a, b map[string]V) map[string]bool {
+	out := map[string]bool{}
+	for k := range a {
+		out[k] = true
+	}
+	for k := range b {
+		out[k] = true
+	}
+	return out
+}
+
+func optFloat(v *float64) (float64, bool) {
+	if v == nil {
+		return 0, false
+	}
+	return *v, true
+}
+
+func optInt(v *int64) (float64, bool) {
+	if v == nil {
+		return 0, false
+	}
+	return float64(*v), true
 }
 
 func change(cur, prev float64) *float64 {
