@@ -18,16 +18,19 @@ import (
 const ingest = "ingest-token-0123456789abcdef"
 
 type expect struct {
-	human, bot  int
-	visitors    map[string]bool
-	conversions int
-	reversed    int
-	revenue     map[string]float64
-	seconds     []int64
+	human, bot    int
+	visitors      map[string]bool
+	conversions   int
+	reversed      int
+	revenue       map[string]float64
+	first, linear map[string]float64
+	seconds       []int64
 }
 
 // A generated data set: the report agrees with a brute-force recomputation from what
-// was tapped and what each conversion was attributed to.
+// was tapped and converted. Attribution is recomputed too: every tap is inside the
+// window, so last click is a visitor's last human tap, first click its first, and
+// linear credit splits the value evenly over its human taps.
 func TestReportAgreesWithBruteForce(t *testing.T) {
 	g := servertest.Start(t, t.TempDir(), "CLICKGATE_INGEST_TOKENS="+ingest)
 	links := map[string]string{"s1": "spring_sale", "s2": "spring_sale", "f1": "fall_promo"}
@@ -42,12 +45,13 @@ func TestReportAgreesWithBruteForce(t *testing.T) {
 	exp := map[string]*expect{}
 	get := func(c string) *expect {
 		if exp[c] == nil {
-			exp[c] = &expect{visitors: map[string]bool{}, revenue: map[string]float64{}}
+			exp[c] = &expect{visitors: map[string]bool{}, revenue: map[string]float64{}, first: map[string]float64{}, linear: map[string]float64{}}
 		}
 		return exp[c]
 	}
 	slugs := []string{"s1", "s2", "f1"}
 	var visitors []string
+	humanTaps := map[string][]string{} // a visitor's human taps' campaigns, in order
 	for v := 0; v < 30; v++ {
 		vid := fmt.Sprintf("0%025d", v+1)
 		visitors = append(visitors, vid)
@@ -65,6 +69,7 @@ func TestReportAgreesWithBruteForce(t *testing.T) {
 			} else {
 				e.human++
 				e.visitors[vid] = true
+				humanTaps[vid] = append(humanTaps[vid], links[slug])
 			}
 		}
 	}
@@ -92,12 +97,20 @@ func TestReportAgreesWithBruteForce(t *testing.T) {
 		at := time.Now().Add(time.Duration(rng.IntN(280)) * time.Second).UTC().Format(time.RFC3339)
 		body := map[string]any{"event_id": fmt.Sprintf("o-%d", i), "type": "purchase", "value": value, "currency": cur, "visitor_id": vid, "occurred_at": at}
 		out := post(body)
-		att, _ := out["attribution"].(map[string]any)
+		taps := humanTaps[vid]
 		camp := "(unattributed)"
+		if len(taps) > 0 {
+			camp = taps[len(taps)-1]
+		}
+		att, _ := out["attribution"].(map[string]any)
+		got := "(unattributed)"
 		if att != nil {
-			camp = att["campaign"].(string)
-			e := get(camp)
+			got = att["campaign"].(string)
+			e := get(got)
 			e.seconds = append(e.seconds, int64(att["seconds_to_convert"].(float64)))
+		}
+		if got != camp {
+			t.Errorf("visitor %s (human taps %v): attributed to %s, want %s", vid, taps, got, camp)
 		}
 		e := get(camp)
 		if i%6 == 0 { // refunded later: shown apart, no revenue
@@ -108,6 +121,12 @@ func TestReportAgreesWithBruteForce(t *testing.T) {
 		}
 		e.conversions++
 		e.revenue[cur] += value
+		if len(taps) > 0 {
+			get(taps[0]).first[cur] += value
+			for _, c := range taps {
+				get(c).linear[cur] += value / float64(len(taps))
+			}
+		}
 		post(body) // a duplicate changes nothing
 	}
 	today := time.Now().UTC().Format(time.DateOnly)
@@ -155,8 +174,19 @@ func TestReportAgreesWithBruteForce(t *testing.T) {
 		check("unique_visitors", r["unique_visitors"].(float64), float64(len(e.visitors)))
 		check("conversions_total", r["conversions_total"].(float64), float64(e.conversions))
 		check("refunded", num(r["refunded_or_rejected"], "purchase"), float64(e.reversed))
-		for cur, v := range e.revenue {
-			check("revenue "+cur, num(r["revenue"], cur), math.Round(v*1e4)/1e4)
+		for name, want := range map[string]map[string]float64{"revenue": e.revenue, "first_click_revenue": e.first, "linear_revenue": e.linear} {
+			got, _ := r[name].(map[string]any)
+			for cur, v := range want {
+				// Reports round sums to four decimals; linear credit is a third, a quarter…
+				if g := num(got, cur); math.Abs(g-v) > 1e-3 {
+					t.Errorf("%s %s %s = %v, want %v", camp, name, cur, g, v)
+				}
+			}
+			for cur := range got {
+				if _, ok := want[cur]; !ok {
+					t.Errorf("%s %s in %s, which none of its conversions paid in", camp, name, cur)
+				}
+			}
 		}
 		if len(e.seconds) > 0 {
 			s := append([]int64(nil), e.seconds...)
@@ -169,6 +199,11 @@ func TestReportAgreesWithBruteForce(t *testing.T) {
 		}
 	}
 	sp := rows["spring_sale"]
+	for cur, v := range exp["spring_sale"].revenue {
+		if got := num(sp["revenue_per_message"], cur); math.Abs(got-math.Round(v/1000*1e4)/1e4) > 1e-9 {
+			t.Errorf("revenue per message %s %v, revenue %v over 1,000 messages", cur, got, v)
+		}
+	}
 	if c := exp["spring_sale"].conversions; c > 0 {
 		if got := sp["cost_per_conversion"].(float64); math.Abs(got-math.Round(50/float64(c)*1e4)/1e4) > 1e-9 {
 			t.Errorf("cost per conversion %v with %d conversions", got, c)
