@@ -9,7 +9,9 @@ package attribution
 import (
 	"errors"
 	"fmt"
+	"math"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -70,14 +72,22 @@ func ParseWindows(def time.Duration, spec string) (Windows, error) {
 	return w, nil
 }
 
-// ParseDuration is time.ParseDuration plus a "d" suffix for days.
+// ParseDuration is time.ParseDuration, or a number of days with a "d" suffix ("7d",
+// "1.5d"); days do not mix with other units.
 func ParseDuration(s string) (time.Duration, error) {
-	if n, ok := strings.CutSuffix(s, "d"); ok {
-		d, err := time.ParseDuration(n + "h")
-		return d * 24, err
+	n, ok := strings.CutSuffix(s, "d")
+	if !ok {
+		return time.ParseDuration(s)
 	}
-	return time.ParseDuration(s)
+	days, err := strconv.ParseFloat(n, 64)
+	if err != nil || math.IsNaN(days) || math.Abs(days) > maxDays {
+		return 0, fmt.Errorf("%q is not a number of days like 7d", s)
+	}
+	return time.Duration(days * float64(24*time.Hour)), nil
 }
+
+// maxDays keeps a duration in days inside time.Duration (about 292 years).
+const maxDays = 100_000
 
 // Source is what attribution reads: clicks and the identity graph.
 type Source interface {
