@@ -290,6 +290,7 @@ func TestIntakeHostile(t *testing.T) {
 		{"batch not an array", `{"conversions":{"event_id":"x1"}}`, 400, "conversions"},
 		{"batch and a trailing document", `{"conversions":[]}{"event_id":"x1"}`, 400, ""},
 	}
+	head := g.S.DB.OutboxHead()
 	for _, c := range cases {
 		st, out := post(t, g, c.body, ingest)
 		e, _ := out["error"].(map[string]any)
@@ -303,14 +304,47 @@ func TestIntakeHostile(t *testing.T) {
 	if st, _ := post(t, g, conv(nil), "wrong-token-0123456789"); st != 401 {
 		t.Errorf("wrong token: %d", st)
 	}
-	if resp, _ := http.Get(g.Pub + "/v1/postback?key=nope&type=lead&event_id=x"); resp.StatusCode != 401 {
-		t.Errorf("postback with a wrong key: %d", resp.StatusCode)
+	postback := func(query, header string) (int, map[string]any) {
+		req, _ := http.NewRequest("GET", g.Pub+"/v1/postback?"+query, nil)
+		if header != "" {
+			req.Header.Set("Authorization", "Bearer "+header)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out
 	}
-	big := `{"event_id":"x","type":"purchase","pad":"` + strings.Repeat("a", 2<<20) + `"}`
+	if st, _ := postback("key=nope&type=lead&event_id=x1", ""); st != 401 {
+		t.Errorf("postback with a wrong key: %d", st)
+	}
+	if st, _ := postback("type=lead&event_id=x1", ""); st != 401 {
+		t.Errorf("postback without a token: %d", st)
+	}
+	if st, _ := postback("type=lead&event_id=x1", "wrong-token-0123456789"); st != 401 {
+		t.Errorf("postback with a wrong header token: %d", st)
+	}
+	for _, value := range []string{"NaN", "Inf", "-Inf", "1e999", "0x10", "12,50", "", "abc", "-1"} {
+		st, out := postback("key="+ingest+"&event_id=x1&type=purchase&currency=USD&value="+url.QueryEscape(value), "")
+		if e, _ := out["error"].(map[string]any); st != 400 || e == nil || e["field"] != "value" {
+			t.Errorf("postback value %q: %d %v", value, st, out)
+		}
+	}
+	big := `{"event_id":"x1","type":"purchase","pad":"` + strings.Repeat("a", 2<<20) + `"}`
 	req, _ := http.NewRequest("POST", g.Pub+"/v1/conversions", strings.NewReader(big))
 	req.Header.Set("Authorization", "Bearer "+ingest)
-	if resp, err := http.DefaultClient.Do(req); err == nil && resp.StatusCode != 413 {
-		t.Errorf("oversized body: %d", resp.StatusCode)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 413 {
+		t.Errorf("oversized body: %v %v", resp, err)
+	}
+	if got := g.S.DB.OutboxHead(); got != head {
+		t.Fatalf("refused conversions moved the outbox from %d to %d", head, got)
+	}
+	// The header carries a postback's token as well as the key parameter does.
+	if st, out := postback("event_id=pb-1&type=purchase&value=12.50&currency=EUR", ingest); st != 200 || out["conversion_id"] == nil {
+		t.Errorf("postback with the token in the header: %d %v", st, out)
 	}
 	// Nothing above was stored: a valid conversion with one of those event IDs is new.
 	_, out := post(t, g, map[string]any{"event_id": "x1", "type": "purchase", "value": 5, "currency": "USD"}, ingest)
