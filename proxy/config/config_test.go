@@ -3,6 +3,7 @@ package config
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestDefaults(t *testing.T) {
@@ -13,6 +14,25 @@ func TestDefaults(t *testing.T) {
 	if c.Listen != ":8080" || c.AdminListen != "127.0.0.1:8081" || c.DataDir != "./data" ||
 		c.ClickParam != "cgid" || c.PublicURL != "http://localhost:8080" || c.NodeID == "" || len(c.KafkaBrokers) != 0 {
 		t.Fatalf("defaults: %+v", c)
+	}
+}
+
+// The attribution windows and the dedupe horizon reach the configuration, defaults and
+// set.
+func TestAttributionAndDedupeSettings(t *testing.T) {
+	c, err := LoadFrom(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Windows.Default != 7*24*time.Hour || len(c.Windows.Rules) != 0 || c.Horizon != 30*24*time.Hour {
+		t.Fatalf("defaults: window %s %v, horizon %s", c.Windows.Default, c.Windows.Rules, c.Horizon)
+	}
+	c, err = LoadFrom([]string{"CLICKGATE_ATTRIBUTION_WINDOW=3d", "CLICKGATE_ATTRIBUTION_WINDOWS=purchase=48h,promo/*=14d", "CLICKGATE_DEDUPE_HORIZON=90d"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Windows.Default != 72*time.Hour || c.Windows.For("promo", "lead") != 14*24*time.Hour || c.Windows.For("x", "purchase") != 48*time.Hour || c.Horizon != 90*24*time.Hour {
+		t.Fatalf("set: window %s %v, horizon %s", c.Windows.Default, c.Windows.Rules, c.Horizon)
 	}
 }
 
@@ -36,6 +56,12 @@ func TestInvalidValuesNameTheVariable(t *testing.T) {
 		{"CLICKGATE_UTM_STRICT=maybe", "CLICKGATE_UTM_STRICT:"},
 		{"CLICKGATE_LOG_LEVEL=loud", "CLICKGATE_LOG_LEVEL:"},
 		{"CLICKGATE_LOG_FORMAT=xml", "CLICKGATE_LOG_FORMAT:"},
+		{"CLICKGATE_ATTRIBUTION_WINDOW=week", "CLICKGATE_ATTRIBUTION_WINDOW:"},
+		{"CLICKGATE_ATTRIBUTION_WINDOW=-1d", "CLICKGATE_ATTRIBUTION_WINDOW:"},
+		{"CLICKGATE_ATTRIBUTION_WINDOWS=purchase", "CLICKGATE_ATTRIBUTION_WINDOWS:"},
+		{"CLICKGATE_ATTRIBUTION_WINDOWS=purchase=1h30d", "CLICKGATE_ATTRIBUTION_WINDOWS:"},
+		{"CLICKGATE_DEDUPE_HORIZON=30m", "CLICKGATE_DEDUPE_HORIZON:"},
+		{"CLICKGATE_DEDUPE_HORIZON=forever", "CLICKGATE_DEDUPE_HORIZON:"},
 	}
 	for _, c := range cases {
 		_, err := LoadFrom([]string{c.env})
