@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -252,4 +253,49 @@ func num(m any, k string) float64 {
 	mm, _ := m.(map[string]any)
 	v, _ := mm[k].(float64)
 	return v
+}
+
+// Campaign metadata: what is set reads back; a refused update names its field and
+// changes nothing.
+func TestCampaignMetadata(t *testing.T) {
+	g := servertest.Start(t, t.TempDir())
+	if st, _ := g.API("GET", "/api/v1/campaigns/spring", nil); st != 404 {
+		t.Fatalf("unknown campaign: %d", st)
+	}
+	set := map[string]any{"messages_sent": 12000, "cost": 180.5, "currency": "USD", "platform_conversions": 41}
+	if st, out := g.API("PUT", "/api/v1/campaigns/spring", set); st != 200 || out["id"] != "spring" {
+		t.Fatalf("set: %d %v", st, out)
+	}
+	want := func() {
+		t.Helper()
+		st, out := g.API("GET", "/api/v1/campaigns/spring", nil)
+		if st != 200 || out["messages_sent"] != 12000.0 || out["cost"] != 180.5 || out["currency"] != "USD" || out["platform_conversions"] != 41.0 {
+			t.Fatalf("get: %d %v", st, out)
+		}
+	}
+	want()
+	for _, bad := range []struct {
+		body  string
+		field string
+	}{
+		{`{"messages_sent": -1}`, "messages_sent"},
+		{`{"cost": -5, "currency": "USD"}`, "cost"},
+		{`{"cost": 5}`, "currency"},
+		{`{"cost": 5, "currency": "usd"}`, "currency"},
+		{`{"cost": 5, "currency": "XYZ"}`, "currency"},
+		{`{"platform_conversions": -2}`, "platform_conversions"},
+		{`{"messages_sent": "many"}`, ""},
+		{`{"colour": "red"}`, ""},
+		{`not json`, ""},
+	} {
+		st, out := g.API("PUT", "/api/v1/campaigns/spring", bad.body)
+		e, _ := out["error"].(map[string]any)
+		if st != 400 || e == nil || bad.field != "" && e["field"] != bad.field {
+			t.Errorf("%s: %d %v", bad.body, st, out)
+		}
+	}
+	if st, _ := g.API("PUT", "/api/v1/campaigns/"+strings.Repeat("c", 101), set); st != 400 {
+		t.Errorf("a 101-character id: %d", st)
+	}
+	want()
 }
