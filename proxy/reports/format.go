@@ -93,8 +93,11 @@ func (r *Report) WriteCSV(w io.Writer) error {
 		rec = append(rec, optF(row.ConversionRate), optF(row.ConversionRatePerVisitor), optI(row.MedianSecondsToConvert), optI(row.P90SecondsToConvert),
 			optI(row.MessagesSent), optF(row.Cost), row.CostCurrency)
 		for _, cur := range c.currencies {
-			v, ok := row.RevenuePerMessage[cur]
-			rec = append(rec, map[bool]string{true: ftoa(v)}[ok])
+			cell := "" // no messages sent known
+			if v, ok := row.RevenuePerMessage[cur]; ok {
+				cell = ftoa(v)
+			}
+			rec = append(rec, cell)
 		}
 		rec = append(rec, optF(row.CostPerConversion), optI(row.PlatformConversions), optI(row.Discrepancy), optF(row.DiscrepancyRatio))
 		for _, k := range c.changes {
