@@ -116,7 +116,7 @@ func TestReportCommand(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		out := cli("report")
-		if strings.Contains(out, "winter_sale") && strings.Contains(out, "80.00 USD") && strings.Contains(out, "0.20 USD") {
+		if strings.Contains(out, "winter_sale") && strings.Contains(out, "80.00 USD") && strings.Contains(out, "0.2 USD") {
 			// The figures (by type, first click, messages sent), then their change.
 			for _, want := range []string{"purchase 1", "400", "FIRST CLICK", "change against", "USD -"} {
 				if !strings.Contains(out, want) {

@@ -48,33 +48,32 @@ func (r *Report) columns() columns {
 			continue
 		}
 		for _, k := range slices.Sorted(maps.Keys(per[i])) {
-			c.changes = append(c.changes, f.per(k))
+			c.changes = append(c.changes, Per(f.name, k))
 		}
 	}
 	return c
 }
 
 // WriteCSV writes the report as CSV: a header, then a row per group with every figure of
-// the JSON form under its JSON name (per type as TYPE_conversions, per currency as
-// revenue_CURRENCY), and the change of each against the previous period as change_NAME.
-// An empty cell is an unknown figure, not zero.
+// the JSON form under its JSON name (per type or currency as NAME[KEY]: conversions[lead],
+// revenue[USD]), the change of each against the previous period as change_NAME, and the
+// two periods. An empty cell is an unknown figure, not zero.
 func (r *Report) WriteCSV(w io.Writer) error {
 	c := r.columns()
 	head := []string{r.GroupBy, "human_clicks", "bot_clicks", "unique_visitors", "conversions_total"}
-	for _, t := range c.types {
-		head = append(head, TypeConversions(t))
-	}
-	for _, t := range c.reversed {
-		head = append(head, TypeReversed(t))
-	}
-	for _, name := range []string{"revenue_", "first_click_revenue_", "linear_revenue_"} {
-		head = appendNames(head, name, c.currencies)
+	head = appendPer(head, "conversions", c.types)
+	head = appendPer(head, "refunded_or_rejected", c.reversed)
+	for _, name := range []string{"revenue", "first_click_revenue", "linear_revenue"} {
+		head = appendPer(head, name, c.currencies)
 	}
 	head = append(head, "conversion_rate", "conversion_rate_per_visitor", "median_seconds_to_convert", "p90_seconds_to_convert",
 		"messages_sent", "cost", "cost_currency")
-	head = appendNames(head, "revenue_per_message_", c.currencies)
+	head = appendPer(head, "revenue_per_message", c.currencies)
 	head = append(head, "cost_per_conversion", "platform_conversions", "discrepancy", "discrepancy_ratio")
-	head = appendNames(head, "change_", c.changes)
+	for _, k := range c.changes {
+		head = append(head, "change_"+k)
+	}
+	head = append(head, "from", "to", "previous_from", "previous_to")
 	cw := csv.NewWriter(w)
 	cw.Write(head)
 	for _, row := range r.Rows {
@@ -103,15 +102,16 @@ func (r *Report) WriteCSV(w io.Writer) error {
 		for _, k := range c.changes {
 			rec = append(rec, optF(row.Change[k]))
 		}
+		rec = append(rec, r.From, r.To, r.PreviousFrom, r.PreviousTo)
 		cw.Write(rec)
 	}
 	cw.Flush()
 	return cw.Error()
 }
 
-func appendNames(dst []string, prefix string, keys []string) []string {
+func appendPer(dst []string, name string, keys []string) []string {
 	for _, k := range keys {
-		dst = append(dst, prefix+k)
+		dst = append(dst, Per(name, k))
 	}
 	return dst
 }
@@ -122,13 +122,14 @@ func (r *Report) WriteTable(w io.Writer) error {
 	fmt.Fprintf(w, "%s to %s, by %s\n\n", r.From, r.To, r.GroupBy)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, strings.ToUpper(r.GroupBy)+"\tCLICKS\tBOTS\tVISITORS\tCONV\tBY TYPE\tREFUNDED\tCONV RATE\tPER VISITOR\t"+
-		"REVENUE\tFIRST CLICK\tLINEAR\tREV/MSG\tCOST/CONV\tTTC MEDIAN\tTTC P90\tSENT\tPLATFORM\tVS PLATFORM\t")
+		"REVENUE\tFIRST CLICK\tLINEAR\tREV/MSG\tCOST\tCOST/CONV\tTTC MEDIAN\tTTC P90\tSENT\tPLATFORM\tVS PLATFORM\tRATIO\t")
 	for _, row := range r.Rows {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
 			row.Group, row.HumanClicks, row.BotClicks, row.UniqueVisitors, row.ConversionsTotal, perType(row.Conversions), perType(row.Reversed),
 			pct(row.ConversionRate), pct(row.ConversionRatePerVisitor), money(row.Revenue), money(row.FirstClickRevenue), money(row.LinearRevenue),
-			money(row.RevenuePerMessage), num(row.CostPerConversion, row.CostCurrency), seconds(row.MedianSecondsToConvert), seconds(row.P90SecondsToConvert),
-			count(row.MessagesSent), count(row.PlatformConversions), signed(row.Discrepancy))
+			exact(row.RevenuePerMessage), num(row.Cost, row.CostCurrency), num(row.CostPerConversion, row.CostCurrency),
+			seconds(row.MedianSecondsToConvert), seconds(row.P90SecondsToConvert),
+			count(row.MessagesSent), count(row.PlatformConversions), signed(row.Discrepancy), ratio(row.DiscrepancyRatio))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -162,7 +163,7 @@ func changesOf(row Row, name string) string {
 	}
 	var parts []string
 	for _, k := range slices.Sorted(maps.Keys(union(f.counts(&row.Metrics), f.counts(prev)))) {
-		parts = append(parts, k+" "+pctChange(row.Change[f.per(k)]))
+		parts = append(parts, k+" "+pctChange(row.Change[Per(f.name, k)]))
 	}
 	if len(parts) == 0 {
 		return "-"
@@ -192,6 +193,26 @@ func money(m map[string]float64) string {
 		return "-"
 	}
 	return strings.Join(parts, " + ")
+}
+
+// exact writes amounts to the four decimals a report keeps: revenue per message is often
+// below a cent.
+func exact(m map[string]float64) string {
+	var parts []string
+	for _, c := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, ftoa(m[c])+" "+c)
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, " + ")
+}
+
+func ratio(v *float64) string {
+	if v == nil {
+		return "-"
+	}
+	return ftoa(*v)
 }
 
 func num(v *float64, currency string) string {

@@ -55,11 +55,12 @@ type Row struct {
 	PlatformConversions *int64             `json:"platform_conversions"`
 	Discrepancy         *int64             `json:"discrepancy"`
 	DiscrepancyRatio    *float64           `json:"discrepancy_ratio"`
-	// Previous is the same group over the previous period of equal length; Change is
-	// the relative change of each of its figures (Changes names them), null where the
-	// previous figure is zero or empty. Revenue per message and cost per conversion
-	// divide by the campaign's totals, not by a period's, so they change as revenue and
-	// conversions do.
+	// Previous is the same group over the previous period of equal length (grouped by
+	// day or week, the day or week that far before); Change is the relative change of
+	// each of its figures, named as in the JSON and per type or currency as
+	// NAME[KEY] (Per), null where the previous figure is zero or empty. Revenue per
+	// message and cost per conversion divide the campaign's messages and cost, which
+	// are not per period, so they change as revenue and conversions do.
 	Previous *Metrics            `json:"previous"`
 	Change   map[string]*float64 `json:"change"`
 }
@@ -108,7 +109,7 @@ func Build(src Source, q Query) (*Report, error) {
 	sort.Strings(keys)
 	for _, k := range keys {
 		row := Row{Group: k, Metrics: cur[k].metrics()}
-		if p := prev[k]; p != nil {
+		if p := prev[previousKey(k, q.GroupBy, n)]; p != nil {
 			m := p.metrics()
 			row.Previous = &m
 		} else {
@@ -123,6 +124,21 @@ func Build(src Source, q Query) (*Report, error) {
 		r.Rows = append(r.Rows, row)
 	}
 	return r, nil
+}
+
+// previousKey is the group of the previous period a row compares with: the same
+// campaign, medium, content or link; the day n days before; the week holding the day n
+// days before the week's Monday (a period that is not whole weeks compares partial
+// weeks).
+func previousKey(k, by string, n storage.Day) string {
+	if by != "day" && by != "week" {
+		return k
+	}
+	t, err := time.Parse(time.DateOnly, k)
+	if err != nil {
+		return k
+	}
+	return key(&storage.CellData{Day: storage.DayOf(t) - n}, by)
 }
 
 func campaignFigures(src Source, row *Row) error {
@@ -304,21 +320,18 @@ func changes(cur, prev *Metrics) map[string]*float64 {
 			continue
 		}
 		for k := range union(f.counts(cur), f.counts(prev)) {
-			out[f.per(k)] = change(f.counts(cur)[k], f.counts(prev)[k])
+			out[Per(f.name, k)] = change(f.counts(cur)[k], f.counts(prev)[k])
 		}
 	}
 	return out
 }
 
 // A figure is one number of Metrics (value), or one per conversion type or currency
-// (counts): its change is named as its JSON field, or by per for each type or currency.
-// Types are lowercase names that may be anything, so they go first ("total_conversions"
-// cannot be mistaken for conversions_total); currencies are ISO codes and go last.
+// (counts), named as its JSON field.
 type figure struct {
 	name   string
 	value  func(*Metrics) (float64, bool)
 	counts func(*Metrics) map[string]float64
-	per    func(k string) string
 }
 
 var figures = []figure{
@@ -326,22 +339,21 @@ var figures = []figure{
 	{name: "bot_clicks", value: func(m *Metrics) (float64, bool) { return float64(m.BotClicks), true }},
 	{name: "unique_visitors", value: func(m *Metrics) (float64, bool) { return float64(m.UniqueVisitors), true }},
 	{name: "conversions_total", value: func(m *Metrics) (float64, bool) { return float64(m.ConversionsTotal), true }},
-	{name: "conversions", counts: func(m *Metrics) map[string]float64 { return floats(m.Conversions) }, per: TypeConversions},
-	{name: "refunded_or_rejected", counts: func(m *Metrics) map[string]float64 { return floats(m.Reversed) }, per: TypeReversed},
-	{name: "revenue", counts: func(m *Metrics) map[string]float64 { return m.Revenue }, per: func(c string) string { return "revenue_" + c }},
-	{name: "first_click_revenue", counts: func(m *Metrics) map[string]float64 { return m.FirstClickRevenue }, per: func(c string) string { return "first_click_revenue_" + c }},
-	{name: "linear_revenue", counts: func(m *Metrics) map[string]float64 { return m.LinearRevenue }, per: func(c string) string { return "linear_revenue_" + c }},
+	{name: "conversions", counts: func(m *Metrics) map[string]float64 { return floats(m.Conversions) }},
+	{name: "refunded_or_rejected", counts: func(m *Metrics) map[string]float64 { return floats(m.Reversed) }},
+	{name: "revenue", counts: func(m *Metrics) map[string]float64 { return m.Revenue }},
+	{name: "first_click_revenue", counts: func(m *Metrics) map[string]float64 { return m.FirstClickRevenue }},
+	{name: "linear_revenue", counts: func(m *Metrics) map[string]float64 { return m.LinearRevenue }},
 	{name: "conversion_rate", value: func(m *Metrics) (float64, bool) { return optFloat(m.ConversionRate) }},
 	{name: "conversion_rate_per_visitor", value: func(m *Metrics) (float64, bool) { return optFloat(m.ConversionRatePerVisitor) }},
 	{name: "median_seconds_to_convert", value: func(m *Metrics) (float64, bool) { return optInt(m.MedianSecondsToConvert) }},
 	{name: "p90_seconds_to_convert", value: func(m *Metrics) (float64, bool) { return optInt(m.P90SecondsToConvert) }},
 }
 
-// TypeConversions names the conversions of one type in a change or a CSV column.
-func TypeConversions(typ string) string { return typ + "_conversions" }
-
-// TypeReversed names the refunded or rejected conversions of one type.
-func TypeReversed(typ string) string { return typ + "_refunded_or_rejected" }
+// Per names a figure of one conversion type or currency in a change or a CSV column:
+// Per("conversions", "purchase") is conversions[purchase]. Types are lowercase letters,
+// digits and underscores, so no name made this way is another figure's.
+func Per(name, key string) string { return name + "[" + key + "]" }
 
 func floats(m map[string]int64) map[string]float64 {
 	out := make(map[string]float64, len(m))
