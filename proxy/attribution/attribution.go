@@ -9,7 +9,7 @@ package attribution
 import (
 	"errors"
 	"fmt"
-	"math"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -80,11 +80,15 @@ func ParseDuration(s string) (time.Duration, error) {
 		return time.ParseDuration(s)
 	}
 	days, err := strconv.ParseFloat(n, 64)
-	if err != nil || math.IsNaN(days) || math.Abs(days) > maxDays {
+	if err != nil || !daysRE.MatchString(n) || days > maxDays {
 		return 0, fmt.Errorf("%q is not a number of days like 7d", s)
 	}
 	return time.Duration(days * float64(24*time.Hour)), nil
 }
+
+// daysRE is a number of days: decimal digits and a fraction, nothing ParseFloat takes
+// besides (a sign, an exponent, hexadecimal, NaN).
+var daysRE = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?$`)
 
 // maxDays keeps a duration in days inside time.Duration (about 292 years).
 const maxDays = 100_000

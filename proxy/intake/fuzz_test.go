@@ -99,7 +99,7 @@ func FuzzPostback(f *testing.F) {
 	for _, s := range []string{
 		"event_id=p-1&type=purchase&value=12.5&currency=EUR", "event_id=p-2&type=lead&click_id=0000000000000000000000000u",
 		"event_id=p-3&type=purchase&value=NaN&currency=USD", "event_id=p-4&type=purchase&value=Inf&currency=USD",
-		"event_id=p-5&type=purchase&value=0x10&currency=USD", "event_id=p-6&type=purchase&value=1e999&currency=USD",
+		"event_id=p-5&type=purchase&value=0x1p4&currency=USD", "event_id=p-6&type=purchase&value=1e999&currency=USD",
 		"event_id=p-7&type=lead&status=refunded", "event_id=%ff&type=lead", "type=lead&type=purchase&event_id=p-8", "",
 	} {
 		f.Add(s)

@@ -77,7 +77,7 @@ var standardTypes = map[string]bool{"purchase": true, "lead": true, "signup": tr
 
 var (
 	typeRE    = regexp.MustCompile(`^[a-z][a-z0-9_]{0,39}$`)
-	numberRE  = regexp.MustCompile(`^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$`)
+	numberRE  = regexp.MustCompile(`^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$`) // a JSON number
 	eventIDRE = regexp.MustCompile(`^[\x21-\x7e]{1,128}$`)
 )
 
@@ -519,8 +519,8 @@ func (in *Intake) Postback(ctx *fasthttp.RequestCtx) {
 	x := Input{EventID: str("event_id"), Type: str("type"), Currency: str("currency"), OccurredAt: str("occurred_at"),
 		ClickID: str("click_id"), VisitorID: str("visitor_id"), Status: str("status")}
 	if s := str("value"); s != nil {
-		// A plain decimal number, as JSON would carry it: ParseFloat also takes NaN, Inf
-		// and hexadecimal, which no tracker means.
+		// A number as JSON writes one: ParseFloat also takes NaN, Inf, hexadecimal (0x1p4),
+		// underscores and a leading +, which no tracker means.
 		f, err := strconv.ParseFloat(*s, 64)
 		if err != nil || !numberRE.MatchString(*s) {
 			writeError(ctx, fasthttp.StatusBadRequest, "invalid_field", "value must be a number like 12.50", "value")

@@ -327,7 +327,7 @@ func TestIntakeHostile(t *testing.T) {
 	if st, _ := postback("type=lead&event_id=x1", "wrong-token-0123456789"); st != 401 {
 		t.Errorf("postback with a wrong header token: %d", st)
 	}
-	for _, value := range []string{"NaN", "Inf", "-Inf", "1e999", "0x10", "12,50", "", "abc", "-1"} {
+	for _, value := range []string{"NaN", "Inf", "-Inf", "1e999", "0x1p4", "0x1.8p1", "1_000", "+1", ".5", "1.", "007", "12,50", "", "abc", "-1"} {
 		st, out := postback("key="+ingest+"&event_id=x1&type=purchase&currency=USD&value="+url.QueryEscape(value), "")
 		if e, _ := out["error"].(map[string]any); st != 400 || e == nil || e["field"] != "value" {
 			t.Errorf("postback value %q: %d %v", value, st, out)
