@@ -94,9 +94,9 @@ type Snapshot struct {
 	// visitor. Later reads take an iterator over the whole store (every level-0 table
 	// and every level) from idle, reverse iterators earlier reads have finished with,
 	// and seek it again: a batch of conversions sharing a snapshot makes a few and
-	// seeks them a hundred times. With 10,000,000 clicks stored, a conversion per
-	// request took a fifth less CPU with the prefix-bound first read; a batch's profile
-	// is the same either way.
+	// seeks them a hundred times. With 10,000,000 clicks stored (four alternating
+	// pairs), conversions one per request went from 10,000 to 11,300/s on average with
+	// the prefix-bound first read; a batch's profile is the same either way.
 	reads atomic.Int32
 	mu    sync.Mutex // guards idle
 	idle  []*badger.Iterator

@@ -456,9 +456,13 @@ func TestVisitorClicks(t *testing.T) {
 // Only the span asked for is read, by the millisecond click IDs begin with; of more
 // clicks than the limit, the latest come back, oldest first. Whether a human click came
 // before the span is told, a bot's is not.
+// Each span is read three ways: on a snapshot of its own (an iterator bound to the
+// visitor's prefix), as a later read of a shared snapshot (a pooled iterator over the
+// whole store), and both again once the entries are in tables on disk. Visitors whose
+// keys sort either side of v1 (v0, v10) must not leak in.
 func TestVisitorClicksSpan(t *testing.T) {
-	db := openTest(t, t.TempDir())
-	defer db.Close()
+	dir := t.TempDir()
+	db := openTest(t, dir)
 	day0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	at := func(d int) time.Time { return day0.Add(time.Duration(d) * 24 * time.Hour) }
 	err := db.bdb.Update(func(txn *badger.Txn) error {
@@ -468,6 +472,14 @@ func TestVisitorClicksSpan(t *testing.T) {
 			binary.BigEndian.PutUint64(c.ID[:8], uint64(c.Time.UnixMilli())<<16)
 			if err := db.indexClick(txn, c); err != nil {
 				return err
+			}
+			for _, other := range []string{"v0", "v10"} {
+				o := testClick(100+d, "s", false)
+				o.VisitorID, o.Time = other, at(d).Add(time.Minute)
+				binary.BigEndian.PutUint64(o.ID[:8], uint64(o.Time.UnixMilli())<<16)
+				if err := db.indexClick(txn, o); err != nil {
+					return err
+				}
 			}
 		}
 		return nil
@@ -481,7 +493,7 @@ func TestVisitorClicksSpan(t *testing.T) {
 		}
 		return out
 	}
-	for _, tc := range []struct {
+	cases := []struct {
 		from, to time.Time
 		limit    int
 		want     []int
@@ -496,12 +508,35 @@ func TestVisitorClicksSpan(t *testing.T) {
 		{at(1), at(3), 100, []int{1, 2, 3}, false},         // only day 0's bot before
 		{at(0).Add(time.Hour), at(0).Add(2 * time.Hour), 100, nil, false},
 		{time.Time{}, at(-1), 100, nil, false},
-	} {
-		got, earlier, err := visitorClicks(db, "v1", tc.from, tc.to, tc.limit)
-		if err != nil || !slices.Equal(days(got), tc.want) || earlier != tc.earlier {
-			t.Errorf("VisitorClicks(%s, %s, %d) = days %v, earlier %t, %v; want %v, %t", tc.from, tc.to, tc.limit, days(got), earlier, err, tc.want, tc.earlier)
+	}
+	check := func(where string) {
+		shared, err := db.Snapshot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer shared.Close()
+		if _, _, err := shared.VisitorClicks("v0", time.Time{}, at(30), 100); err != nil { // takes the first read
+			t.Fatal(err)
+		}
+		for _, tc := range cases {
+			for how, read := range map[string]func() ([]*Click, bool, error){
+				"own snapshot":    func() ([]*Click, bool, error) { return visitorClicks(db, "v1", tc.from, tc.to, tc.limit) },
+				"shared snapshot": func() ([]*Click, bool, error) { return shared.VisitorClicks("v1", tc.from, tc.to, tc.limit) },
+			} {
+				got, earlier, err := read()
+				if err != nil || !slices.Equal(days(got), tc.want) || earlier != tc.earlier {
+					t.Errorf("%s, %s: VisitorClicks(%s, %s, %d) = days %v, earlier %t, %v; want %v, %t", where, how, tc.from, tc.to, tc.limit, days(got), earlier, err, tc.want, tc.earlier)
+				}
+			}
 		}
 	}
+	check("in the memtable")
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = openTest(t, dir)
+	defer db.Close()
+	check("in tables")
 }
 
 // Every time to conversion lands in a bucket whose value is within 2 % of it, and

@@ -70,7 +70,7 @@ func BenchmarkVisitorClicks(b *testing.B) {
 		b.Fatal("the index did not catch up")
 	}
 	from := now.Add(-7 * 24 * time.Hour)
-	read := func(s *Snapshot, rng *rand.Rand) {
+	read := func(b *testing.B, s *Snapshot, rng *rand.Rand) {
 		if _, _, err := s.VisitorClicks(visitor(rng.IntN(visitors)), from, now, 100); err != nil {
 			b.Fatal(err)
 		}
@@ -82,7 +82,7 @@ func BenchmarkVisitorClicks(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			read(s, rng)
+			read(b, s, rng)
 			s.Close()
 		}
 	})
@@ -100,7 +100,7 @@ func BenchmarkVisitorClicks(b *testing.B) {
 				}
 			}
 			i++
-			read(s, rng)
+			read(b, s, rng)
 		}
 		if s != nil {
 			s.Close()
