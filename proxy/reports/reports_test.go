@@ -13,7 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clickgate/clickgate/proxy/ids"
 	"github.com/clickgate/clickgate/proxy/server/servertest"
+	"github.com/clickgate/clickgate/storage"
 )
 
 const ingest = "ingest-token-0123456789abcdef"
@@ -298,4 +300,290 @@ func TestCampaignMetadata(t *testing.T) {
 		t.Errorf("a 101-character id: %d", st)
 	}
 	want()
+}
+
+// Three weeks of clicks and conversions, stored the way the redirect and the intake store
+// them: every report over them (whole span and one week; by campaign, day and week;
+// the change against the week before) agrees with a brute-force recomputation from the
+// stored click and conversion records, read back one by one.
+func TestReportsOverWeeksAgreeWithStoredRecords(t *testing.T) {
+	g := servertest.Start(t, t.TempDir(), "CLICKGATE_INGEST_TOKENS="+ingest)
+	db := g.S.DB
+	links := map[string]string{"s1": "spring_sale", "s2": "spring_sale", "f1": "fall_promo"}
+	slugs := []string{"s1", "s2", "f1"}
+	rng := rand.New(rand.NewPCG(3, 5))
+	now := time.Now().UTC()
+	const span = 21 * 24 * time.Hour
+	gen := ids.NewClickIDs(7)
+	var clickIDs [][16]byte
+	for i := 0; i < 900; i++ {
+		slug := slugs[rng.IntN(3)]
+		at := now.Add(-time.Duration(rng.Int64N(int64(span)))).Truncate(time.Millisecond)
+		c := &storage.Click{ID: gen.New(at), Time: at, Node: "n", Slug: slug, Campaign: links[slug], Variant: -1,
+			UTM:         storage.UTM{Source: "sms", Medium: "promotional", Campaign: links[slug], Content: "v_" + slug},
+			Destination: "https://shop.example.com/" + slug, VisitorID: fmt.Sprintf("0%025d", rng.IntN(80)+1),
+			UserAgent: servertest.IPhone, Bot: rng.IntN(6) == 0}
+		kind := storage.KindHuman
+		if c.Bot {
+			kind = storage.KindBot
+		}
+		if err := db.Committer().CommitClick(storage.AppendClick(nil, c), db.Counters("", slug), kind); err != nil {
+			t.Fatal(err)
+		}
+		clickIDs = append(clickIDs, c.ID)
+	}
+	post := func(body map[string]any) map[string]any {
+		raw, _ := json.Marshal(body)
+		req, _ := http.NewRequest("POST", g.Pub+"/v1/conversions", bytes.NewReader(raw))
+		req.Header.Set("Authorization", "Bearer "+ingest)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("conversion: %d %v %v", resp.StatusCode, out, err)
+		}
+		return out
+	}
+	var convIDs [][16]byte
+	for i := 0; i < 160; i++ {
+		body := map[string]any{"event_id": fmt.Sprintf("w-%d", i), "type": []string{"purchase", "purchase", "lead"}[rng.IntN(3)],
+			"visitor_id":  fmt.Sprintf("0%025d", rng.IntN(90)+1), // some visitors never tapped
+			"occurred_at": now.Add(-time.Duration(rng.Int64N(int64(span)))).Format(time.RFC3339)}
+		if body["type"] == "purchase" {
+			body["value"], body["currency"] = float64(rng.IntN(20000))/100, []string{"USD", "EUR"}[rng.IntN(2)]
+		}
+		out := post(body)
+		id, err := ids.ParseClickID(out["conversion_id"].(string))
+		if err != nil {
+			t.Fatal(err)
+		}
+		convIDs = append(convIDs, id)
+		if i%7 == 0 {
+			body["status"] = "refunded"
+			post(body)
+		}
+	}
+
+	// The brute force: every stored click and conversion, read back and added up per
+	// campaign and day.
+	type tally struct {
+		human, bot, conversions, reversed int64
+		visitors                          map[string]bool
+		revenue, first, linear            map[string]float64
+	}
+	per := map[string]map[storage.Day]*tally{}
+	cell := func(camp string, d storage.Day) *tally {
+		if per[camp] == nil {
+			per[camp] = map[storage.Day]*tally{}
+		}
+		if per[camp][d] == nil {
+			per[camp][d] = &tally{visitors: map[string]bool{}, revenue: map[string]float64{}, first: map[string]float64{}, linear: map[string]float64{}}
+		}
+		return per[camp][d]
+	}
+	for _, id := range clickIDs {
+		c, err := db.GetClick(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		x := cell(c.Campaign, storage.DayOf(c.Time))
+		if c.Bot {
+			x.bot++
+		} else {
+			x.human++
+			x.visitors[c.VisitorID] = true
+		}
+	}
+	for _, id := range convIDs {
+		c, err := db.GetConversion(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, camp := storage.DayOf(c.OccurredAt), "(unattributed)"
+		if c.LastClick != nil {
+			camp = c.LastClick.Campaign
+		}
+		if c.Status != "approved" {
+			cell(camp, d).reversed++
+			continue
+		}
+		cell(camp, d).conversions++
+		if c.Type != "purchase" {
+			continue
+		}
+		cell(camp, d).revenue[c.Currency] += *c.Value
+		if c.FirstClick != nil {
+			cell(c.FirstClick.Campaign, d).first[c.Currency] += *c.Value
+		}
+		for _, tc := range c.Linear {
+			cell(tc.Campaign, d).linear[c.Currency] += *c.Value * tc.Credit
+		}
+	}
+	// The data set has what the reports must get right: attributed and unattributed
+	// conversions, refunds, and conversions credited to more than one campaign.
+	attributed, split := 0, 0
+	for _, id := range convIDs {
+		c, _ := db.GetConversion(id)
+		if c.LastClick != nil {
+			attributed++
+		}
+		if c.FirstClick != nil && c.FirstClick.Campaign != c.LastClick.Campaign {
+			split++
+		}
+	}
+	if attributed < 40 || attributed == len(convIDs) || split < 5 {
+		t.Fatalf("%d of %d conversions attributed, %d across two campaigns", attributed, len(convIDs), split)
+	}
+	// sum adds the tallies of the days [from, to] that key puts in group.
+	sum := func(from, to storage.Day, group string, key func(camp string, d storage.Day) string) *tally {
+		s := &tally{visitors: map[string]bool{}, revenue: map[string]float64{}, first: map[string]float64{}, linear: map[string]float64{}}
+		for camp, days := range per {
+			for d, x := range days {
+				if d < from || d > to || key(camp, d) != group {
+					continue
+				}
+				s.human, s.bot, s.conversions, s.reversed = s.human+x.human, s.bot+x.bot, s.conversions+x.conversions, s.reversed+x.reversed
+				for v := range x.visitors {
+					s.visitors[v] = true
+				}
+				for _, m := range []struct{ dst, src map[string]float64 }{{s.revenue, x.revenue}, {s.first, x.first}, {s.linear, x.linear}} {
+					for cur, v := range m.src {
+						m.dst[cur] += v
+					}
+				}
+			}
+		}
+		return s
+	}
+	byCampaign := func(camp string, _ storage.Day) string { return camp }
+	byDay := func(_ string, d storage.Day) string { return d.Time().Format(time.DateOnly) }
+	byWeek := func(_ string, d storage.Day) string {
+		t := d.Time()
+		return t.AddDate(0, 0, -((int(t.Weekday()) + 6) % 7)).Format(time.DateOnly)
+	}
+	dayStr := func(d storage.Day) string { return d.Time().Format(time.DateOnly) }
+	last, first := storage.DayOf(now), storage.DayOf(now.Add(-span))
+	var total int64
+	for _, days := range per {
+		for _, x := range days {
+			total += x.human + x.bot + x.conversions + x.reversed
+		}
+	}
+	report := func(by string, from, to storage.Day) map[string]map[string]any {
+		_, rep := g.API("GET", "/api/v1/reports/campaigns?group_by="+by+"&from="+dayStr(from)+"&to="+dayStr(to), nil)
+		rows := map[string]map[string]any{}
+		for _, r := range rep["rows"].([]any) {
+			m := r.(map[string]any)
+			rows[m["group"].(string)] = m
+		}
+		return rows
+	}
+	// The counters are written every 2 seconds: wait until they hold every event.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var got int64
+		for _, r := range report("campaign", first, last) {
+			got += int64(r["human_clicks"].(float64) + r["bot_clicks"].(float64) + r["conversions_total"].(float64))
+			for _, n := range mapOf(r["refunded_or_rejected"]) {
+				got += int64(n)
+			}
+		}
+		if got == total {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("report counters never caught up: %d of %d events", got, total)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	compare := func(what string, r map[string]any, want *tally) {
+		t.Helper()
+		if r == nil {
+			if want.human+want.bot+want.conversions+want.reversed > 0 {
+				t.Errorf("%s: no row, want %+v", what, want)
+			}
+			return
+		}
+		for name, pair := range map[string][2]float64{
+			"human_clicks": {r["human_clicks"].(float64), float64(want.human)}, "bot_clicks": {r["bot_clicks"].(float64), float64(want.bot)},
+			"unique_visitors":   {r["unique_visitors"].(float64), float64(len(want.visitors))}, // exact at these counts
+			"conversions_total": {r["conversions_total"].(float64), float64(want.conversions)},
+		} {
+			if pair[0] != pair[1] {
+				t.Errorf("%s %s = %v, want %v", what, name, pair[0], pair[1])
+			}
+		}
+		var reversed float64
+		for _, n := range mapOf(r["refunded_or_rejected"]) {
+			reversed += n
+		}
+		if reversed != float64(want.reversed) {
+			t.Errorf("%s refunded = %v, want %d", what, reversed, want.reversed)
+		}
+		for name, w := range map[string]map[string]float64{"revenue": want.revenue, "first_click_revenue": want.first, "linear_revenue": want.linear} {
+			got := mapOf(r[name])
+			for cur := range union(got, w) {
+				if math.Abs(got[cur]-w[cur]) > 1e-3 {
+					t.Errorf("%s %s %s = %v, want %v", what, name, cur, got[cur], w[cur])
+				}
+			}
+		}
+	}
+	for _, q := range []struct {
+		by       string
+		from, to storage.Day
+		key      func(string, storage.Day) string
+	}{
+		{"campaign", first, last, byCampaign},
+		{"campaign", last - 6, last, byCampaign},
+		{"day", first, last, byDay},
+		{"week", first, last, byWeek},
+	} {
+		rows := report(q.by, q.from, q.to)
+		groups := map[string]bool{}
+		for k := range rows {
+			groups[k] = true
+		}
+		for camp, days := range per {
+			for d := range days {
+				if d >= q.from && d <= q.to {
+					groups[q.key(camp, d)] = true
+				}
+			}
+		}
+		for grp := range groups {
+			compare(fmt.Sprintf("group_by=%s %s..%s %s", q.by, dayStr(q.from), dayStr(q.to), grp), rows[grp], sum(q.from, q.to, grp, q.key))
+		}
+	}
+	// The change against the week before, by campaign.
+	for camp, r := range report("campaign", last-6, last) {
+		cur, prev := sum(last-6, last, camp, byCampaign), sum(last-13, last-7, camp, byCampaign)
+		got, _ := r["change"].(map[string]any)["human_clicks"].(float64)
+		if prev.human > 0 && math.Abs(got-math.Round(float64(cur.human-prev.human)/float64(prev.human)*1e4)/1e4) > 1e-9 {
+			t.Errorf("%s: human clicks change %v, from %d to %d", camp, got, prev.human, cur.human)
+		}
+	}
+}
+
+func mapOf(v any) map[string]float64 {
+	out := map[string]float64{}
+	m, _ := v.(map[string]any)
+	for k, x := range m {
+		out[k], _ = x.(float64)
+	}
+	return out
+}
+
+func union(a, b map[string]float64) map[string]bool {
+	out := map[string]bool{}
+	for k := range a {
+		out[k] = true
+	}
+	for k := range b {
+		out[k] = true
+	}
+	return out
 }
