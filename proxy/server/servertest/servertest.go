@@ -91,6 +91,24 @@ func (g *Gate) API(method, path string, body any) (int, map[string]any) {
 // APIAuth calls the admin API with the given Authorization header.
 func (g *Gate) APIAuth(method, path string, body any, auth string) (int, map[string]any) {
 	g.t.Helper()
+	return g.call(g.Adm, method, path, body, auth)
+}
+
+// Ingest calls the public listener's conversion intake (POST /v1/conversions, GET
+// /v1/postback) with an ingest token ("" sends none) and decodes the JSON answer.
+func (g *Gate) Ingest(method, path string, body any, token string) (int, map[string]any) {
+	g.t.Helper()
+	auth := ""
+	if token != "" {
+		auth = "Bearer " + token
+	}
+	return g.call(g.Pub, method, path, body, auth)
+}
+
+// call sends a request to base+path, body as JSON (a string or []byte as it is), and
+// decodes the JSON answer.
+func (g *Gate) call(base, method, path string, body any, auth string) (int, map[string]any) {
+	g.t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -105,7 +123,7 @@ func (g *Gate) APIAuth(method, path string, body any, auth string) (int, map[str
 		}
 		rd = bytes.NewReader(raw)
 	}
-	req, err := http.NewRequest(method, g.Adm+path, rd)
+	req, err := http.NewRequest(method, base+path, rd)
 	if err != nil {
 		g.t.Fatal(err)
 	}
