@@ -1,21 +1,12 @@
 package storage
 
-import (
-	"context"
-	"testing"
-)
+import "testing"
 
 // BenchmarkCommitParallel measures the group commit under concurrent handlers, the way
 // the redirect uses it.
 func BenchmarkCommitParallel(b *testing.B) {
-	db, err := Open(Options{Dir: b.TempDir()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { db.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done; db.Close() }()
+	db := openTest(b, b.TempDir())
+	defer runTest(db)()
 	ctr := db.Counters("", "s")
 	b.SetParallelism(32)
 	b.ReportAllocs()

@@ -15,7 +15,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 )
 
-func openTest(t *testing.T, dir string) *DB {
+func openTest(t testing.TB, dir string) *DB {
 	t.Helper()
 	db, err := Open(Options{Dir: dir})
 	if err != nil {

@@ -23,14 +23,8 @@ func BenchmarkVisitorClicks(b *testing.B) {
 		n = v
 	}
 	visitors := max(n/5, 1)
-	db, err := Open(Options{Dir: b.TempDir()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { db.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done; db.Close() }()
+	db := openTest(b, b.TempDir())
+	defer runTest(db)()
 
 	now := time.Now()
 	const span = 30 * 24 * time.Hour
@@ -64,7 +58,7 @@ func BenchmarkVisitorClicks(b *testing.B) {
 	if b.Failed() {
 		return
 	}
-	wctx, wcancel := context.WithTimeout(ctx, 10*time.Minute)
+	wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer wcancel()
 	if !db.WaitIndexed(wctx, db.OutboxHead()) {
 		b.Fatal("the index did not catch up")
@@ -95,6 +89,7 @@ func BenchmarkVisitorClicks(b *testing.B) {
 				if s != nil {
 					s.Close()
 				}
+				var err error
 				if s, err = db.Snapshot(); err != nil {
 					b.Fatal(err)
 				}
