@@ -48,7 +48,7 @@ func (r *Report) columns() columns {
 			continue
 		}
 		for _, k := range slices.Sorted(maps.Keys(per[i])) {
-			c.changes = append(c.changes, Per(f.name, k))
+			c.changes = append(c.changes, keyed(f.name, k))
 		}
 	}
 	return c
@@ -111,7 +111,7 @@ func (r *Report) WriteCSV(w io.Writer) error {
 
 func appendPer(dst []string, name string, keys []string) []string {
 	for _, k := range keys {
-		dst = append(dst, Per(name, k))
+		dst = append(dst, keyed(name, k))
 	}
 	return dst
 }
@@ -155,57 +155,48 @@ func (r *Report) WriteTable(w io.Writer) error {
 
 // changesOf lists the changes of a per-type or per-currency figure ("USD +12.5%").
 func changesOf(row Row, name string) string {
-	i := slices.IndexFunc(figures, func(f figure) bool { return f.name == name })
-	f := figures[i]
+	f := figures[slices.IndexFunc(figures, func(f figure) bool { return f.name == name })]
 	prev := row.Previous
 	if prev == nil {
 		prev = &Metrics{}
 	}
-	var parts []string
-	for _, k := range slices.Sorted(maps.Keys(union(f.counts(&row.Metrics), f.counts(prev)))) {
-		parts = append(parts, k+" "+pctChange(row.Change[Per(f.name, k)]))
-	}
-	if len(parts) == 0 {
-		return "-"
-	}
-	return strings.Join(parts, ", ")
+	return list(union(f.counts(&row.Metrics), f.counts(prev)), ", ", func(k string, _ bool) string {
+		return k + " " + pctChange(row.Change[keyed(f.name, k)])
+	})
 }
 
-func perType(m map[string]int64) string {
+// list writes the entries of m in key order as each makes them, joined by sep, or "-"
+// when there are none (each returns "" to leave one out).
+func list[V any](m map[string]V, sep string, each func(k string, v V) string) string {
 	var parts []string
 	for _, k := range slices.Sorted(maps.Keys(m)) {
-		if m[k] != 0 {
-			parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
+		if s := each(k, m[k]); s != "" {
+			parts = append(parts, s)
 		}
 	}
 	if len(parts) == 0 {
 		return "-"
 	}
-	return strings.Join(parts, ", ")
+	return strings.Join(parts, sep)
+}
+
+func perType(m map[string]int64) string {
+	return list(m, ", ", func(typ string, n int64) string {
+		if n == 0 {
+			return ""
+		}
+		return fmt.Sprintf("%s %d", typ, n)
+	})
 }
 
 func money(m map[string]float64) string {
-	var parts []string
-	for _, c := range slices.Sorted(maps.Keys(m)) {
-		parts = append(parts, fmt.Sprintf("%.2f %s", m[c], c))
-	}
-	if len(parts) == 0 {
-		return "-"
-	}
-	return strings.Join(parts, " + ")
+	return list(m, " + ", func(c string, v float64) string { return fmt.Sprintf("%.2f %s", v, c) })
 }
 
 // exact writes amounts to the four decimals a report keeps: revenue per message is often
 // below a cent.
 func exact(m map[string]float64) string {
-	var parts []string
-	for _, c := range slices.Sorted(maps.Keys(m)) {
-		parts = append(parts, ftoa(m[c])+" "+c)
-	}
-	if len(parts) == 0 {
-		return "-"
-	}
-	return strings.Join(parts, " + ")
+	return list(m, " + ", func(c string, v float64) string { return ftoa(v) + " " + c })
 }
 
 func ratio(v *float64) string {

@@ -176,7 +176,7 @@ func flatten(t *testing.T, r *Report, row Row) map[string]any {
 				if k == "change" {
 					out["change_"+kk] = vv
 				} else {
-					out[Per(k, kk)] = vv
+					out[keyed(k, kk)] = vv
 				}
 			}
 		default:

@@ -58,7 +58,7 @@ type Row struct {
 	// Previous is the same group over the previous period of equal length (grouped by
 	// day or week, the day or week that far before); Change is the relative change of
 	// each of its figures, named as in the JSON and per type or currency as
-	// NAME[KEY] (Per), null where the previous figure is zero or empty. Revenue per
+	// NAME[KEY] (keyed), null where the previous figure is zero or empty. Revenue per
 	// message and cost per conversion divide the campaign's messages and cost, which
 	// are not per period, so they change as revenue and conversions do.
 	Previous *Metrics            `json:"previous"`
@@ -320,7 +320,7 @@ func changes(cur, prev *Metrics) map[string]*float64 {
 			continue
 		}
 		for k := range union(f.counts(cur), f.counts(prev)) {
-			out[Per(f.name, k)] = change(f.counts(cur)[k], f.counts(prev)[k])
+			out[keyed(f.name, k)] = change(f.counts(cur)[k], f.counts(prev)[k])
 		}
 	}
 	return out
@@ -350,10 +350,10 @@ var figures = []figure{
 	{name: "p90_seconds_to_convert", value: func(m *Metrics) (float64, bool) { return optInt(m.P90SecondsToConvert) }},
 }
 
-// Per names a figure of one conversion type or currency in a change or a CSV column:
-// Per("conversions", "purchase") is conversions[purchase]. Types are lowercase letters,
+// keyed names a figure of one conversion type or currency in a change or a CSV column:
+// keyed("conversions", "purchase") is conversions[purchase]. Types are lowercase letters,
 // digits and underscores, so no name made this way is another figure's.
-func Per(name, key string) string { return name + "[" + key + "]" }
+func keyed(name, key string) string { return name + "[" + key + "]" }
 
 func floats(m map[string]int64) map[string]float64 {
 	out := make(map[string]float64, len(m))
