@@ -57,7 +57,8 @@ func (r *Report) columns() columns {
 // WriteCSV writes the report as CSV: a header, then a row per group with every figure of
 // the JSON form under its JSON name (per type or currency as NAME[KEY]: conversions[lead],
 // revenue[USD]), the change of each against the previous period as change_NAME, and the
-// two periods. An empty cell is an unknown figure, not zero.
+// two periods; the previous period's own figures (the JSON's "previous") are left to
+// the JSON. An empty cell is an unknown figure, not zero.
 func (r *Report) WriteCSV(w io.Writer) error {
 	c := r.columns()
 	head := []string{r.GroupBy, "human_clicks", "bot_clicks", "unique_visitors", "conversions_total"}
