@@ -698,6 +698,9 @@ func visitorClicks(db *DB, visitor string, from, to time.Time, limit int) ([]*Cl
 // that first move, not left to its deadline.
 func TestWaitIndexedBeforeTheConsumerStarts(t *testing.T) {
 	db := openTest(t, t.TempDir())
+	if db.Indexed(db.OutboxHead()) {
+		t.Fatal("indexed before the index consumer ran")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	woke := make(chan bool)
@@ -706,5 +709,8 @@ func TestWaitIndexedBeforeTheConsumerStarts(t *testing.T) {
 	defer runTest(db)()
 	if !<-woke {
 		t.Fatal("the wait ran to its deadline: the consumer's first move did not wake it")
+	}
+	if !db.Indexed(db.OutboxHead()) {
+		t.Fatal("not indexed once the wait returned")
 	}
 }

@@ -105,6 +105,13 @@ func (db *DB) ClickHead() uint64 {
 	return db.clickHead
 }
 
+// Indexed says whether every outbox event before seq is indexed, without waiting.
+func (db *DB) Indexed(seq uint64) bool {
+	db.index.mu.Lock()
+	defer db.index.mu.Unlock()
+	return db.index.through >= seq
+}
+
 // WaitIndexed waits until every outbox event before seq is indexed, so attribution sees
 // every click answered before a conversion arrived. It gives up when ctx ends.
 func (db *DB) WaitIndexed(ctx context.Context, seq uint64) bool {
