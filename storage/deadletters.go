@@ -2,6 +2,7 @@ package storage
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -90,6 +91,28 @@ func (db *DB) DeadLetters(consumer string, after uint64, limit int) ([]*DeadLett
 		return nil, fmt.Errorf("storage: list dead letters: %w", err)
 	}
 	return out, nil
+}
+
+// deadLetterPage is how many dead letters EachDeadLetters reads at a time.
+const deadLetterPage = 1000
+
+// EachDeadLetters calls fn with a consumer's dead letters, oldest first, a page at a time,
+// until there are none left, fn fails, or ctx ends. A destination down for a day leaves
+// millions of letters; a replay of them all holds one page. fn may replace or delete
+// the letters it is given: the next page starts after the last of them, so each letter
+// is seen once, and letters added meanwhile are seen if they come after it.
+func (db *DB) EachDeadLetters(ctx context.Context, consumer string, fn func([]*DeadLetter) error) error {
+	for after := uint64(0); ctx.Err() == nil; {
+		dls, err := db.DeadLetters(consumer, after, deadLetterPage)
+		if err != nil || len(dls) == 0 {
+			return err
+		}
+		if err := fn(dls); err != nil {
+			return err
+		}
+		after = dls[len(dls)-1].Seq
+	}
+	return nil
 }
 
 // GetDeadLetter reads one dead letter.

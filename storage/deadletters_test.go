@@ -2,8 +2,10 @@ package storage
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 )
@@ -41,5 +43,68 @@ func TestDeadLetters(t *testing.T) {
 	}
 	if list, _ := db.DeadLetters("plugin:hook", 0, 10); len(list) != 1 {
 		t.Fatalf("another consumer's letters: %v", list)
+	}
+}
+
+// A walk over every dead letter sees each once, in order, a page at a time, while the
+// caller deletes and rewrites the letters it is given; it stops at the caller's error or
+// when its context ends.
+func TestEachDeadLettersPages(t *testing.T) {
+	db := openTest(t, t.TempDir())
+	const n = 2*deadLetterPage + 345
+	for seq := uint64(1); seq <= n; seq++ {
+		for _, c := range []string{"plugin:hook", "plugin:other"} {
+			if err := db.PutDeadLetter(&DeadLetter{Consumer: c, Seq: seq, EventID: fmt.Sprint("e", seq), Type: "click", Event: json.RawMessage(`{}`), Attempts: 1}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var seen []uint64
+	pages := 0
+	err := db.EachDeadLetters(context.Background(), "plugin:hook", func(dls []*DeadLetter) error {
+		pages++
+		if len(dls) > deadLetterPage {
+			t.Fatalf("a page of %d letters", len(dls))
+		}
+		for _, d := range dls {
+			seen = append(seen, d.Seq)
+			if d.Seq%2 == 0 {
+				if _, err := db.DeleteDeadLetters("plugin:hook", []uint64{d.Seq}); err != nil {
+					return err
+				}
+				continue
+			}
+			d.Reason, d.Attempts = "again", d.Attempts+1
+			if err := db.PutDeadLetter(d); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil || pages != 3 || len(seen) != n {
+		t.Fatalf("%d letters in %d pages (%v), want %d in 3", len(seen), pages, err, n)
+	}
+	for i, seq := range seen {
+		if seq != uint64(i+1) {
+			t.Fatalf("letter %d of the walk is seq %d", i, seq)
+		}
+	}
+	left, _ := db.DeadLetters("plugin:hook", 0, n)
+	if len(left) != (n+1)/2 || left[0].Reason != "again" || left[0].Attempts != 2 {
+		t.Fatalf("%d left (first %+v), want the %d odd ones rewritten", len(left), left[0], (n+1)/2)
+	}
+	if other, _ := db.DeadLetters("plugin:other", 0, n); len(other) != n {
+		t.Fatalf("another consumer's letters: %d of %d", len(other), n)
+	}
+
+	boom := errors.New("boom")
+	calls := 0
+	if err := db.EachDeadLetters(context.Background(), "plugin:other", func([]*DeadLetter) error { calls++; return boom }); !errors.Is(err, boom) || calls != 1 {
+		t.Fatalf("after a failing page: %v, %d calls", err, calls)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	calls = 0
+	if err := db.EachDeadLetters(ctx, "plugin:other", func([]*DeadLetter) error { calls++; cancel(); return nil }); err != nil || calls != 1 {
+		t.Fatalf("after its context ended: %v, %d calls", err, calls)
 	}
 }

@@ -391,20 +391,25 @@ func (r *runner) deadLetter(p *pending, reason string) {
 	r.log.Warn("event dead-lettered", "event_id", p.ev.ID, "reason", reason, "attempts", p.attempts)
 }
 
+// replay sends the named dead letters again, or every one of them page by page, and
+// counts what it did, up to a failure.
 func (r *runner) replay(ctx context.Context, seqs []uint64) (storage.ReplayResult, error) {
-	var dls []*storage.DeadLetter
-	if len(seqs) == 0 {
-		var err error
-		if dls, err = r.db.DeadLetters(r.consumer, 0, 100000); err != nil {
-			return storage.ReplayResult{}, err
-		}
-	} else {
-		var err error
-		if dls, err = r.db.GetDeadLetters(r.consumer, seqs); err != nil {
-			return storage.ReplayResult{}, err
-		}
-	}
 	var res storage.ReplayResult
+	if len(seqs) > 0 {
+		dls, err := r.db.GetDeadLetters(r.consumer, seqs)
+		if err != nil {
+			return res, err
+		}
+		return res, r.replayLetters(ctx, dls, &res)
+	}
+	return res, r.db.EachDeadLetters(ctx, r.consumer, func(dls []*storage.DeadLetter) error {
+		return r.replayLetters(ctx, dls, &res)
+	})
+}
+
+// replayLetters forwards dls in the plugin's batches: delivered letters are removed, the
+// others stay with the plugin's new reason.
+func (r *runner) replayLetters(ctx context.Context, dls []*storage.DeadLetter, res *storage.ReplayResult) error {
 	for start := 0; start < len(dls); start += r.spec.BatchSize {
 		chunk := dls[start:min(start+r.spec.BatchSize, len(dls))]
 		evs := make([]sdk.Event, len(chunk))
@@ -416,7 +421,7 @@ func (r *runner) replay(ctx context.Context, seqs []uint64) (storage.ReplayResul
 		cancel()
 		if err != nil {
 			r.restart(fmt.Errorf("forward failed during replay: %w", err))
-			return res, fmt.Errorf("plugin failed during replay: %w", err)
+			return fmt.Errorf("plugin failed during replay: %w", err)
 		}
 		var done []uint64
 		for i, rr := range results {
@@ -429,17 +434,23 @@ func (r *runner) replay(ctx context.Context, seqs []uint64) (storage.ReplayResul
 				continue
 			}
 			res.Failed++
+			// Purged while it was out: do not bring it back.
+			if _, err := r.db.GetDeadLetter(r.consumer, d.Seq); errors.Is(err, storage.ErrNotFound) {
+				continue
+			}
 			d.Attempts++
 			d.Reason, d.FailedAt = rr.Reason, time.Now().UTC()
-			r.db.PutDeadLetter(d)
+			if err := r.db.PutDeadLetter(d); err != nil {
+				return err
+			}
 		}
 		if len(done) > 0 {
 			if _, err := r.db.DeleteDeadLetters(r.consumer, done); err != nil {
-				return res, err
+				return err
 			}
 		}
 	}
-	return res, nil
+	return nil
 }
 
 func (r *runner) launch(ctx context.Context) error {

@@ -55,9 +55,6 @@ func (r *Relay) deadLetter(ctx context.Context, refused []refused) bool {
 	return true
 }
 
-// replayPage is how many dead letters a replay reads at a time.
-const replayPage = 1000
-
 // Replay publishes dead letters again (all of them when seqs is empty), keyed and
 // headed as the relay first sent them; those the broker acknowledges are removed, the
 // others stay with the new reason. A replayed event lands after events published since
@@ -75,16 +72,9 @@ func (r *Relay) Replay(ctx context.Context, seqs []uint64) (storage.ReplayResult
 		}
 		return res, r.replay(ctx, dls, &res)
 	}
-	for after := uint64(0); ; {
-		dls, err := r.db.DeadLetters(Consumer, after, replayPage)
-		if err != nil || len(dls) == 0 {
-			return res, err
-		}
-		if err := r.replay(ctx, dls, &res); err != nil {
-			return res, err
-		}
-		after = dls[len(dls)-1].Seq
-	}
+	return res, r.db.EachDeadLetters(ctx, Consumer, func(dls []*storage.DeadLetter) error {
+		return r.replay(ctx, dls, &res)
+	})
 }
 
 func (r *Relay) replay(ctx context.Context, dls []*storage.DeadLetter, res *storage.ReplayResult) error {
