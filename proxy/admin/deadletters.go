@@ -2,6 +2,7 @@ package admin
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 
@@ -136,7 +137,16 @@ func (a *API) replayDeadLetters(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, "unavailable", err.Error(), "")
+		// What the replay did before it failed stands (the letters it delivered are gone):
+		// the answer says how far it got, in its counts and in the message a CLI shows.
+		var b struct {
+			errorBody
+			storage.ReplayResult
+		}
+		b.Error.Code = "unavailable"
+		b.Error.Message = fmt.Sprintf("%v (before that: %d replayed, %d delivered, %d failed again)", err, res.Replayed, res.Delivered, res.Failed)
+		b.ReplayResult = res
+		writeJSON(w, http.StatusServiceUnavailable, b)
 		return
 	}
 	writeJSON(w, http.StatusOK, res)

@@ -15,8 +15,10 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/clickgate/clickgate/proxy/pluginhost"
 	"github.com/clickgate/clickgate/proxy/server/servertest"
 	"github.com/clickgate/clickgate/sdk/sdktest"
+	"github.com/clickgate/clickgate/storage"
 )
 
 // Real plugin binaries, built once: the webhook forwarder and two misbehaving ones.
@@ -295,5 +297,59 @@ func TestHungPluginKilledAndDeadLettered(t *testing.T) {
 			t.Fatalf("hung plugin's event never dead-lettered; status %v", pluginStatus(t, g))
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// A replay of every dead letter goes page by page past the first thousand; one that
+// fails midway answers 503 with what it did before (the letters it delivered are gone),
+// and a second replay delivers the rest.
+func TestReplayPagesAndReportsHowFarItGot(t *testing.T) {
+	g := gateWith(t, map[string]any{"name": "x", "path": bins["hang"], "timeout": "500ms", "batch_size": 100,
+		"config": map[string]any{"hang_on": "stuck-"}})
+	const n = 3400
+	for seq := uint64(1); seq <= n; seq++ {
+		id := fmt.Sprint("ok-", seq)
+		if seq == 1500 {
+			id = "stuck-1500"
+		}
+		if err := g.S.DB.PutDeadLetter(&storage.DeadLetter{Consumer: pluginhost.Consumer("x"), Seq: seq, EventID: id, Type: "click",
+			Time: time.Now().UTC(), Event: json.RawMessage(`{"event_id":"` + id + `"}`), Reason: "down", Attempts: 3}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	left := func() int {
+		dls, err := g.S.DB.DeadLetters(pluginhost.Consumer("x"), 0, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(dls)
+	}
+	// Batches of 100: the fifteenth (1401–1500) hangs, after 1,400 delivered.
+	st, out := g.API("POST", "/api/v1/deadletters/x/replay", nil)
+	msg, _ := out["error"].(map[string]any)["message"].(string)
+	if st != 503 || out["replayed"] != 1400.0 || out["delivered"] != 1400.0 || out["failed"] != 0.0 ||
+		!strings.Contains(msg, "1400 replayed, 1400 delivered") {
+		t.Fatalf("replay through a hung call: %d %v", st, out)
+	}
+	if l := left(); l != n-1400 {
+		t.Fatalf("%d letters left, want %d", l, n-1400)
+	}
+	if st, _ := g.API("DELETE", "/api/v1/deadletters/x/1500", nil); st != 200 {
+		t.Fatalf("purge: %d", st)
+	}
+	// The plugin was relaunched after the hung call; replays wait for it.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st, out = g.API("POST", "/api/v1/deadletters/x/replay", nil)
+		if st == 200 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if want := float64(n - 1400 - 1); st != 200 || out["replayed"] != want || out["delivered"] != want {
+		t.Fatalf("second replay: %d %v, want %v delivered", st, out, want)
+	}
+	if l := left(); l != 0 {
+		t.Fatalf("%d letters left after every one was delivered", l)
 	}
 }
