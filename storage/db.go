@@ -80,6 +80,9 @@ type DB struct {
 
 	clicks *Committer
 	seen   *seenFilter // the dedupe keys held, for conversions never seen before
+	// deadMu orders the rewrite of a dead letter after a replay against its purge, so a
+	// purge is never undone (Badger's conflict detection is off).
+	deadMu sync.Mutex
 }
 
 // Snapshot reads the store as of one moment, in one Badger transaction: attribution's

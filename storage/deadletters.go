@@ -72,6 +72,19 @@ func (db *DB) PutDeadLetter(d *DeadLetter) error {
 	return nil
 }
 
+// RewriteDeadLetter replaces a dead letter that is still there (a replay failed it
+// again) and says whether it was; one purged meanwhile stays purged.
+func (db *DB) RewriteDeadLetter(d *DeadLetter) (bool, error) {
+	db.deadMu.Lock()
+	defer db.deadMu.Unlock()
+	if _, err := db.GetDeadLetter(d.Consumer, d.Seq); errors.Is(err, ErrNotFound) {
+		return false, nil
+	} else if err != nil {
+		return false, err
+	}
+	return true, db.PutDeadLetter(d)
+}
+
 // DeadLetters lists a consumer's dead letters with Seq > after, oldest first.
 func (db *DB) DeadLetters(consumer string, after uint64, limit int) ([]*DeadLetter, error) {
 	var out []*DeadLetter
@@ -97,12 +110,16 @@ func (db *DB) DeadLetters(consumer string, after uint64, limit int) ([]*DeadLett
 const deadLetterPage = 1000
 
 // EachDeadLetters calls fn with a consumer's dead letters, oldest first, a page at a time,
-// until there are none left, fn fails, or ctx ends. A destination down for a day leaves
-// millions of letters; a replay of them all holds one page. fn may replace or delete
-// the letters it is given: the next page starts after the last of them, so each letter
-// is seen once, and letters added meanwhile are seen if they come after it.
+// until there are none left, fn fails, or ctx ends (its error then). A destination down
+// for a day leaves millions of letters; a replay of them all holds one page. fn may
+// replace or delete the letters it is given: the next page starts after the last of
+// them, so each letter is seen once, and letters added meanwhile are seen if they come
+// after it.
 func (db *DB) EachDeadLetters(ctx context.Context, consumer string, fn func([]*DeadLetter) error) error {
-	for after := uint64(0); ctx.Err() == nil; {
+	for after := uint64(0); ; {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		dls, err := db.DeadLetters(consumer, after, deadLetterPage)
 		if err != nil || len(dls) == 0 {
 			return err
@@ -112,7 +129,6 @@ func (db *DB) EachDeadLetters(ctx context.Context, consumer string, fn func([]*D
 		}
 		after = dls[len(dls)-1].Seq
 	}
-	return nil
 }
 
 // GetDeadLetter reads one dead letter.
@@ -137,16 +153,20 @@ func (db *DB) GetDeadLetter(consumer string, seq uint64) (*DeadLetter, error) {
 // DeleteDeadLetters removes the given dead letters, or all of a consumer's when seqs is
 // empty. It returns how many it removed.
 func (db *DB) DeleteDeadLetters(consumer string, seqs []uint64) (int, error) {
+	db.deadMu.Lock()
+	defer db.deadMu.Unlock()
 	var keys [][]byte
 	if len(seqs) == 0 {
-		db.bdb.View(func(txn *badger.Txn) error {
+		if err := db.bdb.View(func(txn *badger.Txn) error {
 			it := txn.NewIterator(badger.IteratorOptions{Prefix: deadPrefix(consumer)})
 			defer it.Close()
 			for it.Rewind(); it.Valid(); it.Next() {
 				keys = append(keys, it.Item().KeyCopy(nil))
 			}
 			return nil
-		})
+		}); err != nil {
+			return 0, fmt.Errorf("storage: list dead letters to delete: %w", err)
+		}
 	} else {
 		for _, s := range seqs {
 			if _, err := db.GetDeadLetter(consumer, s); err == nil {

@@ -60,7 +60,7 @@ func (r *Relay) deadLetter(ctx context.Context, refused []refused) bool {
 // others stay with the new reason. A replayed event lands after events published since
 // it was refused. Replays run one at a time, so a second one started while the first
 // runs does not publish the same letters again; one whose ctx ends stops there and
-// answers what it did.
+// answers what it did, with the context's error.
 func (r *Relay) Replay(ctx context.Context, seqs []uint64) (storage.ReplayResult, error) {
 	r.replayMu.Lock()
 	defer r.replayMu.Unlock()
@@ -79,8 +79,8 @@ func (r *Relay) Replay(ctx context.Context, seqs []uint64) (storage.ReplayResult
 
 func (r *Relay) replay(ctx context.Context, dls []*storage.DeadLetter, res *storage.ReplayResult) error {
 	for _, d := range dls {
-		if ctx.Err() != nil {
-			return nil // what was done is in res; the rest keep their reasons
+		if err := ctx.Err(); err != nil {
+			return err // what was done is in res; the rest keep their reasons
 		}
 		res.Replayed++
 		msg, err := r.replayMessage(d)
@@ -88,17 +88,13 @@ func (r *Relay) replay(ctx context.Context, dls []*storage.DeadLetter, res *stor
 			err = r.publish(ctx, msg)
 		}
 		if err != nil {
-			if ctx.Err() != nil {
+			if cerr := ctx.Err(); cerr != nil {
 				res.Replayed--
-				return nil
+				return cerr
 			}
 			res.Failed++
-			// Purged meanwhile: do not bring it back.
-			if _, err := r.db.GetDeadLetter(Consumer, d.Seq); errors.Is(err, storage.ErrNotFound) {
-				continue
-			}
 			d.Reason, d.Attempts, d.FailedAt = "replay: "+err.Error(), d.Attempts+1, time.Now().UTC()
-			if err := r.db.PutDeadLetter(d); err != nil {
+			if _, err := r.db.RewriteDeadLetter(d); err != nil {
 				return err
 			}
 			continue
