@@ -143,9 +143,10 @@ func (a *API) replayDeadLetters(w http.ResponseWriter, r *http.Request) {
 			errorBody
 			storage.ReplayResult
 		}
-		b.Error.Code = "unavailable"
-		b.Error.Message = fmt.Sprintf("%v (before that: %d replayed, %d delivered, %d failed again)", err, res.Replayed, res.Delivered, res.Failed)
-		b.ReplayResult = res
+		b.Error.Code, b.Error.Message, b.ReplayResult = "unavailable", err.Error(), res
+		if res.Replayed > 0 {
+			b.Error.Message += fmt.Sprintf(" (before that: %d replayed, %d delivered, %d failed again)", res.Replayed, res.Delivered, res.Failed)
+		}
 		writeJSON(w, http.StatusServiceUnavailable, b)
 		return
 	}

@@ -82,27 +82,28 @@ func (h *Host) Names() []string { return append([]string(nil), h.order...) }
 var ErrUnknownPlugin = errors.New("no such plugin")
 
 // Replay sends dead letters (all of the plugin's when seqs is empty) to the plugin
-// again; delivered ones are removed, the others stay with the new reason.
+// again; delivered ones are removed, the others stay with the new reason. The plugin's
+// runner does it when idle, and live delivery waits meanwhile. One whose ctx ends stops
+// after the call in flight and answers what it did, with the context's error.
 func (h *Host) Replay(ctx context.Context, plugin string, seqs []uint64) (storage.ReplayResult, error) {
 	r := h.runners[plugin]
 	if r == nil {
 		return storage.ReplayResult{}, fmt.Errorf("%w: %q", ErrUnknownPlugin, plugin)
 	}
-	req := replayReq{seqs: seqs, done: make(chan replayResp, 1)}
+	req := replayReq{ctx: ctx, seqs: seqs, done: make(chan replayResp, 1)}
 	select {
 	case r.replays <- req:
 	case <-ctx.Done():
 		return storage.ReplayResult{}, ctx.Err()
 	}
-	select {
-	case resp := <-req.done:
-		return resp.res, resp.err
-	case <-ctx.Done():
-		return storage.ReplayResult{}, ctx.Err()
-	}
+	// Taken: the runner answers, at the latest after the call in flight (bounded by the
+	// plugin's timeout) once ctx ends.
+	resp := <-req.done
+	return resp.res, resp.err
 }
 
 type replayReq struct {
+	ctx  context.Context // the request's: the replay stops when it ends
 	seqs []uint64
 	done chan replayResp
 }
@@ -235,7 +236,7 @@ func (r *runner) next(ctx context.Context, cursor uint64, health <-chan time.Tim
 		case <-changed:
 			backoff.Sleep(ctx, r.spec.Linger.Duration)
 		case req := <-r.replays:
-			res, err := r.replay(ctx, req.seqs)
+			res, err := r.replay(ctx, req.ctx, req.seqs)
 			req.done <- replayResp{res, err}
 		case <-health:
 			if err := r.p.Ping(); err != nil {
@@ -392,25 +393,33 @@ func (r *runner) deadLetter(p *pending, reason string) {
 }
 
 // replay sends the named dead letters again, or every one of them page by page, and
-// counts what it did, up to a failure.
-func (r *runner) replay(ctx context.Context, seqs []uint64) (storage.ReplayResult, error) {
+// counts what it did, up to a failure or the end of the runner's ctx or the request's.
+func (r *runner) replay(ctx, reqCtx context.Context, seqs []uint64) (storage.ReplayResult, error) {
+	stop, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(reqCtx, cancel)()
 	var res storage.ReplayResult
 	if len(seqs) > 0 {
 		dls, err := r.db.GetDeadLetters(r.consumer, seqs)
 		if err != nil {
 			return res, err
 		}
-		return res, r.replayLetters(ctx, dls, &res)
+		return res, r.replayLetters(ctx, stop, dls, &res)
 	}
-	return res, r.db.EachDeadLetters(ctx, r.consumer, func(dls []*storage.DeadLetter) error {
-		return r.replayLetters(ctx, dls, &res)
+	return res, r.db.EachDeadLetters(stop, r.consumer, func(dls []*storage.DeadLetter) error {
+		return r.replayLetters(ctx, stop, dls, &res)
 	})
 }
 
-// replayLetters forwards dls in the plugin's batches: delivered letters are removed, the
-// others stay with the plugin's new reason.
-func (r *runner) replayLetters(ctx context.Context, dls []*storage.DeadLetter, res *storage.ReplayResult) error {
+// replayLetters forwards dls in the plugin's batches until stop ends: delivered letters
+// are removed, the others stay with the plugin's new reason. A call runs under the
+// runner's ctx, not stop: one cut off by a request that ended would leave its letters
+// delivered but not removed, to be sent again by the next replay.
+func (r *runner) replayLetters(ctx, stop context.Context, dls []*storage.DeadLetter, res *storage.ReplayResult) error {
 	for start := 0; start < len(dls); start += r.spec.BatchSize {
+		if err := stop.Err(); err != nil {
+			return err
+		}
 		chunk := dls[start:min(start+r.spec.BatchSize, len(dls))]
 		evs := make([]sdk.Event, len(chunk))
 		for i, d := range chunk {
@@ -434,13 +443,9 @@ func (r *runner) replayLetters(ctx context.Context, dls []*storage.DeadLetter, r
 				continue
 			}
 			res.Failed++
-			// Purged while it was out: do not bring it back.
-			if _, err := r.db.GetDeadLetter(r.consumer, d.Seq); errors.Is(err, storage.ErrNotFound) {
-				continue
-			}
 			d.Attempts++
 			d.Reason, d.FailedAt = rr.Reason, time.Now().UTC()
-			if err := r.db.PutDeadLetter(d); err != nil {
+			if _, err := r.db.RewriteDeadLetter(d); err != nil {
 				return err
 			}
 		}

@@ -3,6 +3,7 @@ package pluginhost_test
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -351,5 +352,52 @@ func TestReplayPagesAndReportsHowFarItGot(t *testing.T) {
 	}
 	if l := left(); l != 0 {
 		t.Fatalf("%d letters left after every one was delivered", l)
+	}
+}
+
+// A replay whose request ends stops after the call in flight: the letters it delivered
+// are gone, the rest stay, and the plugin is free for the next replay.
+func TestReplayStopsWhenItsRequestEnds(t *testing.T) {
+	g := gateWith(t, map[string]any{"name": "x", "path": bins["hang"], "batch_size": 100,
+		"config": map[string]any{"hang_on": "stuck-", "delay": "100ms"}})
+	const n = 3000 // 30 calls of 100 ms: 3 s for all
+	for seq := uint64(1); seq <= n; seq++ {
+		id := fmt.Sprint("ok-", seq)
+		if err := g.S.DB.PutDeadLetter(&storage.DeadLetter{Consumer: pluginhost.Consumer("x"), Seq: seq, EventID: id, Type: "click",
+			Time: time.Now().UTC(), Event: json.RawMessage(`{"event_id":"` + id + `"}`), Reason: "down", Attempts: 3}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	left := func() int {
+		dls, err := g.S.DB.DeadLetters(pluginhost.Consumer("x"), 0, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(dls)
+	}
+	// The replay must be taken before the client gives up: the plugin is up first.
+	for deadline := time.Now().Add(20 * time.Second); pluginStatus(t, g)["state"] != "running"; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("plugin not running: %v", pluginStatus(t, g))
+		}
+	}
+	req, _ := http.NewRequest("POST", g.Adm+"/api/v1/deadletters/x/replay", nil)
+	req.Header.Set("Authorization", "Bearer "+servertest.Token)
+	if _, err := (&http.Client{Timeout: 500 * time.Millisecond}).Do(req); err == nil {
+		t.Fatal("the replay answered before the client gave up")
+	}
+	// The call in flight ends within 100 ms; give it ten times that, then nothing moves.
+	time.Sleep(time.Second)
+	stopped := left()
+	if stopped == 0 || stopped == n {
+		t.Fatalf("%d of %d letters left after the request ended, want some delivered and some not", stopped, n)
+	}
+	time.Sleep(time.Second)
+	if l := left(); l != stopped {
+		t.Fatalf("the replay went on after its request ended: %d letters left, then %d", stopped, l)
+	}
+	st, out := g.API("POST", "/api/v1/deadletters/x/replay", nil)
+	if st != 200 || out["delivered"] != float64(stopped) || left() != 0 {
+		t.Fatalf("replay of the rest: %d %v, %d left", st, out, left())
 	}
 }
