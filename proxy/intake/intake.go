@@ -253,8 +253,7 @@ type reads struct {
 func (in *Intake) snapshot(ctx context.Context, r *reads) (*storage.Snapshot, error) {
 	r.once.Do(func() {
 		// Under load the index is usually caught up already, and a deadline on the
-		// request's context costs a timer and a goroutine watching the request: 1.5 % of a
-		// conversion's CPU, one per request.
+		// request's context costs a timer and a goroutine watching the request.
 		if head := in.DB.ClickHead(); !in.DB.Indexed(head) {
 			wctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 			if !in.DB.WaitIndexed(wctx, head) {
