@@ -292,12 +292,12 @@ func decodeEvents(evs []Event) []decoded {
 }
 
 // indexEvents writes the visitor index and identity entries of a batch and moves the
-// index cursor, in one transaction.
+// index cursor, in one transaction on each store (updateIndex).
 func (db *DB) indexEvents(evs []decoded, next uint64) error {
-	return db.bdb.Update(func(txn *badger.Txn) error {
+	return db.updateIndex(func(txn, itxn *badger.Txn) error {
 		for _, e := range evs {
 			if e.click != nil {
-				if err := db.indexClick(txn, e.click); err != nil {
+				if err := db.indexClick(txn, itxn, e.click); err != nil {
 					return err
 				}
 			}

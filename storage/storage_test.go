@@ -371,12 +371,12 @@ func TestSnapshotSharedByConcurrentReads(t *testing.T) {
 	defer db.Close()
 	const visitors, each = 30, 3
 	want := map[string][][16]byte{}
-	err := db.bdb.Update(func(txn *badger.Txn) error {
+	err := db.updateIndex(func(txn, itxn *badger.Txn) error {
 		for i := range visitors * each {
 			c := testClick(i, "s", false)
 			c.VisitorID = fmt.Sprintf("v%d", i%visitors) // v1 and v10 share a first byte
 			want[c.VisitorID] = append(want[c.VisitorID], c.ID)
-			if err := db.indexClick(txn, c); err != nil {
+			if err := db.indexClick(txn, itxn, c); err != nil {
 				return err
 			}
 		}
@@ -422,16 +422,16 @@ func TestVisitorClicks(t *testing.T) {
 		c.VisitorID = "v1"
 	}
 	human.ID[0], bot.ID[0], legacy.ID[0] = 1, 2, 3 // index order is click ID order
-	err := db.bdb.Update(func(txn *badger.Txn) error {
+	err := db.updateIndex(func(txn, itxn *badger.Txn) error {
 		for _, c := range []*Click{human, bot} {
-			if err := db.indexClick(txn, c); err != nil {
+			if err := db.indexClick(txn, itxn, c); err != nil {
 				return err
 			}
 		}
 		if err := txn.Set(clickKey(legacy.ID), AppendClick(nil, legacy)); err != nil {
 			return err
 		}
-		return txn.Set(append(visitorClickPrefix("v1"), legacy.ID[:]...), []byte{byte(KindHuman)})
+		return itxn.Set(append(visitorClickPrefix("v1"), legacy.ID[:]...), []byte{byte(KindHuman)})
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -465,19 +465,19 @@ func TestVisitorClicksSpan(t *testing.T) {
 	db := openTest(t, dir)
 	day0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	at := func(d int) time.Time { return day0.Add(time.Duration(d) * 24 * time.Hour) }
-	err := db.bdb.Update(func(txn *badger.Txn) error {
+	err := db.updateIndex(func(txn, itxn *badger.Txn) error {
 		for d := range 20 {
 			c := testClick(d, "s", d == 7 || d == 0) // days 0 and 7 are bots
 			c.VisitorID, c.Time = "v1", at(d)
 			binary.BigEndian.PutUint64(c.ID[:8], uint64(c.Time.UnixMilli())<<16)
-			if err := db.indexClick(txn, c); err != nil {
+			if err := db.indexClick(txn, itxn, c); err != nil {
 				return err
 			}
 			for _, other := range []string{"v0", "v10"} {
 				o := testClick(100+d, "s", false)
 				o.VisitorID, o.Time = other, at(d).Add(time.Minute)
 				binary.BigEndian.PutUint64(o.ID[:8], uint64(o.Time.UnixMilli())<<16)
-				if err := db.indexClick(txn, o); err != nil {
+				if err := db.indexClick(txn, itxn, o); err != nil {
 					return err
 				}
 			}
@@ -712,5 +712,51 @@ func TestWaitIndexedBeforeTheConsumerStarts(t *testing.T) {
 	}
 	if !db.Indexed(db.OutboxHead()) {
 		t.Fatal("not indexed once the wait returned")
+	}
+}
+
+// A store from before the visitor index had a store of its own keeps its entries in the
+// main one: opening it moves them, chunk by chunk, and attribution finds every one.
+func TestVisitorIndexMovesToItsOwnStore(t *testing.T) {
+	dir := t.TempDir()
+	db := openTest(t, dir)
+	const n = 25_000 // two and a half chunks
+	wb := db.bdb.NewWriteBatch()
+	for i := range n {
+		c := testClick(i, "s", false)
+		c.VisitorID = fmt.Sprintf("v%d", i%100)
+		if err := wb.Set(append(visitorClickPrefix(c.VisitorID), c.ID[:]...), AppendClick(nil, &Click{ID: c.ID, Time: c.Time, Slug: c.Slug})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := wb.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	db = openTest(t, dir)
+	defer db.Close()
+	inMain := 0
+	db.bdb.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixVisitorClick}})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			inMain++
+		}
+		return nil
+	})
+	if inMain != 0 {
+		t.Fatalf("%d visitor index entries left in the main store", inMain)
+	}
+	always, never := time.Time{}, time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+	total := 0
+	for v := range 100 {
+		got, _, err := visitorClicks(db, fmt.Sprintf("v%d", v), always, never, n)
+		if err != nil || len(got) != n/100 {
+			t.Fatalf("visitor v%d: %d clicks (%v), want %d", v, len(got), err, n/100)
+		}
+		total += len(got)
+	}
+	if total != n {
+		t.Fatalf("%d of %d entries found after the move", total, n)
 	}
 }

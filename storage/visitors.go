@@ -15,13 +15,18 @@ import (
 
 // The visitor index and identity graph that attribution reads. Clicks are indexed off
 // the redirect path by an outbox consumer (the redirect writes one record per click and
-// nothing else); conversions add identity links in their own commit.
+// nothing else); conversions add identity links in their own commit. The visitor index
+// (P entries) lives in a store of its own (DB.idx, in visitorIndexDir); the identity
+// graph stays in the main store, where conversions write it with their records.
 const (
 	prefixVisitorClick = 'P' // P visitor 0x00 click-id(16)           -> touch (human) or kind
 	prefixIdentity     = 'I' // I kind 0x00 value 0x00 visitor        -> nil
 	prefixVisitorIdent = 'J' // J visitor 0x00 kind 0x00 value        -> nil
 
 	indexConsumer = "index"
+
+	// visitorIndexDir is the visitor index's Badger directory, inside the main one.
+	visitorIndexDir = "visitor-index"
 )
 
 func visitorClickPrefix(visitor string) []byte {
@@ -50,9 +55,74 @@ type indexer struct {
 	progress chan struct{} // closed at the next advance; made at open, so never nil
 }
 
-// indexClick indexes a click by visitor and joins its visitor to the identity it
-// carried (resolving a per-recipient token).
-func (db *DB) indexClick(txn *badger.Txn, c *Click) error {
+// updateIndex runs fn with a write transaction on the main store and one on the visitor
+// index, and commits the index's first: a crash between the two leaves index entries
+// whose events are indexed again, which rewrites them as they were.
+func (db *DB) updateIndex(fn func(txn, itxn *badger.Txn) error) error {
+	itxn := db.idx.NewTransaction(true)
+	defer itxn.Discard()
+	txn := db.bdb.NewTransaction(true)
+	defer txn.Discard()
+	if err := fn(txn, itxn); err != nil {
+		return err
+	}
+	if err := itxn.Commit(); err != nil {
+		return fmt.Errorf("visitor index: %w", err)
+	}
+	return txn.Commit()
+}
+
+// moveVisitorIndex moves the visitor index of a store from before it had a store of its
+// own out of the main store, a chunk at a time; a crash midway leaves entries in both,
+// and the next open goes on (a copy rewrites an entry as it was).
+func (db *DB) moveVisitorIndex() error {
+	start, moved := time.Now(), 0
+	for {
+		var kvs []KV
+		if err := db.bdb.View(func(txn *badger.Txn) error {
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixVisitorClick}, PrefetchValues: true})
+			defer it.Close()
+			for it.Rewind(); it.Valid() && len(kvs) < 10_000; it.Next() {
+				v, err := it.Item().ValueCopy(nil)
+				if err != nil {
+					return err
+				}
+				kvs = append(kvs, KV{Key: it.Item().KeyCopy(nil), Value: v})
+			}
+			return nil
+		}); err != nil {
+			return fmt.Errorf("storage: read the visitor index to move: %w", err)
+		}
+		if len(kvs) == 0 {
+			break
+		}
+		copied, removed := db.idx.NewWriteBatch(), db.bdb.NewWriteBatch()
+		for _, kv := range kvs {
+			if err := copied.Set(kv.Key, kv.Value); err != nil {
+				return err
+			}
+			if err := removed.Delete(kv.Key); err != nil {
+				return err
+			}
+		}
+		if err := copied.Flush(); err != nil {
+			return fmt.Errorf("storage: move the visitor index: %w", err)
+		}
+		if err := removed.Flush(); err != nil {
+			return fmt.Errorf("storage: move the visitor index: %w", err)
+		}
+		moved += len(kvs)
+	}
+	if moved > 0 {
+		db.log.Info("visitor index moved to its own store", "entries", moved, "took", time.Since(start).Round(time.Millisecond).String())
+	}
+	return nil
+}
+
+// indexClick indexes a click by visitor (in the visitor index's transaction) and joins
+// its visitor to the identity it carried, resolving a per-recipient token (in the main
+// store's).
+func (db *DB) indexClick(txn, itxn *badger.Txn, c *Click) error {
 	if c.VisitorID == "" {
 		return nil
 	}
@@ -65,7 +135,7 @@ func (db *DB) indexClick(txn *badger.Txn, c *Click) error {
 			UTM: c.UTM, Variant: c.Variant,
 		})
 	}
-	if err := txn.Set(append(visitorClickPrefix(c.VisitorID), c.ID[:]...), entry); err != nil {
+	if err := itxn.Set(append(visitorClickPrefix(c.VisitorID), c.ID[:]...), entry); err != nil {
 		return err
 	}
 	if c.Kind() != KindHuman {
