@@ -102,8 +102,8 @@ type Snapshot struct {
 
 	// A snapshot's first visitor read takes an iterator bound to the visitor's prefix:
 	// Badger makes it of the one or two tables a level whose key range holds the
-	// visitor. Later reads take an iterator over the whole store (every level-0 table
-	// and every level) from idle, reverse iterators earlier reads have finished with,
+	// visitor. Later reads take an iterator over the whole visitor index (every level-0
+	// table and every level) from idle, reverse iterators earlier reads have finished with,
 	// and seek it again: a batch of conversions sharing a snapshot makes a few and
 	// seeks them a hundred times. With 10,000,000 clicks stored (four alternating
 	// pairs), conversions one per request went from 10,000 to 11,300/s on average with

@@ -301,30 +301,39 @@ func TestHungPluginKilledAndDeadLettered(t *testing.T) {
 	}
 }
 
-// A replay of every dead letter goes page by page past the first thousand; one that
-// fails midway answers 503 with what it did before (the letters it delivered are gone),
-// and a second replay delivers the rest.
-func TestReplayPagesAndReportsHowFarItGot(t *testing.T) {
-	g := gateWith(t, map[string]any{"name": "x", "path": bins["hang"], "timeout": "500ms", "batch_size": 100,
-		"config": map[string]any{"hang_on": "stuck-"}})
-	const n = 3400
-	for seq := uint64(1); seq <= n; seq++ {
-		id := fmt.Sprint("ok-", seq)
-		if seq == 1500 {
-			id = "stuck-1500"
-		}
-		if err := g.S.DB.PutDeadLetter(&storage.DeadLetter{Consumer: pluginhost.Consumer("x"), Seq: seq, EventID: id, Type: "click",
-			Time: time.Now().UTC(), Event: json.RawMessage(`{"event_id":"` + id + `"}`), Reason: "down", Attempts: 3}); err != nil {
+// putLetters stores n dead letters of plugin x, seq 1 to n with event IDs from id, and
+// returns a count of the letters left.
+func putLetters(t *testing.T, g *servertest.Gate, n int, id func(seq uint64) string) (left func() int) {
+	t.Helper()
+	for seq := uint64(1); seq <= uint64(n); seq++ {
+		e := id(seq)
+		if err := g.S.DB.PutDeadLetter(&storage.DeadLetter{Consumer: pluginhost.Consumer("x"), Seq: seq, EventID: e, Type: "click",
+			Time: time.Now().UTC(), Event: json.RawMessage(`{"event_id":"` + e + `"}`), Reason: "down", Attempts: 3}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	left := func() int {
+	return func() int {
 		dls, err := g.S.DB.DeadLetters(pluginhost.Consumer("x"), 0, n)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return len(dls)
 	}
+}
+
+// A replay of every dead letter that fails midway answers 503 with what it did before
+// (the letters it delivered are gone), and a second replay delivers the rest, some two
+// thousand letters. (That a replay reads them a page at a time is storage's test.)
+func TestReplayReportsHowFarItGot(t *testing.T) {
+	g := gateWith(t, map[string]any{"name": "x", "path": bins["hang"], "timeout": "500ms", "batch_size": 100,
+		"config": map[string]any{"hang_on": "stuck-"}})
+	const n = 3400
+	left := putLetters(t, g, n, func(seq uint64) string {
+		if seq == 1500 {
+			return "stuck-1500"
+		}
+		return fmt.Sprint("ok-", seq)
+	})
 	// Batches of 100: the fifteenth (1401–1500) hangs, after 1,400 delivered.
 	st, out := g.API("POST", "/api/v1/deadletters/x/replay", nil)
 	msg, _ := out["error"].(map[string]any)["message"].(string)
@@ -361,20 +370,7 @@ func TestReplayStopsWhenItsRequestEnds(t *testing.T) {
 	g := gateWith(t, map[string]any{"name": "x", "path": bins["hang"], "batch_size": 100,
 		"config": map[string]any{"hang_on": "stuck-", "delay": "100ms"}})
 	const n = 3000 // 30 calls of 100 ms: 3 s for all
-	for seq := uint64(1); seq <= n; seq++ {
-		id := fmt.Sprint("ok-", seq)
-		if err := g.S.DB.PutDeadLetter(&storage.DeadLetter{Consumer: pluginhost.Consumer("x"), Seq: seq, EventID: id, Type: "click",
-			Time: time.Now().UTC(), Event: json.RawMessage(`{"event_id":"` + id + `"}`), Reason: "down", Attempts: 3}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	left := func() int {
-		dls, err := g.S.DB.DeadLetters(pluginhost.Consumer("x"), 0, n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return len(dls)
-	}
+	left := putLetters(t, g, n, func(seq uint64) string { return fmt.Sprint("ok-", seq) })
 	// The replay must be taken before the client gives up: the plugin is up first.
 	for deadline := time.Now().Add(20 * time.Second); pluginStatus(t, g)["state"] != "running"; time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
