@@ -1,7 +1,6 @@
 package storage
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -214,11 +213,17 @@ func (db *DB) WaitIndexed(ctx context.Context, seq uint64) bool {
 // week's.
 func (s *Snapshot) VisitorClicks(visitor string, from, to time.Time, limit int) (clicks []*Click, earlier bool, err error) {
 	var out []*Click
-	p := visitorClickPrefix(visitor)
+	// The prefix and the seek key share one buffer: the seek key is the prefix, the
+	// span's last millisecond and the highest random part.
+	buf := make([]byte, 0, 2+len(visitor)+16)
+	p := append(append(append(buf, prefixVisitorClick), visitor...), 0)
 	// A second either side: the filter on exact times is the caller's, this only skips
 	// what cannot be in the span.
 	lo, hi := idMillis(from.Add(-time.Second)), idMillis(to.Add(time.Second))
-	seek := append(binary.BigEndian.AppendUint64(bytes.Clone(p), hi<<16)[:len(p)+6], bytes.Repeat([]byte{0xff}, 10)...)
+	seek := binary.BigEndian.AppendUint64(p, hi<<16)[:len(p)+6]
+	for range 10 {
+		seek = append(seek, 0xff)
+	}
 	it, done := s.reverse(p)
 	defer done()
 	for it.Seek(seek); it.ValidForPrefix(p) && len(out) < limit; it.Next() {
