@@ -59,12 +59,17 @@ func (r *Relay) deadLetter(ctx context.Context, refused []refused) bool {
 // headed as the relay first sent them; those the broker acknowledges are removed, the
 // others stay with the new reason. A replayed event lands after events published since
 // it was refused. Replays run one at a time, so a second one started while the first
-// runs does not publish the same letters again; one whose ctx ends stops there and
-// answers what it did, with the context's error.
+// runs does not publish the same letters again; one whose ctx ends, while it runs or
+// while it waits its turn, stops there and answers what it did, with the context's
+// error.
 func (r *Relay) Replay(ctx context.Context, seqs []uint64) (storage.ReplayResult, error) {
-	r.replayMu.Lock()
-	defer r.replayMu.Unlock()
 	var res storage.ReplayResult
+	select {
+	case r.replaying <- struct{}{}:
+		defer func() { <-r.replaying }()
+	case <-ctx.Done():
+		return res, ctx.Err()
+	}
 	if len(seqs) > 0 {
 		dls, err := r.db.GetDeadLetters(Consumer, seqs)
 		if err != nil {

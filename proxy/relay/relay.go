@@ -107,7 +107,9 @@ type Relay struct {
 	log *slog.Logger
 	p   *producer
 
-	replayMu sync.Mutex // one dead-letter replay at a time
+	// replaying is held by the dead-letter replay running, one at a time; a channel
+	// rather than a mutex, so a replay waiting its turn gives up when its request ends.
+	replaying chan struct{}
 
 	mu        sync.Mutex
 	state     string
@@ -124,7 +126,7 @@ func New(db *storage.DB, cfg Config, log *slog.Logger) (*Relay, error) {
 		return nil, err
 	}
 	db.Register(Consumer)
-	r := &Relay{db: db, cfg: cfg, log: log.With("component", "kafka-relay"), state: "connecting"}
+	r := &Relay{db: db, cfg: cfg, log: log.With("component", "kafka-relay"), state: "connecting", replaying: make(chan struct{}, 1)}
 	// Retries are the relay's: it keeps the events in the outbox and tries again with
 	// back-off, forever.
 	r.p = &producer{
