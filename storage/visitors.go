@@ -28,8 +28,10 @@ const (
 	visitorIndexDir = "visitor-index"
 )
 
+// visitorClickPrefix has room for the click ID (or a seek key's time and random part)
+// that every caller appends.
 func visitorClickPrefix(visitor string) []byte {
-	return append(append([]byte{prefixVisitorClick}, visitor...), 0)
+	return append(append(append(make([]byte, 0, 2+len(visitor)+16), prefixVisitorClick), visitor...), 0)
 }
 
 func identityPrefix(kind, value string) []byte {
@@ -213,13 +215,12 @@ func (db *DB) WaitIndexed(ctx context.Context, seq uint64) bool {
 // week's.
 func (s *Snapshot) VisitorClicks(visitor string, from, to time.Time, limit int) (clicks []*Click, earlier bool, err error) {
 	var out []*Click
-	// The prefix and the seek key share one buffer: the seek key is the prefix, the
-	// span's last millisecond and the highest random part.
-	buf := make([]byte, 0, 2+len(visitor)+16)
-	p := append(append(append(buf, prefixVisitorClick), visitor...), 0)
+	p := visitorClickPrefix(visitor)
 	// A second either side: the filter on exact times is the caller's, this only skips
 	// what cannot be in the span.
 	lo, hi := idMillis(from.Add(-time.Second)), idMillis(to.Add(time.Second))
+	// The seek key is the prefix, the span's last millisecond and the highest random
+	// part, in the prefix's spare room (p keeps its length).
 	seek := binary.BigEndian.AppendUint64(p, hi<<16)[:len(p)+6]
 	for range 10 {
 		seek = append(seek, 0xff)
