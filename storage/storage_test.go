@@ -413,20 +413,25 @@ func TestSnapshotSharedByConcurrentReads(t *testing.T) {
 }
 
 // A visitor's human clicks come back as touches from the index alone; bots and tests are
-// not touches; entries written before touches were indexed still resolve.
+// not touches; entries written in the index's two earlier forms (a whole click record,
+// and before that a kind byte with the click read from the main store) still resolve.
 func TestVisitorClicks(t *testing.T) {
 	db := openTest(t, t.TempDir())
 	defer db.Close()
-	human, bot, legacy := testClick(1, "s", false), testClick(2, "s", true), testClick(3, "t", false)
-	for _, c := range []*Click{human, bot, legacy} {
+	human, bot := testClick(1, "s", false), testClick(2, "s", true)
+	whole, legacy := testClick(3, "w", false), testClick(4, "t", false)
+	for _, c := range []*Click{human, bot, whole, legacy} {
 		c.VisitorID = "v1"
 	}
-	human.ID[0], bot.ID[0], legacy.ID[0] = 1, 2, 3 // index order is click ID order
+	human.ID[0], bot.ID[0], whole.ID[0], legacy.ID[0] = 1, 2, 3, 4 // index order is click ID order
 	err := db.updateIndex(func(txn, itxn *badger.Txn) error {
 		for _, c := range []*Click{human, bot} {
 			if err := db.indexClick(txn, itxn, c); err != nil {
 				return err
 			}
+		}
+		if err := itxn.Set(append(visitorClickPrefix("v1"), whole.ID[:]...), AppendClick(nil, whole)); err != nil {
+			return err
 		}
 		if err := txn.Set(clickKey(legacy.ID), AppendClick(nil, legacy)); err != nil {
 			return err
@@ -438,15 +443,19 @@ func TestVisitorClicks(t *testing.T) {
 	}
 	always, never := time.Time{}, time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
 	got, _, err := visitorClicks(db, "v1", always, never, 10)
-	if err != nil || len(got) != 2 {
+	if err != nil || len(got) != 3 {
 		t.Fatalf("VisitorClicks = %d clicks, %v", len(got), err)
 	}
-	if g := got[0]; g.ID != human.ID || g.Slug != "s" || g.Campaign != human.Campaign || g.UTM != human.UTM ||
-		!g.Time.Equal(human.Time) || g.Variant != human.Variant || g.IP != "" || g.UserAgent != "" {
-		t.Errorf("touch = %+v, want the human click without request details", g)
+	if g, want := *got[0], touchOf(human); !g.Time.Equal(want.Time) || g.Time.Location() != time.UTC {
+		t.Errorf("touch time %s, want %s in UTC", g.Time, want.Time)
+	} else if g.Time = want.Time; g != want {
+		t.Errorf("touch =\n %+v\nwant the human click without request details\n %+v", g, want)
 	}
-	if got[1].ID != legacy.ID || got[1].Slug != "t" {
-		t.Errorf("legacy entry resolved to %+v", got[1])
+	if got[1].ID != whole.ID || got[1].Slug != "w" || !got[1].Time.Equal(whole.Time) {
+		t.Errorf("entry with a whole click record resolved to %+v", got[1])
+	}
+	if got[2].ID != legacy.ID || got[2].Slug != "t" {
+		t.Errorf("legacy entry resolved to %+v", got[2])
 	}
 	if got, _, _ := visitorClicks(db, "v1", always, never, 1); len(got) != 1 || got[0].ID != legacy.ID {
 		t.Errorf("limit not honoured or not the latest: %+v", got)

@@ -18,7 +18,7 @@ import (
 // (P entries) lives in a store of its own (DB.idx, in visitorIndexDir); the identity
 // graph stays in the main store, where conversions write it with their records.
 const (
-	prefixVisitorClick = 'P' // P visitor 0x00 click-id(16)           -> touch (human) or kind
+	prefixVisitorClick = 'P' // P visitor 0x00 click-id(16)           -> touch entry (human) or kind
 	prefixIdentity     = 'I' // I kind 0x00 value 0x00 visitor        -> nil
 	prefixVisitorIdent = 'J' // J visitor 0x00 kind 0x00 value        -> nil
 
@@ -131,10 +131,7 @@ func (db *DB) indexClick(txn, itxn *badger.Txn, c *Click) error {
 	// a visitor's touches in one prefix scan instead of a random read per click.
 	entry := []byte{byte(c.Kind())}
 	if c.Kind() == KindHuman {
-		entry = AppendClick(nil, &Click{
-			ID: c.ID, Time: c.Time, Domain: c.Domain, Slug: c.Slug, Campaign: c.Campaign,
-			UTM: c.UTM, Variant: c.Variant,
-		})
+		entry = appendTouchEntry(make([]byte, 0, 64), c)
 	}
 	if err := itxn.Set(append(visitorClickPrefix(c.VisitorID), c.ID[:]...), entry); err != nil {
 		return err
@@ -230,7 +227,7 @@ func (s *Snapshot) VisitorClicks(visitor string, from, to time.Time, limit int) 
 	for it.Seek(seek); it.ValidForPrefix(p) && len(out) < limit; it.Next() {
 		item := it.Item()
 		id := [16]byte(item.Key()[len(p):])
-		if binary.BigEndian.Uint64(id[:8])>>16 < lo {
+		if clickIDMillis(id) < lo {
 			// Before the span: the first human entry answers whether there is an
 			// earlier click (a touch is a human click; a bare kind byte says).
 			if err := item.Value(func(v []byte) error {
@@ -246,7 +243,14 @@ func (s *Snapshot) VisitorClicks(visitor string, from, to time.Time, limit int) 
 		}
 		if err := item.Value(func(v []byte) error {
 			switch {
+			case len(v) > 1 && v[0] == touchEntryV1:
+				c, err := decodeTouchEntry(id, v)
+				if err != nil {
+					return fmt.Errorf("visitor index entry %q: %w", item.Key(), err)
+				}
+				out = append(out, c)
 			case len(v) > 1:
+				// A whole click record, indexed before touches had a form of their own.
 				c, err := DecodeClick(v)
 				if err != nil {
 					return fmt.Errorf("visitor index entry %q: %w", item.Key(), err)
