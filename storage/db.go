@@ -49,9 +49,9 @@ type Options struct {
 // User-Agent) then leave the tree, which otherwise copies every one of them again at
 // each level compaction: one hot link went from about 56 to 36–47 µs of CPU per
 // redirect (noisy runs, `make bench` and checks/perf-vs-nginx). Counters, the visitor
-// index's touch entries (30 to 80 bytes) and report cells of a few visitors stay under it,
-// in the tree, where a scan or a read of them costs no second read; a cell whose visitor
-// sketch has grown goes out like a click.
+// index's touch entries (about 30 to 80 bytes) and report cells of a few visitors stay
+// under it, in the tree, where a scan or a read of them costs no second read; a cell
+// whose visitor sketch has grown goes out like a click.
 const valueThreshold = 160
 
 // valueLogGCEvery is how often the value log is searched for files mostly garbage

@@ -441,6 +441,26 @@ func TestVisitorClicks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A human click is indexed in the compact form, a bot's as its kind.
+	for _, c := range []*Click{human, bot} {
+		want := []byte{byte(KindBot)}
+		if c == human {
+			want = appendTouchEntry(nil, c)
+		}
+		if err := db.idx.View(func(itxn *badger.Txn) error {
+			item, err := itxn.Get(append(visitorClickPrefix("v1"), c.ID[:]...))
+			if err != nil {
+				return err
+			}
+			v, err := item.ValueCopy(nil)
+			if err == nil && !bytes.Equal(v, want) {
+				err = fmt.Errorf("entry %x, want %x", v, want)
+			}
+			return err
+		}); err != nil {
+			t.Errorf("index entry of click %d: %v", c.ID[0], err)
+		}
+	}
 	always, never := time.Time{}, time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
 	got, _, err := visitorClicks(db, "v1", always, never, 10)
 	if err != nil || len(got) != 3 {
