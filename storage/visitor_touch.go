@@ -68,6 +68,15 @@ func decodeTouchEntry(id [16]byte, b []byte) (*Click, error) {
 	return c, nil
 }
 
+// decodeVisitorEntry decodes a human click's visitor index entry in either form: a
+// touch entry, or a whole click record indexed before touches had a form of their own.
+func decodeVisitorEntry(id [16]byte, v []byte) (*Click, error) {
+	if len(v) > 0 && v[0] == touchEntryV1 {
+		return decodeTouchEntry(id, v)
+	}
+	return DecodeClick(v)
+}
+
 // clickIDMillis is the millisecond a click ID begins with.
 func clickIDMillis(id [16]byte) uint64 {
 	return binary.BigEndian.Uint64(id[:8]) >> 16

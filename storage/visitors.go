@@ -243,15 +243,8 @@ func (s *Snapshot) VisitorClicks(visitor string, from, to time.Time, limit int) 
 		}
 		if err := item.Value(func(v []byte) error {
 			switch {
-			case len(v) > 1 && v[0] == touchEntryV1:
-				c, err := decodeTouchEntry(id, v)
-				if err != nil {
-					return fmt.Errorf("visitor index entry %q: %w", item.Key(), err)
-				}
-				out = append(out, c)
 			case len(v) > 1:
-				// A whole click record, indexed before touches had a form of their own.
-				c, err := DecodeClick(v)
+				c, err := decodeVisitorEntry(id, v)
 				if err != nil {
 					return fmt.Errorf("visitor index entry %q: %w", item.Key(), err)
 				}
