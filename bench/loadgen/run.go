@@ -96,6 +96,9 @@ type Config struct {
 	// Begin and End, when set, are called at the start and the end of the measured
 	// interval (e.g. to read the server's CPU time at the same instants).
 	Begin, End func()
+	// Slice is the length of the spans the measured interval is cut into for
+	// Result.Slices (default 1 s).
+	Slice time.Duration
 }
 
 // Result is what a run measured over its measured interval.
@@ -125,6 +128,12 @@ type Result struct {
 	Unsent int64
 	// Reconnects counts connections opened after the first one of each worker.
 	Reconnects int64
+	// Slices counts the correct answers that arrived in each whole Config.Slice of the
+	// measured interval, in order (a last, shorter span is left out): a server whose
+	// throughput comes and goes shows it here, where the interval's rate averages it away.
+	Slices []int64
+	// Slice is the length of each of Slices' spans.
+	Slice time.Duration
 	// Latency holds microseconds from the intended send time (open loop) or the actual
 	// send time (closed loop) to the complete answer, for correct answers.
 	Latency *hdrhistogram.Histogram
@@ -167,10 +176,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 5 * time.Second
 	}
+	if cfg.Slice <= 0 {
+		cfg.Slice = time.Second
+	}
 	if cfg.Rate < 0 || math.IsNaN(cfg.Rate) || math.IsInf(cfg.Rate, 0) {
 		return nil, fmt.Errorf("loadgen: invalid rate %v", cfg.Rate)
 	}
-	r := &run{cfg: cfg, base: time.Now(), agg: newAgg()}
+	r := &run{cfg: cfg, base: time.Now(), agg: newAgg(cfg)}
 	r.mStart = r.cfg.Warmup
 	r.end = r.cfg.Warmup + r.cfg.Duration
 	r.winStart.Store(math.MaxInt64)
@@ -220,7 +232,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		if cfg.Begin != nil {
 			cfg.Begin()
 		}
-		if sleep(r.end) {
+		// The interval lasts Duration from when the clock really woke, so that a late
+		// wake-up does not cut its last slice short.
+		if sleep(began + cfg.Duration) {
 			ended := r.now()
 			r.winEnd.Store(int64(ended))
 			if cfg.End != nil {
@@ -259,6 +273,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, r.paceErr
 	}
 	res := r.agg.result(cfg, elapsed)
+	if ws, we := r.winStart.Load(), r.winEnd.Load(); we != math.MaxInt64 {
+		res.Slices = res.Slices[:min(int((we-ws)/int64(cfg.Slice)), len(res.Slices))]
+	} else {
+		res.Slices = nil
+	}
 	if cfg.Rate > 0 {
 		r.countUnsent(res)
 	}

@@ -304,3 +304,52 @@ func TestTimeoutAndRefused(t *testing.T) {
 		t.Errorf("refused connections: %v", res.Errors)
 	}
 }
+
+// TestSlicesShowAStall: the server stops answering for two of a closed-loop run's six
+// 100 ms slices. The interval's rate averages the stall away; the slices must show it,
+// and hold every answer of the whole slices.
+func TestSlicesShowAStall(t *testing.T) {
+	var begin atomic.Int64 // UnixNano of the measured interval's start, 0 before it
+	srv := startServer(t, func(int64) action {
+		b := begin.Load()
+		if b == 0 {
+			return action{raw: good}
+		}
+		from, to := time.Unix(0, b).Add(200*time.Millisecond), time.Unix(0, b).Add(400*time.Millisecond)
+		if now := time.Now(); !now.Before(from) && now.Before(to) {
+			return action{raw: good, until: to}
+		}
+		return action{raw: good}
+	})
+	res, err := Run(context.Background(), Config{
+		Addr: srv.addr(), Conns: 4, Warmup: 100 * time.Millisecond, Duration: 600 * time.Millisecond,
+		Slice: 100 * time.Millisecond, Source: redirectSource(srv.addr()),
+		Begin: func() { begin.Store(time.Now().UnixNano()) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("answered %d, slices %v", res.Answered, res.Slices)
+	if len(res.Slices) != 6 || res.Slice != 100*time.Millisecond {
+		t.Fatalf("%d slices of %s, want 6 of 100ms", len(res.Slices), res.Slice)
+	}
+	var sum int64
+	for _, n := range res.Slices {
+		sum += n
+	}
+	// Only answers after the last whole slice are left out: a few milliseconds' worth.
+	if sum > res.Answered || sum < res.Answered*9/10 {
+		t.Errorf("slices hold %d answers, the interval %d", sum, res.Answered)
+	}
+	busy := min(res.Slices[0], res.Slices[5])
+	if busy < 40 {
+		t.Fatalf("only %d answers in a slice without a stall", busy)
+	}
+	// Each connection may finish one request that had started before the stall, and one
+	// the stall held answers at its end, late in the slice's clock by scheduling.
+	for _, i := range []int{2, 3} {
+		if res.Slices[i] > busy/4 {
+			t.Errorf("slice %d (the stall) has %d answers, a slice without one %d", i, res.Slices[i], busy)
+		}
+	}
+}

@@ -19,11 +19,16 @@ type agg struct {
 	arrived   int64
 	reconns   int64
 	errs      [len(errKinds)]int64
+	slices    []int64
 }
 
-func newAgg() *agg {
-	return &agg{latency: NewHistogram(), service: NewHistogram(), genLag: NewHistogram()}
+func newAgg(cfg Config) *agg {
+	return &agg{latency: NewHistogram(), service: NewHistogram(), genLag: NewHistogram(), slices: make([]int64, sliceCount(cfg))}
 }
+
+// sliceCount is how many spans of cfg.Slice a measured interval can touch: one more than
+// fit in Duration, as the clock's interval may run a little long.
+func sliceCount(cfg Config) int { return int(cfg.Duration/cfg.Slice) + 1 }
 
 func (a *agg) result(cfg Config, elapsed time.Duration) *Result {
 	a.mu.Lock()
@@ -32,6 +37,7 @@ func (a *agg) result(cfg Config, elapsed time.Duration) *Result {
 		Open: cfg.Rate > 0, TargetRate: cfg.Rate, Conns: cfg.Conns, Elapsed: elapsed,
 		Answered: a.answered, Responses: a.responses, ArrivedInInterval: a.arrived, Reconnects: a.reconns,
 		Errors: map[string]int64{}, Latency: a.latency, Service: a.service, GeneratorLag: a.genLag,
+		Slices: a.slices, Slice: cfg.Slice,
 	}
 	for i, n := range a.errs {
 		if n > 0 {
@@ -50,9 +56,12 @@ type workerStats struct {
 	n, nlag                               int
 	answered, responses, arrived, reconns int64
 	errs                                  [len(errKinds)]int64
+	slices                                []int64
 }
 
-func newWorkerStats(a *agg) *workerStats { return &workerStats{a: a} }
+func newWorkerStats(a *agg) *workerStats {
+	return &workerStats{a: a, slices: make([]int64, len(a.slices))}
+}
 
 // counts reports whether an event belongs to the measured interval: by intended send time
 // in an open-loop run (so late answers to scheduled requests still count), by the time
@@ -67,8 +76,11 @@ func (r *run) counts(intended, at time.Duration) bool {
 // answer records one answer. idle says the connection was free before the request was
 // due, so that how late it left is the generator's own lateness.
 func (s *workerStats) answer(r *run, kind string, intended, sent, done time.Duration, idle bool) {
-	if int64(done) >= r.winStart.Load() && int64(done) <= r.winEnd.Load() {
+	if ws := r.winStart.Load(); int64(done) >= ws && int64(done) <= r.winEnd.Load() {
 		s.arrived++
+		if i := (int64(done) - ws) / int64(r.cfg.Slice); kind == "" && i < int64(len(s.slices)) {
+			s.slices[i]++
+		}
 	}
 	if !r.counts(intended, done) {
 		return
@@ -122,7 +134,11 @@ func (s *workerStats) flush() {
 	for i, n := range s.errs {
 		a.errs[i] += n
 	}
+	for i, n := range s.slices {
+		a.slices[i] += n
+	}
 	a.mu.Unlock()
+	clear(s.slices)
 	s.n, s.nlag, s.answered, s.responses, s.arrived, s.reconns = 0, 0, 0, 0, 0, 0
 	s.errs = [len(errKinds)]int64{}
 }

@@ -142,6 +142,9 @@ func summarize(kind string, res *loadgen.Result) *RunResult {
 		ErrorTotal: res.ErrorCount(), Unsent: res.Unsent, Reconnects: res.Reconnects,
 		Latency: percentiles(res.Latency), Curve: curve(res.Latency),
 	}
+	if res.Slice == time.Second {
+		rr.PerSecond = res.Slices
+	}
 	if res.Open {
 		svc, lag := percentiles(res.Service), percentiles(res.GeneratorLag)
 		rr.Service, rr.GeneratorLag = &svc, &lag

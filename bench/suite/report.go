@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -105,9 +106,13 @@ type RunResult struct {
 	TargetRate float64 `json:"target_rate,omitempty"`
 	// RateOf says whose saturation the constant rate is half of: "baseline" (the rate
 	// every redirect scenario shares, the latency goal's) or "own" (the scenario's own).
-	RateOf     string           `json:"rate_of,omitempty"`
-	Seconds    float64          `json:"seconds"`
-	Rate       float64          `json:"rate"`
+	RateOf  string  `json:"rate_of,omitempty"`
+	Seconds float64 `json:"seconds"`
+	Rate    float64 `json:"rate"`
+	// PerSecond counts the correct answers of each whole second of the measured
+	// interval. Rate averages them; their spread is how much the server's own pace
+	// varied within the run, which two runs' rates must differ by more than to differ.
+	PerSecond  []int64          `json:"per_second,omitempty"`
 	Answered   int64            `json:"answered"`
 	Responses  int64            `json:"responses"`
 	Errors     map[string]int64 `json:"errors"`
@@ -226,6 +231,9 @@ func compare(r *RunResult, base *ScenarioResult) {
 // pairs matches a two-number array as json.Indent lays it out over four lines.
 var pairs = regexp.MustCompile(`\[\s+(-?[0-9.eE+-]+),\s+(-?[0-9.eE+-]+)\s+\]`)
 
+// perSecond matches a per_second array as json.Indent lays it out, a number a line.
+var perSecond = regexp.MustCompile(`("per_second": \[)([\s0-9,]*)\]`)
+
 // WriteJSON writes the report as indented JSON, with each [percentile, µs] point of a
 // curve on one line so that a results file stays short enough to read and to diff.
 func (r *Report) WriteJSON(w io.Writer) error {
@@ -234,6 +242,10 @@ func (r *Report) WriteJSON(w io.Writer) error {
 		return fmt.Errorf("report json: %w", err)
 	}
 	b = pairs.ReplaceAll(b, []byte("[$1, $2]"))
+	b = perSecond.ReplaceAllFunc(b, func(m []byte) []byte {
+		sub := perSecond.FindSubmatch(m)
+		return append(append(sub[1], strings.Join(strings.Fields(string(sub[2])), " ")...), ']')
+	})
 	if _, err := w.Write(append(b, '\n')); err != nil {
 		return fmt.Errorf("report json: %w", err)
 	}
@@ -267,8 +279,8 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		st.Conns, secs(st.WarmupSeconds), secs(st.SaturationSecs), secs(st.ConstantSecs), count(st.ConstantRate))
 	fmt.Fprintf(&b, "- data: %s links for the many-links scenarios, %s recipient tokens, %s taps before conversions\n\n", count(float64(st.Links)), count(float64(st.Tokens)), count(float64(st.Taps)))
 
-	b.WriteString("| scenario | run | req/s | errors | p50 | p90 | p99 | p99.9 | p99.99 | max | server CPU/req | server busy | peak RSS |\n")
-	b.WriteString("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	b.WriteString("| scenario | run | req/s | slowest–fastest second | errors | p50 | p90 | p99 | p99.9 | p99.99 | max | server CPU/req | server busy | peak RSS |\n")
+	b.WriteString("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	all := append([]*ScenarioResult{r.Baseline}, r.Scenarios...)
 	var errLines []string
 	for _, sc := range all {
@@ -276,7 +288,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 			continue
 		}
 		if sc.Skipped != "" {
-			fmt.Fprintf(&b, "| %s | skipped | | | | | | | | | | | |\n", sc.Title)
+			fmt.Fprintf(&b, "| %s | skipped | | | | | | | | | | | | |\n", sc.Title)
 			continue
 		}
 		for _, run := range sc.Runs {
@@ -292,8 +304,8 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 			if run.Unsent > 0 {
 				errs += fmt.Sprintf(" (+%s unsent)", count(float64(run.Unsent)))
 			}
-			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %.0f%% | %s |\n",
-				sc.Title, runLabel(run), withRatio(count(run.Rate), rt(func(q *Ratios) float64 { return q.Rate })), errs,
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %.0f%% | %s |\n",
+				sc.Title, runLabel(run), withRatio(count(run.Rate), rt(func(q *Ratios) float64 { return q.Rate })), spread(run.PerSecond), errs,
 				withRatio(micros(run.Latency.P50), rt(func(q *Ratios) float64 { return q.P50 })),
 				withRatio(micros(run.Latency.P90), rt(func(q *Ratios) float64 { return q.P90 })),
 				withRatio(micros(run.Latency.P99), rt(func(q *Ratios) float64 { return q.P99 })),
@@ -308,7 +320,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 			}
 		}
 	}
-	b.WriteString("\nRatios in parentheses divide by the baseline's run of the same kind (a constant-rate run at another rate, \"½ own sat.\", has none). Constant-rate latency counts from each request's intended send time (coordinated omission corrected); requests the server was too slow to let the generator send are \"unsent\" and are in the percentiles with the time they had waited.\n")
+	b.WriteString("\nRatios in parentheses divide by the baseline's run of the same kind (a constant-rate run at another rate, \"½ own sat.\", has none). The slowest and fastest second are the answers of the run's slowest and fastest whole second: a difference between two runs smaller than their spread is noise. Constant-rate latency counts from each request's intended send time (coordinated omission corrected); requests the server was too slow to let the generator send are \"unsent\" and are in the percentiles with the time they had waited.\n")
 	if len(errLines) > 0 {
 		b.WriteString("\nErrors by kind:\n")
 		for _, l := range errLines {
@@ -436,6 +448,15 @@ func secs(s float64) string {
 		return fmt.Sprintf("%.0f min", s/60)
 	}
 	return strconv.FormatFloat(s, 'f', -1, 64) + " s"
+}
+
+// spread formats the slowest and the fastest of a run's seconds, or "-" for a run of
+// fewer than two whole seconds.
+func spread(perSecond []int64) string {
+	if len(perSecond) < 2 {
+		return "-"
+	}
+	return count(float64(slices.Min(perSecond))) + "–" + count(float64(slices.Max(perSecond)))
 }
 
 // count formats a number with thousands separators.

@@ -22,6 +22,7 @@ func sampleReport() *Report {
 	base := &ScenarioResult{Name: "baseline", Title: "baseline (nginx)", Runs: []*RunResult{run(Saturation, 60000, 0, 2000, 15), run(Constant, 30000, 30000, 200, 15)}}
 	hot := &ScenarioResult{Name: "hot", Title: "one hot link", Runs: []*RunResult{run(Constant, 15000, 30000, 900000, 60), run(Saturation, 16000, 0, 8000, 55)}}
 	hot.Runs[0].Unsent = 44000
+	hot.Runs[1].PerSecond = []int64{17200, 12950, 17850}
 	hot.Runs[1].Errors = map[string]int64{"location": 2, "reset": 1}
 	hot.Runs[1].ErrorTotal = 3
 	for _, sc := range []*ScenarioResult{base, hot} {
@@ -46,10 +47,10 @@ func TestMarkdownShape(t *testing.T) {
 	}
 	md := b.String()
 	for _, want := range []string{
-		"| scenario | run | req/s | errors | p50 | p90 | p99 | p99.9 | p99.99 | max | server CPU/req | server busy | peak RSS |",
-		"| baseline (nginx) | saturation | 60,000 | 0 | 500 µs | 1.00 ms | 2.00 ms |",
-		"| one hot link | saturation | 16,000 (0.27×) | 3 | 2.00 ms (4.00×) |",
-		"| one hot link | 30,000/s | 15,000 (0.50×) | 0 (+44,000 unsent) | 225.00 ms (4500×) |",
+		"| scenario | run | req/s | slowest–fastest second | errors | p50 | p90 | p99 | p99.9 | p99.99 | max | server CPU/req | server busy | peak RSS |",
+		"| baseline (nginx) | saturation | 60,000 | - | 0 | 500 µs | 1.00 ms | 2.00 ms |",
+		"| one hot link | saturation | 16,000 (0.27×) | 12,950–17,850 | 3 | 2.00 ms (4.00×) |",
+		"| one hot link | 30,000/s | 15,000 (0.50×) | - | 0 (+44,000 unsent) | 225.00 ms (4500×) |",
 		"55.0 µs (3.67×)",
 		"| Kafka relay + webhook plugin | skipped |",
 		"- one hot link / saturation: location 2, reset 1",
@@ -65,7 +66,7 @@ func TestMarkdownShape(t *testing.T) {
 	// Every table row has the header's number of cells.
 	for _, line := range strings.Split(md, "\n") {
 		if strings.HasPrefix(line, "| one hot link") || strings.HasPrefix(line, "| baseline") {
-			if n := strings.Count(line, "|"); n != 14 {
+			if n := strings.Count(line, "|"); n != 15 {
 				t.Errorf("row with %d separators: %s", n, line)
 			}
 		}
@@ -85,6 +86,9 @@ func TestJSONShape(t *testing.T) {
 	}
 	if !strings.Contains(b.String(), "\n          [90, 1000],\n") {
 		t.Errorf("curve points are not one per line:\n%s", b.String())
+	}
+	if !strings.Contains(b.String(), `"per_second": [17200, 12950, 17850],`) {
+		t.Errorf("per_second is not on one line:\n%s", b.String())
 	}
 	var doc struct {
 		Suite   string `json:"suite"`
