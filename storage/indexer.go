@@ -57,6 +57,8 @@ type pending struct {
 	bytes     int                      // estimated memory held
 
 	cachedCells map[string]*pendingCell // as written
+	stored      *cellDays               // which cells of the latest days the store may hold
+	lookups     int                     // cells read from the store
 }
 
 // reportsCacheCells bounds the cells kept after a flush: a day of a few hundred thousand
@@ -81,7 +83,7 @@ type pendingCell struct {
 }
 
 func newPending() *pending {
-	return &pending{cells: map[string]*pendingCell{}, accounted: map[string]*Contribution{}, cachedCells: map[string]*pendingCell{}}
+	return &pending{cells: map[string]*pendingCell{}, accounted: map[string]*Contribution{}, cachedCells: map[string]*pendingCell{}, stored: newCellDays()}
 }
 
 // written moves the flushed counters to the cache and starts an empty set of changes.
@@ -352,7 +354,7 @@ func (db *DB) count(p *pending, evs []decoded) error {
 // sketchDense is the encoded size of a dense precision-14 sketch.
 const sketchDense = 16 << 10
 
-// cell returns the pending cell of day d and id: already pending, cached, or read.
+// cell returns the pending cell of day d and id: already pending, cached, read, or new.
 func (p *pending) cell(txn *badger.Txn, d Day, id CellID) (*pendingCell, error) {
 	k := string(cellKey(rCell, d, id))
 	if c := p.cells[k]; c != nil {
@@ -361,25 +363,37 @@ func (p *pending) cell(txn *badger.Txn, d Day, id CellID) (*pendingCell, error) 
 	c := p.cachedCells[k]
 	if c == nil {
 		c = &pendingCell{key: k}
-		it, err := txn.Get([]byte(k))
-		switch {
-		case err == nil:
-			err = it.Value(func(v []byte) error {
-				rec, err := decodeCell(v, &c.Cell)
-				c.raw, c.legacy, c.through = bytes.Clone(rec.sketch), rec.legacy, rec.through
-				return err
-			})
-			if err != nil {
-				return nil, fmt.Errorf("report cell: %w", err)
+		if p.stored.mayHold(txn, DayOf(time.Now()), d, k) {
+			if err := p.read(txn, c); err != nil {
+				return nil, err
 			}
-			c.size = len(c.raw)
-		case !errors.Is(err, badger.ErrKeyNotFound):
-			return nil, err
 		}
 	}
 	p.cells[k] = c
 	p.bytes += len(k) + 256 + c.size
 	return c, nil
+}
+
+// read loads a cell from the store, if it is there.
+func (p *pending) read(txn *badger.Txn, c *pendingCell) error {
+	p.lookups++
+	it, err := txn.Get([]byte(c.key))
+	switch {
+	case errors.Is(err, badger.ErrKeyNotFound):
+		return nil
+	case err != nil:
+		return fmt.Errorf("report cell: %w", err)
+	}
+	err = it.Value(func(v []byte) error {
+		rec, err := decodeCell(v, &c.Cell)
+		c.raw, c.legacy, c.through = bytes.Clone(rec.sketch), rec.legacy, rec.through
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("report cell: %w", err)
+	}
+	c.size = len(c.raw)
+	return nil
 }
 
 // sketch returns the cell's visitor sketch, decoding it (or reading it from its own

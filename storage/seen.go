@@ -36,20 +36,10 @@ type seenFilter struct {
 	gens []*seenGen
 }
 
-// seenGen holds the keys that expire within one week. When its layer fills, it grows a
-// new layer twice as big rather than let the false positive rate climb.
+// seenGen holds the keys that expire within one week.
 type seenGen struct {
-	until  int64 // Unix seconds by which every key in it has expired; 0: keys that never expire
-	layers []*bloom
-}
-
-// keys counts the keys added to the generation, all layers.
-func (g *seenGen) keys() int {
-	n := 0
-	for _, l := range g.layers {
-		n += l.keys
-	}
-	return n
+	until int64 // Unix seconds by which every key in it has expired; 0: keys that never expire
+	bloomSet
 }
 
 const (
@@ -93,17 +83,6 @@ func (f *seenFilter) add(h uint64, expires int64) {
 	f.gen(until, now).insert(h)
 }
 
-// insert adds a key to the generation's last layer, or to a new one twice as big when
-// the last is full.
-func (g *seenGen) insert(h uint64) {
-	l := g.layers[len(g.layers)-1]
-	if l.keys >= l.capacity {
-		l = newBloom(2 * l.capacity)
-		g.layers = append(g.layers, l)
-	}
-	l.add(h)
-}
-
 // gen finds or makes the generation ending at until, dropping expired ones. The caller
 // holds the write lock.
 func (f *seenFilter) gen(until, now int64) *seenGen {
@@ -116,7 +95,7 @@ func (f *seenFilter) gen(until, now int64) *seenGen {
 	for _, g := range f.gens {
 		size = max(size, g.keys())
 	}
-	g := &seenGen{until: until, layers: []*bloom{newBloom(size)}}
+	g := &seenGen{until: until, bloomSet: newBloomSet(size)}
 	f.gens = append(f.gens, g)
 	return g
 }
@@ -136,10 +115,8 @@ func (f *seenFilter) mayHave(h uint64) bool {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	for _, g := range f.gens {
-		for _, l := range g.layers {
-			if l.has(h) {
-				return true
-			}
+		if g.has(h) {
+			return true
 		}
 	}
 	return false
@@ -166,7 +143,7 @@ func (f *seenFilter) load(bdb *badger.DB) (int, error) {
 		defer f.mu.Unlock()
 		f.gens = f.gens[:0]
 		for until, n := range count {
-			f.gens = append(f.gens, &seenGen{until: until, layers: []*bloom{newBloom(max(seenMinKeys, 2*n))}})
+			f.gens = append(f.gens, &seenGen{until: until, bloomSet: newBloomSet(max(seenMinKeys, 2*n))})
 			total += n
 		}
 		each(func(key []byte, expires int64) { f.find(genUntil(expires)).insert(f.hash(key)) })
@@ -226,4 +203,43 @@ func mix64(x uint64) uint64 {
 	x ^= x >> 27
 	x *= 0x94d049bb133111eb
 	return x ^ x>>31
+}
+
+// bloomSet is a Bloom filter that grows: when its last layer is full it adds one twice
+// as big, rather than let the false positive rate climb.
+type bloomSet struct {
+	layers []*bloom
+}
+
+func newBloomSet(capacity int) bloomSet {
+	return bloomSet{layers: []*bloom{newBloom(capacity)}}
+}
+
+// insert adds a key (by its hash) to the last layer, or to a new one when it is full.
+func (s *bloomSet) insert(h uint64) {
+	l := s.layers[len(s.layers)-1]
+	if l.keys >= l.capacity {
+		l = newBloom(2 * l.capacity)
+		s.layers = append(s.layers, l)
+	}
+	l.add(h)
+}
+
+// has reports whether a key may have been inserted; false is certain.
+func (s *bloomSet) has(h uint64) bool {
+	for _, l := range s.layers {
+		if l.has(h) {
+			return true
+		}
+	}
+	return false
+}
+
+// keys counts the keys inserted, all layers.
+func (s *bloomSet) keys() int {
+	n := 0
+	for _, l := range s.layers {
+		n += l.keys
+	}
+	return n
 }
