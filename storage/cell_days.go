@@ -16,11 +16,14 @@ import (
 // Like the dedupe filter (seen.go), it may answer "may hold" for a cell the store does
 // not have (a false positive, a flush that failed), which costs one lookup, but never
 // "does not hold" for one it has: a day's filter starts from a scan of that day's cell
-// keys, and a cell is added before it is first written. Cells are written only by the
-// index consumer, one goroutine, which owns this.
+// keys, and while the day has a filter each of its cells is added before it is first
+// written. A day whose filter was dropped never gets one again (today only moves
+// forward here, whatever the wall clock does): cells of it counted since were not
+// added. Cells are written only by the index consumer, one goroutine, which owns this.
 type cellDays struct {
-	seed maphash.Seed
-	days map[Day]*bloomSet
+	seed  maphash.Seed
+	days  map[Day]*bloomSet
+	today Day // the latest day seen
 }
 
 // cellDaysBack is how many days before today keep a filter. Clicks are counted on the
@@ -39,9 +42,11 @@ func newCellDays() *cellDays {
 
 // mayHold reports whether the store may hold the cell of day d whose key is k, and
 // notes that from now on it may: the caller counts in the cell, which its next flush
-// writes. today is the current day; txn reads a day's keys the first time it is asked
-// about.
-func (s *cellDays) mayHold(txn *badger.Txn, today, d Day, k string) bool {
+// writes. now is the wall clock's day; txn reads a day's keys the first time it is
+// asked about.
+func (s *cellDays) mayHold(txn *badger.Txn, now, d Day, k string) bool {
+	s.today = max(s.today, now)
+	today := s.today
 	if d+cellDaysBack < today {
 		return true
 	}

@@ -12,6 +12,7 @@ import (
 // A cell of today or yesterday is read from the store only when the store may hold it;
 // older days' cells are always read. A cell the store holds is never started at zero.
 func TestCellsReadOnlyWhenStored(t *testing.T) {
+	awayFromMidnight(t)
 	db := openTest(t, t.TempDir())
 	defer db.Close()
 	today := DayOf(time.Now())
@@ -106,6 +107,7 @@ func TestCellsReadOnlyWhenStored(t *testing.T) {
 
 // Clicks counted after a restart add to the cells the store holds from before it.
 func TestReportCellsAddUpAcrossRestart(t *testing.T) {
+	awayFromMidnight(t)
 	dir := t.TempDir()
 	commit := func(db *DB, from int, slugs ...string) {
 		t.Helper()
@@ -137,4 +139,45 @@ func TestReportCellsAddUpAcrossRestart(t *testing.T) {
 	defer runTest(db)()
 	commit(db, 3, "a", "b")
 	waitTotals(db, map[string][2]int64{"a": {4, 4}, "b": {1, 1}})
+}
+
+// A day that has left the filters gets none again when the clock steps back: cells of it
+// counted in between were never added to one.
+func TestCellDaysClockStepsBack(t *testing.T) {
+	db := openTest(t, t.TempDir())
+	defer db.Close()
+	s := newCellDays()
+	const d = Day(20_000)
+	steps := []struct {
+		now, day Day
+		key      string
+		want     bool
+	}{
+		{d + 2, d, "x", true},      // two days ago: read
+		{d + 1, d, "x", true},      // the clock stepped back a day: still read
+		{d + 1, d + 2, "y", false}, // the latest day keeps its filter
+		{d + 1, d + 2, "y", true},
+		{d + 3, d + 2, "z", false}, // yesterday
+		{d + 4, d + 2, "y", true},  // two days ago
+	}
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		for i, st := range steps {
+			if got := s.mayHold(txn, st.now, st.day, st.key); got != st.want {
+				t.Errorf("step %d: day %d at %d, %s: may hold %v, want %v", i, st.day, st.now, st.key, got, st.want)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// awayFromMidnight waits out the last seconds of a UTC day, so that a test reading
+// today's cells does not see the day change under it.
+func awayFromMidnight(t *testing.T) {
+	t.Helper()
+	if left := time.Until(DayOf(time.Now()).Time().Add(24 * time.Hour)); left < 15*time.Second {
+		time.Sleep(left + time.Second)
+	}
 }

@@ -48,8 +48,9 @@ const (
 
 // pending is the report counters changed since the last flush: whole cells (with their
 // visitor sketches) and contributions, read from storage the first time an event touches
-// them. Cells stay cached once written (up to reportsCacheCells), so a busy cell is not
-// read back and decoded after every flush.
+// them (unless the store cannot hold them: cell_days.go). Cells stay cached once
+// written (up to reportsCacheCells), so a busy cell is not read back and decoded after
+// every flush.
 type pending struct {
 	cells     map[string]*pendingCell
 	accounted map[string]*Contribution // by conversion ID
