@@ -46,19 +46,17 @@ func newCellDays() *cellDays {
 // asked about.
 func (s *cellDays) mayHold(txn *badger.Txn, now, d Day, k string) bool {
 	s.today = max(s.today, now)
-	today := s.today
-	if d+cellDaysBack < today {
+	if d+cellDaysBack < s.today {
 		return true
 	}
 	set := s.days[d]
 	if set == nil {
-		loaded := s.load(txn, d)
 		for old := range s.days {
-			if old+cellDaysBack < today {
+			if old+cellDaysBack < s.today {
 				delete(s.days, old)
 			}
 		}
-		set = &loaded
+		set = s.load(txn, d)
 		s.days[d] = set
 	}
 	h := maphash.String(s.seed, k)
@@ -71,7 +69,7 @@ func (s *cellDays) mayHold(txn *badger.Txn, now, d Day, k string) bool {
 
 // load reads the keys of day d's cells, not their values, into a new filter with room
 // for as many again.
-func (s *cellDays) load(txn *badger.Txn, d Day) bloomSet {
+func (s *cellDays) load(txn *badger.Txn, d Day) *bloomSet {
 	it := txn.NewIterator(badger.IteratorOptions{Prefix: binary.BigEndian.AppendUint32([]byte{prefixReport, rCell}, uint32(d))})
 	defer it.Close()
 	var hashes []uint64
@@ -82,5 +80,5 @@ func (s *cellDays) load(txn *badger.Txn, d Day) bloomSet {
 	for _, h := range hashes {
 		set.insert(h)
 	}
-	return set
+	return &set
 }
