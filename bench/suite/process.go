@@ -165,6 +165,7 @@ type gate struct {
 	server
 	adm  *adminClient
 	data string
+	keep bool // -keep: leave the data for inspection
 }
 
 // startGate starts bin/clickgate serve on a fresh data directory with extra settings.
@@ -195,7 +196,7 @@ func (s *Suite) startGate(ctx context.Context, name string, env ...string) (*gat
 		return nil, err
 	}
 	g := &gate{server: server{proc: p, addr: fmt.Sprintf("127.0.0.1:%d", pub), helpers: map[string]int{}}, data: data,
-		adm: newAdminClient(fmt.Sprintf("http://127.0.0.1:%d", adm), adminToken)}
+		keep: s.opt.KeepWork, adm: newAdminClient(fmt.Sprintf("http://127.0.0.1:%d", adm), adminToken)}
 	if err := p.waitReady(ctx, 60*time.Second, httpOK("http://"+g.addr+"/healthz")); err != nil {
 		p.stop(5 * time.Second)
 		return nil, err
@@ -203,10 +204,13 @@ func (s *Suite) startGate(ctx context.Context, name string, env ...string) (*gat
 	return g, nil
 }
 
-// stopGate stops clickgate and deletes its data (a million links take room).
+// stopGate stops clickgate and deletes its data (a million links take room) unless the
+// work directory is kept.
 func (g *gate) stopGate() {
 	g.stop(30 * time.Second)
-	os.RemoveAll(g.data)
+	if !g.keep {
+		os.RemoveAll(g.data)
+	}
 }
 
 // startBaseline starts nginx `return 302` or, without nginx, bin/baseline302.
