@@ -1,35 +1,160 @@
 package storage
 
 import (
+	"bytes"
+	"encoding/binary"
+	"errors"
 	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
 )
 
-func TestDecodeCountersHostile(t *testing.T) {
-	for _, n := range []int{0, 1, 8, 23, 25, 31, 33, 64} {
-		var c Counters
-		if _, err := decodeCounters(make([]byte, n), &c); err == nil {
-			t.Errorf("%d bytes decoded", n)
+func TestDecodeCheckpointHostile(t *testing.T) {
+	entry := func(key string, h, b, tc uint64) []byte {
+		e := binary.AppendUvarint(nil, uint64(len(key)))
+		e = append(e, key...)
+		for _, n := range []uint64{h, b, tc} {
+			e = binary.AppendUvarint(e, n)
+		}
+		return e
+	}
+	head := []byte{checkpointVersion, 7}
+	good := append(slices.Clone(head), entry("d\x00a", 1, 2, 3)...)
+	for _, tc := range []struct {
+		name string
+		v    []byte
+	}{
+		{"empty", nil},
+		{"another version", append([]byte{2, 7}, entry("d\x00a", 1, 2, 3)...)},
+		{"version only", []byte{checkpointVersion}},
+		{"sequence cut short", []byte{checkpointVersion, 0x80}},
+		{"sequence of eleven bytes", append([]byte{checkpointVersion}, bytes.Repeat([]byte{0xff}, 11)...)},
+		{"no links", head},
+		{"key of no bytes", append(slices.Clone(head), entry("", 1, 2, 3)...)},
+		{"key longer than the record", append(slices.Clone(head), 40, 'd', 0, 'a')},
+		{"key length cut short", append(slices.Clone(head), 0x80)},
+		{"counts missing", append(slices.Clone(head), 3, 'd', 0, 'a')},
+		{"test count cut short", append(slices.Clone(head), entry("d\x00a", 1, 2, 300)[:7]...)},
+		{"human count past int64", append(slices.Clone(head), entry("d\x00a", math.MaxInt64+1, 0, 0)...)},
+		{"good entry then garbage", append(slices.Clone(good), 0xff)},
+		{"good entry then half an entry", append(slices.Clone(good), entry("d\x00b", 1, 1, 1)[:4]...)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			calls := 0
+			err := decodeCheckpoint(tc.v, func(uint64, []byte, int64, int64, int64) { calls++ })
+			if !errors.Is(err, errCheckpointRecord) {
+				t.Fatalf("error %v, want a malformed record", err)
+			}
+			if calls > 0 {
+				t.Fatalf("%d links read from a malformed record", calls)
+			}
+		})
+	}
+}
+
+// Records round-trip, split where they fill, each carrying the sequence.
+func TestCheckpointRecordsRoundTrip(t *testing.T) {
+	var cs []*Counters
+	want := map[string][3]int64{}
+	for i := range 5000 {
+		c := &Counters{key: LinkKey("go.example", fmt.Sprintf("link-%d", i))}
+		c.Human.Store(int64(i * 1000))
+		c.Bot.Store(int64(i % 3))
+		c.Test.Store(math.MaxInt64 - int64(i))
+		cs = append(cs, c)
+		want[c.key] = [3]int64{c.Human.Load(), c.Bot.Load(), c.Test.Load()}
+	}
+	kvs, size := checkpointRecords(cs, 1<<40, 77)
+	if len(kvs) < 2 {
+		t.Fatalf("%d records: the test wants a split", len(kvs))
+	}
+	got := map[string][3]int64{}
+	var total int64
+	for i, kv := range kvs {
+		if !bytes.Equal(kv.Key, checkpointKey(77+uint64(i))) {
+			t.Fatalf("record %d keyed %x", i, kv.Key)
+		}
+		if len(kv.Value) > recordBytes+256 {
+			t.Fatalf("record %d is %d bytes", i, len(kv.Value))
+		}
+		total += int64(len(kv.Value))
+		err := decodeCheckpoint(kv.Value, func(seq uint64, key []byte, h, b, tc int64) {
+			if seq != 1<<40 {
+				t.Fatalf("sequence %d", seq)
+			}
+			got[string(key)] = [3]int64{h, b, tc}
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
 	}
-	var c Counters
-	c.Human.Store(7)
-	c.Bot.Store(2)
-	c.Test.Store(1)
-	var got Counters
-	seq, err := decodeCounters(appendCounters(nil, &c, 99), &got)
-	if err != nil || seq != 99 || got.Human.Load() != 7 || got.Bot.Load() != 2 || got.Test.Load() != 1 {
-		t.Fatalf("round trip: seq %d err %v human %d bot %d test %d", seq, err, got.Human.Load(), got.Bot.Load(), got.Test.Load())
+	if total != size {
+		t.Errorf("size %d, records hold %d", size, total)
 	}
-	// A record from before the sequence: counts only, sequence 0.
-	seq, err = decodeCounters(appendCounters(nil, &c, 99)[:countersLenV1], &got)
-	if err != nil || seq != 0 || got.Human.Load() != 7 {
-		t.Fatalf("old record: seq %d err %v human %d", seq, err, got.Human.Load())
+	if est := checkpointSize(cs); est > size || est < size-int64(len(kvs))*16 {
+		t.Errorf("estimated size %d, records %d", est, size)
 	}
+	if len(got) != len(want) {
+		t.Fatalf("%d links read back, want %d", len(got), len(want))
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Fatalf("%q: %v, want %v", k, got[k], v)
+		}
+	}
+}
+
+func FuzzDecodeCheckpoint(f *testing.F) {
+	c := &Counters{key: LinkKey("d", "s")}
+	c.Human.Store(5)
+	kvs, _ := checkpointRecords([]*Counters{c, c}, 9, 0)
+	f.Add(kvs[0].Value)
+	f.Add([]byte{checkpointVersion})
+	f.Add([]byte{checkpointVersion, 1, 1, 'k', 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x80, 1, 0, 0})
+	f.Fuzz(func(t *testing.T, v []byte) {
+		var got []*Counters
+		var seq uint64
+		err := decodeCheckpoint(v, func(s uint64, key []byte, h, b, tc int64) {
+			if h < 0 || b < 0 || tc < 0 || len(key) == 0 {
+				t.Fatalf("read key %q counts %d %d %d", key, h, b, tc)
+			}
+			c := &Counters{key: string(key)}
+			c.Human.Store(h)
+			c.Bot.Store(b)
+			c.Test.Store(tc)
+			got, seq = append(got, c), s
+		})
+		if err != nil {
+			if len(got) > 0 {
+				t.Fatalf("%d links read from a record that failed: %v", len(got), err)
+			}
+			return
+		}
+		// What decodes encodes again to the same links.
+		kvs, _ := checkpointRecords(got, seq, 0)
+		n := 0
+		for _, kv := range kvs {
+			if err := decodeCheckpoint(kv.Value, func(s uint64, key []byte, h, b, tc int64) {
+				c := got[n]
+				if s != seq || string(key) != c.key || h != c.Human.Load() || b != c.Bot.Load() || tc != c.Test.Load() {
+					t.Fatalf("entry %d changed on the way back", n)
+				}
+				n++
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n != len(got) {
+			t.Fatalf("%d entries back of %d", n, len(got))
+		}
+	})
 }
 
 // commitSpread commits one human click on each of n links, from a few goroutines so
@@ -135,10 +260,8 @@ func TestCheckpointCutShort(t *testing.T) {
 	}
 	head := db.OutboxHead()
 	// The crash: a's record was written as true at the head, b's and the mark were not.
-	if err := db.bdb.Update(func(txn *badger.Txn) error {
-		kv := counterRecords([]*Counters{a}, head-1)[0]
-		return txn.Set(kv.Key, kv.Value)
-	}); err != nil {
+	kvs, _ := checkpointRecords([]*Counters{a}, head-1, db.clicks.journal.next)
+	if err := db.bdb.Update(func(txn *badger.Txn) error { return txn.Set(kvs[0].Key, kvs[0].Value) }); err != nil {
 		t.Fatal(err)
 	}
 	skipClosingCheckpoint(db)
@@ -163,26 +286,65 @@ func TestCheckpointCutShort(t *testing.T) {
 	}
 }
 
-// A counters record from before records carried their sequence is read as true at the
-// mark: clicks committed past the mark are replayed onto it.
-func TestCheckpointReadsRecordsWithoutSequence(t *testing.T) {
+// countPrefix counts the keys under a prefix.
+func countPrefix(t *testing.T, db *DB, prefix byte) int {
+	t.Helper()
+	n := 0
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefix}})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// A store from before the journal holds one counters record per link: the counts alone
+// (the first layout) or with their sequence. They are read, moved into the journal and
+// deleted; clicks committed past the mark are replayed onto them.
+func TestCheckpointMovesOldRecordsIntoJournal(t *testing.T) {
 	dir := t.TempDir()
 	db := openTest(t, dir)
 	stop := runUntil(db)
-	c := db.Counters("", "old")
-	commit := func(i int, kind ClickKind) {
+	commit := func(i int, slug string, kind ClickKind) {
 		t.Helper()
-		if err := db.Committer().CommitClick(AppendClick(nil, testClick(i, "old", kind == KindBot)), c, kind); err != nil {
+		c := db.Counters("", slug)
+		if err := db.Committer().CommitClick(AppendClick(nil, testClick(i, slug, kind == KindBot)), c, kind); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for i, kind := range []ClickKind{KindBot, KindHuman, KindHuman, KindHuman} {
-		commit(i, kind)
+		commit(i, "first", kind)
+		commit(10+i, "second", KindHuman)
 	}
-	stop() // the closing checkpoint: the record and the mark at the head
-	// Rewrite the record as an older build did: the counts alone.
+	stop() // the closing checkpoint: records and the mark at the head
+	head := db.OutboxHead()
+	// Rewrite the counters as older builds did.
+	old := func(c *Counters, withSeq bool) []byte {
+		v := binary.BigEndian.AppendUint64(nil, uint64(c.Human.Load()))
+		v = binary.BigEndian.AppendUint64(v, uint64(c.Bot.Load()))
+		v = binary.BigEndian.AppendUint64(v, uint64(c.Test.Load()))
+		if withSeq {
+			v = binary.BigEndian.AppendUint64(v, head-1)
+		}
+		return v
+	}
+	if err := db.bdb.DropPrefix([]byte{prefixCheckpoint}); err != nil {
+		t.Fatal(err)
+	}
 	if err := db.bdb.Update(func(txn *badger.Txn) error {
-		return txn.Set(countersKey(c.key), appendCounters(nil, c, 0)[:countersLenV1])
+		for slug, withSeq := range map[string]bool{"first": false, "second": true} {
+			c := db.Counters("", slug)
+			if err := txn.Set(append([]byte{prefixCounters}, c.key...), old(c, withSeq)); err != nil {
+				return err
+			}
+		}
+		return nil
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -190,22 +352,211 @@ func TestCheckpointReadsRecordsWithoutSequence(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	check := func(db *DB, human, bot, second int64) {
+		t.Helper()
+		if h, b := db.Counters("", "first").Human.Load(), db.Counters("", "first").Bot.Load(); h != human || b != bot {
+			t.Errorf("first: human %d bot %d, want %d and %d", h, b, human, bot)
+		}
+		if n := db.Counters("", "second").Human.Load(); n != second {
+			t.Errorf("second: human %d, want %d", n, second)
+		}
+	}
 	// Two more clicks, then a crash before any checkpoint covers them.
 	db = openTest(t, dir)
 	db.clicks.checkpointEvery = time.Hour
-	stop = runUntil(db)
-	c = db.Counters("", "old")
-	if h, b := c.Human.Load(), c.Bot.Load(); h != 3 || b != 1 {
-		t.Fatalf("reopened: human %d bot %d, want 3 and 1", h, b)
+	check(db, 3, 1, 4)
+	if n := countPrefix(t, db, prefixCounters); n != 0 {
+		t.Errorf("%d old records left", n)
 	}
-	commit(10, KindHuman)
-	commit(11, KindBot)
+	if n := countPrefix(t, db, prefixCheckpoint); n == 0 {
+		t.Error("no journal records")
+	}
+	stop = runUntil(db)
+	commit(20, "first", KindHuman)
+	commit(21, "first", KindBot)
+	commit(22, "second", KindHuman)
 	crash(t, db, stop)
 
 	db = openTest(t, dir)
+	check(db, 4, 2, 5)
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = openTest(t, dir)
 	defer db.Close()
-	c = db.Counters("", "old")
-	if h, b := c.Human.Load(), c.Bot.Load(); h != 4 || b != 2 {
-		t.Fatalf("after the replay: human %d bot %d, want 4 and 2", h, b)
+	check(db, 4, 2, 5)
+}
+
+// journalOnDisk returns the numbers of the checkpoint records stored, their size and
+// the links they hold.
+func journalOnDisk(t *testing.T, db *DB) (nums []uint64, size int64, keys map[string]bool) {
+	t.Helper()
+	keys = map[string]bool{}
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixCheckpoint}})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			nums = append(nums, binary.BigEndian.Uint64(it.Item().Key()[1:]))
+			size += it.Item().ValueSize()
+			err := it.Item().Value(func(v []byte) error {
+				return decodeCheckpoint(v, func(_ uint64, key []byte, _, _, _ int64) { keys[string(key)] = true })
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nums, size, keys
+}
+
+// checkLinks fails unless every link l0… has the human clicks want says.
+func checkLinks(t *testing.T, db *DB, links int, want map[string]int64, after string) {
+	t.Helper()
+	for i := range links {
+		slug := fmt.Sprintf("l%d", i)
+		if h := db.Counters("", slug).Human.Load(); h != want[slug] {
+			t.Fatalf("after %s: %s has %d human clicks, want %d", after, slug, h, want[slug])
+		}
+	}
+}
+
+// clickRandomly commits n human clicks on links l0… picked at random, pausing now and
+// then so checkpoints run between them, until n or until stop says so. It counts them
+// in want.
+func clickRandomly(t *testing.T, db *DB, rng *rand.Rand, links, n int, want map[string]int64, stop func() bool) {
+	t.Helper()
+	for i := 0; i < n && !stop(); i++ {
+		slug := fmt.Sprintf("l%d", rng.IntN(links))
+		if err := db.Committer().CommitClick(AppendClick(nil, testClick(rng.IntN(1<<30), slug, false)), db.Counters("", slug), KindHuman); err != nil {
+			t.Fatal(err)
+		}
+		want[slug]++
+		if i%8 == 7 {
+			time.Sleep(200 * time.Microsecond)
+		}
+	}
+}
+
+// Checkpoints append to the journal, and rollups keep it to a few copies of every
+// link's counts: the journal stays bounded however many checkpoints are written. A
+// restart after a clean stop or a crash, wherever a rollup stood, finds every click
+// once.
+func TestCheckpointJournalRollsUp(t *testing.T) {
+	const links = 40
+	dir := t.TempDir()
+	want := map[string]int64{}
+	rng := rand.New(rand.NewPCG(1, 2))
+	var stopped []string
+	crashedInRollup := false
+	for epoch := 0; epoch < 8 || !crashedInRollup; epoch++ {
+		if epoch == 40 {
+			t.Fatalf("no crash in 40 stops came during a rollup: %v", stopped)
+		}
+		db := openTest(t, dir)
+		checkLinks(t, db, links, want, fmt.Sprint(stopped))
+		idle := db.Counters("", "never clicked")
+		db.clicks.journal.minBytes, db.clicks.journal.slice = 0, 2
+		db.clicks.checkpointEvery = time.Millisecond
+		stop := runUntil(db)
+		clickRandomly(t, db, rng, links, 400, want, func() bool { return false })
+		crashed := epoch%2 == 1
+		if crashed {
+			skipClosingCheckpoint(db)
+		}
+		stop()
+		j := db.clicks.journal
+		crashedInRollup = crashedInRollup || crashed && j.rollup != nil
+		stopped = append(stopped, fmt.Sprintf("epoch %d: crash %v, rollup unfinished %v, %d records written", epoch, crashed, j.rollup != nil, j.next))
+		nums, size, keys := journalOnDisk(t, db)
+		if keys[idle.key] {
+			t.Errorf("epoch %d: the journal holds a link never clicked", epoch)
+		}
+		all, _, _ := db.countersFrom(0, links)
+		whole := checkpointSize(all)
+		if nums[0] == 0 && epoch > 0 {
+			t.Errorf("epoch %d: the first record is still stored: no rollup ended", epoch)
+		}
+		// A rollup is due at twice a whole copy and writes one more while clicks go on;
+		// records carry a header each. Without rollups the journal grows with every
+		// checkpoint: hundreds of records by now.
+		if size > 8*whole || len(nums) > int(j.next)/4 {
+			t.Errorf("epoch %d: the journal holds %d bytes in %d of %d records written, a whole copy is %d", epoch, size, len(nums), j.next, whole)
+		}
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db := openTest(t, dir)
+	defer db.Close()
+	checkLinks(t, db, links, want, fmt.Sprint(stopped))
+	t.Log(stopped)
+}
+
+var errTestCrash = errors.New("test crash")
+
+// A crash at any step of writing a checkpoint, within a rollup or not, leaves the
+// journal, the mark and the outbox such that a restart finds every click once: before
+// a transaction of records, between the records and the mark (records ahead of the
+// mark), and between a rollup's last records and the deletes of what they replaced.
+func TestCheckpointCrashMidWrite(t *testing.T) {
+	const links = 40
+	for _, tc := range []struct {
+		name       string
+		step       checkpointStep
+		rollups    bool
+		endsRollup bool // only a run that ends a rollup
+	}{
+		{"before records", stepRecords, false, false},
+		{"before the mark", stepMark, false, false},
+		{"before records, in a rollup", stepRecords, true, false},
+		{"before the mark, in a rollup", stepMark, true, false},
+		{"before records, at a rollup's end", stepRecords, true, true},
+		{"before the mark, at a rollup's end", stepMark, true, true},
+		{"before the deletes, at a rollup's end", stepDrop, true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			want := map[string]int64{}
+			rng := rand.New(rand.NewPCG(3, 4))
+			db := openTest(t, dir)
+			db.clicks.checkpointEvery = time.Millisecond
+			db.clicks.journal.minBytes, db.clicks.journal.slice = 0, 3
+			if !tc.rollups {
+				db.clicks.journal.minBytes = 1 << 40
+			}
+			var crashed atomic.Bool
+			seen := 0
+			db.checkpointFault = func(step checkpointStep, endsRollup bool) error {
+				if crashed.Load() {
+					return errTestCrash // a crashed process writes nothing more
+				}
+				if step == tc.step && (endsRollup || !tc.endsRollup) {
+					if seen++; seen == 5 {
+						crashed.Store(true)
+						return errTestCrash
+					}
+				}
+				return nil
+			}
+			stop := runUntil(db)
+			clickRandomly(t, db, rng, links, 100_000, want, crashed.Load)
+			if !crashed.Load() {
+				t.Fatal("the checkpoint never reached the step")
+			}
+			crash(t, db, stop)
+
+			db = openTest(t, dir)
+			checkLinks(t, db, links, want, "the crash")
+			if err := db.Close(); err != nil {
+				t.Fatal(err)
+			}
+			db = openTest(t, dir)
+			defer db.Close()
+			checkLinks(t, db, links, want, "a clean restart after it")
+		})
 	}
 }

@@ -32,6 +32,7 @@ type Committer struct {
 	lastCheckpoint  time.Time
 	checkpointSeq   uint64         // the outbox sequence the last checkpoint covers
 	writing         *checkpointRun // the checkpoint being written, or nil
+	journal         journal
 	checkpointEvery time.Duration
 	closed          bool
 
@@ -147,12 +148,23 @@ func (w *Committer) run(ctx context.Context) {
 			w.maybeCheckpoint()
 		case err := <-written:
 			w.checkpointDone(err)
+			if w.journal.rollup != nil {
+				w.maybeCheckpoint() // a rollup goes on at once
+			}
 		case <-ctx.Done():
 			// Answer everything already submitted, then refuse new clicks.
 			w.mu.Lock()
 			w.closed = true
 			w.mu.Unlock()
 			w.commitOpen()
+			if w.db.crashCommitter.Load() {
+				// As a kill would leave it, but for a write in flight, which ends
+				// before the store can close.
+				if w.writing != nil {
+					w.checkpointDone(<-w.writing.done)
+				}
+				return
+			}
 			w.checkpointNow()
 			return
 		}

@@ -63,9 +63,10 @@ type DB struct {
 	bdb *badger.DB
 	log *slog.Logger
 
-	countersMu   sync.Mutex
-	counters     map[string]*Counters
-	countersFree []Counters // the rest of the last chunk of counters
+	countersMu     sync.Mutex
+	counters       map[string]*Counters
+	countersChunks [][]Counters // every counters, in the order they were made
+	countersLen    int
 
 	outboxMu     sync.Mutex // guards outboxNext and outboxSignal
 	outboxNext   uint64
@@ -74,10 +75,15 @@ type DB struct {
 	retention    retention
 	index        indexer
 	recent       recent // the committer's last batches, for the index consumer
-	// reportsFlushEvery and crashIndex are test seams: how often report counters are
-	// written, and whether stopping drops them unwritten as a crash would.
+	// reportsFlushEvery, crashIndex and crashCommitter are test seams: how often report
+	// counters are written, whether stopping drops them unwritten as a crash would, and
+	// whether stopping skips the closing counter checkpoint, as a crash would.
 	reportsFlushEvery atomic.Int64 // nanoseconds
 	crashIndex        atomic.Bool
+	crashCommitter    atomic.Bool
+	// checkpointFault, when set before Run (tests only), is asked before each step of
+	// writing a checkpoint; an error stops the write there, as a crash would.
+	checkpointFault func(step checkpointStep, endsRollup bool) error
 
 	clicks *Committer
 	seen   *seenFilter // the dedupe keys held, for conversions never seen before
@@ -239,7 +245,7 @@ func Open(opt Options) (*DB, error) {
 	// A wait before the index consumer's first advance must wake at it.
 	db.index.progress = make(chan struct{})
 	db.reportsFlushEvery.Store(int64(reportsFlushEvery))
-	mark, err := db.restore()
+	mark, journal, err := db.restore()
 	if err != nil {
 		return fail(err)
 	}
@@ -251,6 +257,7 @@ func Open(opt Options) (*DB, error) {
 	db.log.Info("dedupe keys loaded", "keys", n, "took", time.Since(start).Round(time.Millisecond).String())
 	db.clicks = newCommitter(db)
 	db.clicks.checkpointSeq = mark
+	db.clicks.journal = journal
 	db.Register(indexConsumer)
 	db.Register(reportsConsumer)
 	return db, nil

@@ -9,7 +9,7 @@ import "encoding/binary"
 // counters) and G (campaign metadata).
 const (
 	prefixLink     = 'L' // L domain 0x00 slug            -> Link (JSON)
-	prefixCounters = 'N' // N domain 0x00 slug            -> human, bot, test (3×uint64)
+	prefixCounters = 'N' // N domain 0x00 slug            -> human, bot, test (3×uint64): read once into the checkpoint journal (checkpoint.go S)
 	prefixClick    = 'C' // C click-id(16)                -> click record (binary)
 	prefixOutbox   = 'O' // O seq(8, big endian)          -> outbox entry
 	prefixToken    = 'T' // T domain 0x00 slug 0x00 token -> recipient identity
@@ -26,7 +26,6 @@ const (
 func LinkKey(domain, slug string) string { return domain + "\x00" + slug }
 
 func linkKey(lk string) []byte       { return append([]byte{prefixLink}, lk...) }
-func countersKey(lk string) []byte   { return append([]byte{prefixCounters}, lk...) }
 func metaKey(name string) []byte     { return append([]byte{prefixMeta}, name...) }
 func clickKey(id [16]byte) []byte    { return append([]byte{prefixClick}, id[:]...) }
 func tokenPrefix(lk string) []byte   { return append(append([]byte{prefixToken}, lk...), 0) }
