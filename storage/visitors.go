@@ -97,19 +97,7 @@ func (db *DB) moveVisitorIndex() error {
 		if len(kvs) == 0 {
 			break
 		}
-		copied, removed := db.idx.NewWriteBatch(), db.bdb.NewWriteBatch()
-		for _, kv := range kvs {
-			if err := copied.Set(kv.Key, kv.Value); err != nil {
-				return err
-			}
-			if err := removed.Delete(kv.Key); err != nil {
-				return err
-			}
-		}
-		if err := copied.Flush(); err != nil {
-			return fmt.Errorf("storage: move the visitor index: %w", err)
-		}
-		if err := removed.Flush(); err != nil {
+		if err := db.moveEntries(kvs); err != nil {
 			return fmt.Errorf("storage: move the visitor index: %w", err)
 		}
 		moved += len(kvs)
@@ -118,6 +106,27 @@ func (db *DB) moveVisitorIndex() error {
 		db.log.Info("visitor index moved to its own store", "entries", moved, "took", time.Since(start).Round(time.Millisecond).String())
 	}
 	return nil
+}
+
+// moveEntries copies kvs into the visitor index's store, then deletes them from the main
+// store. A batch left by an error is cancelled, which frees what it holds (and is
+// harmless after a flush).
+func (db *DB) moveEntries(kvs []KV) error {
+	copied, removed := db.idx.NewWriteBatch(), db.bdb.NewWriteBatch()
+	defer copied.Cancel()
+	defer removed.Cancel()
+	for _, kv := range kvs {
+		if err := copied.Set(kv.Key, kv.Value); err != nil {
+			return err
+		}
+		if err := removed.Delete(kv.Key); err != nil {
+			return err
+		}
+	}
+	if err := copied.Flush(); err != nil {
+		return err
+	}
+	return removed.Flush()
 }
 
 // indexClick indexes a click by visitor (in the visitor index's transaction) and joins
