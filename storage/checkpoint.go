@@ -195,6 +195,7 @@ type rollup struct {
 	pos   int    // index of the next counters to write (DB.countersFrom)
 	bytes int64  // size of the records written since it started, its own and others
 	whole int64  // size of its own entries: a whole copy
+	start time.Time
 }
 
 // due reports whether the journal has grown enough to be rolled up.
@@ -357,7 +358,7 @@ func (w *Committer) maybeCheckpoint() {
 func (w *Committer) newRun(last uint64, rollups bool) (run *checkpointRun, kvs []KV, drop uint64) {
 	j := &w.journal
 	if rollups && j.due() {
-		j.rollup = &rollup{from: j.next}
+		j.rollup = &rollup{from: j.next, start: time.Now()}
 	}
 	run = &checkpointRun{links: w.takeDirty(), seq: last, at: time.Now(), done: make(chan error, 1)}
 	links := run.links
@@ -404,6 +405,8 @@ func (w *Committer) checkpointDone(err error) {
 	if r := j.rollup; r != nil {
 		r.bytes += run.bytes
 		if run.rolledUp {
+			w.db.log.Debug("counter checkpoint journal rolled up", "bytes", r.bytes, "whole_copy_bytes", r.whole, "records_from", r.from,
+				"took", time.Since(r.start).Round(time.Millisecond).String())
 			j.bytes, j.whole, j.rollup = r.bytes, r.whole, nil
 		}
 	}
