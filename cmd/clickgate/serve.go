@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/clickgate/clickgate/proxy/config"
@@ -33,6 +34,13 @@ func serve() error {
 	if n := minProcs(os.Getenv("GOMAXPROCS"), runtime.GOMAXPROCS(0)); n != runtime.GOMAXPROCS(0) {
 		runtime.GOMAXPROCS(n)
 		log.Info("one CPU: running the Go scheduler with two processors", "gomaxprocs", n)
+	}
+	if limit := cgroupMemoryLimit(os.DirFS("/")); limit > 0 {
+		if soft := softMemoryLimit(os.Getenv("GOMEMLIMIT"), limit); soft > 0 {
+			debug.SetMemoryLimit(soft)
+			log.Info("cgroup memory limit: Go's soft memory limit set below it (GOMEMLIMIT overrides)",
+				"cgroup_limit_bytes", limit, "gomemlimit_bytes", soft)
+		}
 	}
 
 	s, err := server.New(cfg, log)
