@@ -24,11 +24,11 @@ import (
 // The journal is appended to, never rewritten in place: a record per link, updated at
 // every checkpoint, put one random key per clicked link into Badger's tree, and with a
 // million links that cost about an eighth of each redirect's CPU in inserts and
-// compaction (bench/README.md). Records are a few kilobytes written in sequence and live
-// in the value log. To keep the journal bounded, once it holds about twice a whole copy
-// of the counters, a rollup writes every link's counts again (a slice at each
-// checkpoint, each true at its own sequence) and then deletes the records from before
-// it, all of which it has superseded.
+// compaction (bench/README.md). Records of up to 32 KiB are written in sequence, and all
+// but small ones live in the value log. To keep the journal bounded, once it holds about
+// twice a whole copy of the counters, a rollup writes every clicked link's counts again
+// (a slice at each checkpoint, each true at its own sequence) and then deletes the
+// records from before it, all of which it has superseded.
 //
 // A checkpoint is written every checkpointEvery, so a restart after a crash replays
 // about a second of clicks (a random read each); a clean stop writes everything.
