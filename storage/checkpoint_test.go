@@ -453,8 +453,8 @@ func TestCheckpointJournalRollsUp(t *testing.T) {
 	var stopped []string
 	crashedInRollup := false
 	for epoch := 0; epoch < 8 || !crashedInRollup; epoch++ {
-		if epoch == 40 {
-			t.Fatalf("no crash in 40 stops came during a rollup: %v", stopped)
+		if epoch == 100 {
+			t.Fatalf("no crash in 100 stops came during a rollup: %v", stopped)
 		}
 		db := openTest(t, dir)
 		checkLinks(t, db, links, want, fmt.Sprint(stopped))
