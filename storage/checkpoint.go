@@ -330,9 +330,10 @@ type checkpointRun struct {
 	seq   uint64
 	at    time.Time
 	bytes int64
-	// rolledUp is set on a rollup's last slice: written, it ends the rollup.
-	rolledUp bool
-	done     chan error
+	// drop is set on a rollup's last slice to the rollup's first record number:
+	// written, the run ends the rollup, and the records below it go.
+	drop uint64
+	done chan error
 }
 
 // maybeCheckpoint starts a checkpoint in the background when one is due and none is
@@ -347,20 +348,19 @@ func (w *Committer) maybeCheckpoint() {
 	if w.journal.rollup == nil && (time.Since(w.lastCheckpoint) < w.checkpointEvery || len(w.dirty) == 0 && last == w.checkpointSeq) {
 		return
 	}
-	run, kvs, drop := w.newRun(last, true)
-	go func() { run.done <- w.db.writeCheckpoint(kvs, run.seq, drop) }()
+	run, kvs := w.newRun(last, true)
+	go func() { run.done <- w.db.writeCheckpoint(kvs, run.seq, run.drop) }()
 }
 
 // newRun encodes a checkpoint true at last: the links clicked since the last one and,
 // with rollups on, the next slice of a rollup, starting one if the journal is due. The
-// run becomes the one being written. drop is the number below which records go once it
-// is written (0: none).
-func (w *Committer) newRun(last uint64, rollups bool) (run *checkpointRun, kvs []KV, drop uint64) {
+// run becomes the one being written.
+func (w *Committer) newRun(last uint64, rollups bool) (*checkpointRun, []KV) {
 	j := &w.journal
 	if rollups && j.due() {
 		j.rollup = &rollup{from: j.next, start: time.Now()}
 	}
-	run = &checkpointRun{links: w.takeDirty(), seq: last, at: time.Now(), done: make(chan error, 1)}
+	run := &checkpointRun{links: w.takeDirty(), seq: last, at: time.Now(), done: make(chan error, 1)}
 	links := run.links
 	if r := j.rollup; rollups && r != nil {
 		// A link both clicked and in the slice is written twice, the same counts at the
@@ -371,17 +371,17 @@ func (w *Committer) newRun(last uint64, rollups bool) (run *checkpointRun, kvs [
 		)
 		slice, r.pos, end = w.db.countersFrom(r.pos, j.slice)
 		slice = clicked(slice)
-		links = append(links, slice...)
+		links = append(slices.Clip(links), slice...) // run.links stays the clicked ones
 		r.whole += checkpointSize(slice)
 		if end {
-			run.rolledUp = true
-			drop = r.from
+			run.drop = r.from
 		}
 	}
-	kvs, run.bytes = checkpointRecords(links, last, j.next)
+	kvs, n := checkpointRecords(links, last, j.next)
+	run.bytes = n
 	j.next += uint64(len(kvs))
 	w.writing = run
-	return run, kvs, drop
+	return run, kvs
 }
 
 // checkpointDone takes the result of the checkpoint being written.
@@ -404,7 +404,7 @@ func (w *Committer) checkpointDone(err error) {
 	w.lastCheckpoint, w.checkpointSeq = run.at, run.seq
 	if r := j.rollup; r != nil {
 		r.bytes += run.bytes
-		if run.rolledUp {
+		if run.drop > 0 {
 			w.db.log.Debug("counter checkpoint journal rolled up", "bytes", r.bytes, "whole_copy_bytes", r.whole, "records_from", r.from,
 				"took", time.Since(r.start).Round(time.Millisecond).String())
 			j.bytes, j.whole, j.rollup = r.bytes, r.whole, nil
@@ -424,7 +424,7 @@ func (w *Committer) checkpointNow() {
 		return
 	}
 	w.journal.rollup = nil
-	run, kvs, _ := w.newRun(last, false)
+	run, kvs := w.newRun(last, false)
 	w.checkpointDone(w.db.writeCheckpoint(kvs, run.seq, 0))
 }
 

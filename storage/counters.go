@@ -161,31 +161,30 @@ func (db *DB) restore() (mark uint64, j journal, err error) {
 	head := db.outboxNext - 1
 	all, _, _ := db.countersFrom(0, db.countersLen)
 	all = clicked(all)
+	// Checkpoint at once: a later checkpoint writes only the links it saw clicks for,
+	// and would otherwise move the mark past the entries replayed here. Old per-link
+	// records go into the journal whole, every link, so they can be dropped.
+	var links []*Counters
 	if legacy > 0 {
-		// Into the journal at once, every link, so the old records can go.
-		kvs, n := checkpointRecords(all, head, j.next)
-		if err := db.writeCheckpoint(kvs, head, 0); err != nil {
-			return 0, j, err
-		}
-		if err := db.bdb.DropPrefix([]byte{prefixCounters}); err != nil {
-			return 0, j, fmt.Errorf("storage: drop the counter records moved into the journal: %w", err)
-		}
-		j.next += uint64(len(kvs))
-		j.bytes += n
-		db.log.Info("moved link counters into the checkpoint journal", "links", legacy)
-	} else if events > 0 {
-		// Checkpoint at once: a later checkpoint writes only the links it saw clicks for,
-		// and would otherwise move the mark past the entries replayed here.
-		links := make([]*Counters, 0, len(replayed))
+		links = all
+	} else {
 		for c := range replayed {
 			links = append(links, c)
 		}
+	}
+	if legacy > 0 || events > 0 {
 		kvs, n := checkpointRecords(links, head, j.next)
 		if err := db.writeCheckpoint(kvs, head, 0); err != nil {
 			return 0, j, err
 		}
 		j.next += uint64(len(kvs))
 		j.bytes += n
+	}
+	if legacy > 0 {
+		if err := db.bdb.DropPrefix([]byte{prefixCounters}); err != nil {
+			return 0, j, fmt.Errorf("storage: drop the counter records moved into the journal: %w", err)
+		}
+		db.log.Info("moved link counters into the checkpoint journal", "links", legacy)
 	}
 	j.whole = checkpointSize(all)
 	if events > 0 {
