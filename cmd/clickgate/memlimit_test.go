@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"testing"
 	"testing/fstest"
 )
@@ -66,7 +67,7 @@ func TestParseCgroupPaths(t *testing.T) {
 		{"one colon", "0:\n", "", ""},
 		{"a NUL in the path", "0::/a\x00b\n", "", ""},
 		{"empty", "", "", ""},
-		{"a very long line", "0::/" + string(make([]byte, 100_000)) + "\n", "", ""},
+		{"a line past the scanner's limit", "0::/" + strings.Repeat("a", 100_000) + "\n", "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			v2, v1 := parseCgroupPaths([]byte(tc.in))
