@@ -41,9 +41,13 @@ func (s *Suite) measure(ctx context.Context, sv *server, kind string, src loadge
 		srv0, srv1, gen0, gen1 time.Duration
 		helpers0, helpers1     = map[string]time.Duration{}, map[string]time.Duration{}
 		main0, main1           time.Duration
+		commits0, commits1     commitCounters
 	)
 	self := os.Getpid()
 	cfg.Begin = func() {
+		// Scraped before the CPU is read at the start and after it at the end, so that
+		// rendering /metrics is not billed to the run.
+		commits0 = readCommits(ctx, sv)
 		tree0, _ = procstat.Tree(sv.pid())
 		srv0 = procstat.CPUOf(tree0)
 		main0 = procstat.CPUOf([]int{sv.pid()})
@@ -62,6 +66,7 @@ func (s *Suite) measure(ctx context.Context, sv *server, kind string, src loadge
 		for name, pid := range sv.helpers {
 			helpers1[name] = procstat.CPUOf([]int{pid})
 		}
+		commits1 = readCommits(ctx, sv)
 	}
 	s.log.Info("run", "server", sv.name, "kind", kind, "rate", math.Round(rate), "seconds", d.Seconds())
 	res, err := loadgen.Run(ctx, cfg)
@@ -90,6 +95,7 @@ func (s *Suite) measure(ctx context.Context, sv *server, kind string, src loadge
 		MainCPUPerReqUS: perReq(main1 - main0),
 		Busy:            (srv1 - srv0).Seconds() / res.Elapsed.Seconds() / float64(max(cpus, 1)),
 	}
+	rr.Server.RequestsPerCommit, rr.Server.CommitBusy = commitUsage(commits0, commits1, arrived, res.Elapsed)
 	if st, err := procstat.ReadStatus(sv.pid()); err == nil {
 		rr.Server.PeakRSS = st.PeakRSS
 		rr.Server.MainPeakRSS = st.PeakRSS
@@ -122,6 +128,42 @@ func (s *Suite) measure(ctx context.Context, sv *server, kind string, src loadge
 	s.log.Info("measured", "server", sv.name, "kind", kind, "rate", math.Round(rr.Rate), "errors", rr.ErrorTotal,
 		"p99_us", rr.Latency.P99, "server_cpu_us", fmt.Sprintf("%.1f", rr.Server.CPUPerRequestUS), "server_busy", fmt.Sprintf("%.2f", rr.Server.Busy))
 	return rr, nil
+}
+
+// commitCounters are a clickgate's group-commit counters at one moment.
+type commitCounters struct {
+	commits, seconds float64
+	ok               bool // the server had them
+}
+
+// readCommits scrapes the group-commit counters of sv; a server without /metrics (the
+// baseline) or a failed scrape gives none.
+func readCommits(ctx context.Context, sv *server) commitCounters {
+	if sv.metrics == nil {
+		return commitCounters{}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	m, err := sv.metrics(ctx)
+	if err != nil {
+		return commitCounters{}
+	}
+	n, ok := m["clickgate_click_commit_duration_seconds_count"]
+	return commitCounters{commits: n, seconds: m["clickgate_click_commit_duration_seconds_sum"], ok: ok}
+}
+
+// commitUsage is the answers per group commit over an interval and the share of its
+// wall time a commit was in progress; zeros when either end lacks the counters or no
+// commit happened (the counters cannot go back, short of a restart).
+func commitUsage(c0, c1 commitCounters, answered float64, elapsed time.Duration) (perCommit, busy float64) {
+	n := c1.commits - c0.commits
+	if !c0.ok || !c1.ok || n <= 0 {
+		return 0, 0
+	}
+	if elapsed > 0 {
+		busy = (c1.seconds - c0.seconds) / elapsed.Seconds()
+	}
+	return answered / n, busy
 }
 
 func union(a, b []int) []int {

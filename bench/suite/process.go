@@ -158,6 +158,8 @@ type server struct {
 	// helpers are processes that work for the scenario but run on the generator's CPUs
 	// (the webhook sink, the Kafka broker): their CPU is reported apart.
 	helpers map[string]int
+	// metrics scrapes the server's /metrics, or is nil (the baseline has none).
+	metrics func(context.Context) (map[string]float64, error)
 }
 
 // gate is a running clickgate.
@@ -197,6 +199,7 @@ func (s *Suite) startGate(ctx context.Context, name string, env ...string) (*gat
 	}
 	g := &gate{server: server{proc: p, addr: fmt.Sprintf("127.0.0.1:%d", pub), helpers: map[string]int{}}, data: data,
 		keep: s.opt.KeepWork, adm: newAdminClient(fmt.Sprintf("http://127.0.0.1:%d", adm), adminToken)}
+	g.metrics = g.adm.metrics
 	if err := p.waitReady(ctx, 60*time.Second, httpOK("http://"+g.addr+"/healthz")); err != nil {
 		p.stop(5 * time.Second)
 		return nil, err

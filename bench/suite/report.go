@@ -164,10 +164,16 @@ type Usage struct {
 	// MainRSSAnon and MainRSSFile split the main process's resident set at the end of
 	// the run into anonymous memory and mapped file pages (Badger's memory-mapped
 	// tables and value log count as resident while cached).
-	MainRSSAnon int64  `json:"main_rss_anon_bytes,omitempty"`
-	MainRSSFile int64  `json:"main_rss_file_bytes,omitempty"`
-	CPUs        string `json:"cpus,omitempty"`
-	Processes   int    `json:"processes,omitempty"`
+	MainRSSAnon int64 `json:"main_rss_anon_bytes,omitempty"`
+	MainRSSFile int64 `json:"main_rss_file_bytes,omitempty"`
+	// RequestsPerCommit is the answers of the interval over clickgate's group commits in
+	// it: each commit has a fixed cost besides its clicks' (or conversions') own, so the
+	// fewer share it, the more CPU each takes. CommitBusy is the share of the interval's
+	// wall time a commit was in progress. Zero for the baseline.
+	RequestsPerCommit float64 `json:"requests_per_commit,omitempty"`
+	CommitBusy        float64 `json:"commit_busy,omitempty"`
+	CPUs              string  `json:"cpus,omitempty"`
+	Processes         int     `json:"processes,omitempty"`
 }
 
 // Ratios divide a run's figures by the baseline's run of the same kind.
@@ -279,8 +285,8 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		st.Conns, secs(st.WarmupSeconds), secs(st.SaturationSecs), secs(st.ConstantSecs), count(st.ConstantRate))
 	fmt.Fprintf(&b, "- data: %s links for the many-links scenarios, %s recipient tokens, %s taps before conversions\n\n", count(float64(st.Links)), count(float64(st.Tokens)), count(float64(st.Taps)))
 
-	b.WriteString("| scenario | run | req/s | slowest–fastest second | errors | p50 | p90 | p99 | p99.9 | p99.99 | max | server CPU/req | server busy | peak RSS |\n")
-	b.WriteString("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	b.WriteString("| scenario | run | req/s | slowest–fastest second | errors | p50 | p90 | p99 | p99.9 | p99.99 | max | server CPU/req | server busy | requests/commit | peak RSS |\n")
+	b.WriteString("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	all := append([]*ScenarioResult{r.Baseline}, r.Scenarios...)
 	var errLines []string
 	for _, sc := range all {
@@ -288,7 +294,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 			continue
 		}
 		if sc.Skipped != "" {
-			fmt.Fprintf(&b, "| %s | skipped | | | | | | | | | | | | |\n", sc.Title)
+			fmt.Fprintf(&b, "| %s | skipped | | | | | | | | | | | | | |\n", sc.Title)
 			continue
 		}
 		for _, run := range sc.Runs {
@@ -304,7 +310,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 			if run.Unsent > 0 {
 				errs += fmt.Sprintf(" (+%s unsent)", count(float64(run.Unsent)))
 			}
-			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %.0f%% | %s |\n",
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %.0f%% | %s | %s |\n",
 				sc.Title, runLabel(run), withRatio(count(run.Rate), rt(func(q *Ratios) float64 { return q.Rate })), spread(run.PerSecond), errs,
 				withRatio(micros(run.Latency.P50), rt(func(q *Ratios) float64 { return q.P50 })),
 				withRatio(micros(run.Latency.P90), rt(func(q *Ratios) float64 { return q.P90 })),
@@ -313,14 +319,14 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 				withRatio(micros(run.Latency.P9999), rt(func(q *Ratios) float64 { return q.P9999 })),
 				withRatio(micros(run.Latency.Max), rt(func(q *Ratios) float64 { return q.Max })),
 				withRatio(fmt.Sprintf("%.1f µs", run.Server.CPUPerRequestUS), rt(func(q *Ratios) float64 { return q.CPUPerReq })),
-				100*run.Server.Busy,
+				100*run.Server.Busy, perCommit(run.Server.RequestsPerCommit),
 				withRatio(mib(run.Server.PeakRSS), rt(func(q *Ratios) float64 { return q.PeakRSS })))
 			if run.ErrorTotal > 0 {
 				errLines = append(errLines, fmt.Sprintf("%s / %s: %s", sc.Title, runLabel(run), kinds(run.Errors)))
 			}
 		}
 	}
-	b.WriteString("\nRatios in parentheses divide by the baseline's run of the same kind (a constant-rate run at another rate, \"½ own sat.\", has none). The slowest and fastest second are the answers of the run's slowest and fastest whole second: a difference between two runs smaller than their spread is noise. Constant-rate latency counts from each request's intended send time (coordinated omission corrected); requests the server was too slow to let the generator send are \"unsent\" and are in the percentiles with the time they had waited.\n")
+	b.WriteString("\nRatios in parentheses divide by the baseline's run of the same kind (a constant-rate run at another rate, \"½ own sat.\", has none). The slowest and fastest second are the answers of the run's slowest and fastest whole second: a difference between two runs smaller than their spread is noise. Constant-rate latency counts from each request's intended send time (coordinated omission corrected); requests the server was too slow to let the generator send are \"unsent\" and are in the percentiles with the time they had waited. Requests/commit is how many answers shared each of clickgate's durable group commits: each commit has a fixed cost besides its requests' own, so the fewer share it, the more CPU each request takes.\n")
 	if len(errLines) > 0 {
 		b.WriteString("\nErrors by kind:\n")
 		for _, l := range errLines {
@@ -434,6 +440,14 @@ func micros(us int64) string {
 		return fmt.Sprintf("%.2f ms", float64(us)/1000)
 	}
 	return fmt.Sprintf("%.2f s", float64(us)/1e6)
+}
+
+// perCommit formats requests per group commit ("-" for none: the baseline).
+func perCommit(n float64) string {
+	if n <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f", n)
 }
 
 func mib(b int64) string {

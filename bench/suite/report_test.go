@@ -23,6 +23,7 @@ func sampleReport() *Report {
 	hot := &ScenarioResult{Name: "hot", Title: "one hot link", Runs: []*RunResult{run(Constant, 15000, 30000, 900000, 60), run(Saturation, 16000, 0, 8000, 55)}}
 	hot.Runs[0].Unsent = 44000
 	hot.Runs[1].PerSecond = []int64{17200, 12950, 17850}
+	hot.Runs[1].Server.RequestsPerCommit = 9.46
 	hot.Runs[1].Errors = map[string]int64{"location": 2, "reset": 1}
 	hot.Runs[1].ErrorTotal = 3
 	for _, sc := range []*ScenarioResult{base, hot} {
@@ -47,7 +48,10 @@ func TestMarkdownShape(t *testing.T) {
 	}
 	md := b.String()
 	for _, want := range []string{
-		"| scenario | run | req/s | slowest–fastest second | errors | p50 | p90 | p99 | p99.9 | p99.99 | max | server CPU/req | server busy | peak RSS |",
+		"| scenario | run | req/s | slowest–fastest second | errors | p50 | p90 | p99 | p99.9 | p99.99 | max | server CPU/req | server busy | requests/commit | peak RSS |",
+		"| 8.00 ms | 15.0 µs | 97% | - | 12 MiB |",
+		"| 55.0 µs (3.67×) | 97% | 9.5 | 12 MiB (1.00×) |",
+		"| 60.0 µs (4.00×) | 97% | - | 12 MiB (1.00×) |",
 		"| baseline (nginx) | saturation | 60,000 | - | 0 | 500 µs | 1.00 ms | 2.00 ms |",
 		"| one hot link | saturation | 16,000 (0.27×) | 12,950–17,850 | 3 | 2.00 ms (4.00×) |",
 		"| one hot link | 30,000/s | 15,000 (0.50×) | - | 0 (+44,000 unsent) | 225.00 ms (4500×) |",
@@ -64,9 +68,14 @@ func TestMarkdownShape(t *testing.T) {
 		}
 	}
 	// Every table row has the header's number of cells.
-	for _, line := range strings.Split(md, "\n") {
-		if strings.HasPrefix(line, "| one hot link") || strings.HasPrefix(line, "| baseline") {
-			if n := strings.Count(line, "|"); n != 15 {
+	table := strings.Split(md[strings.Index(md, "| scenario |"):], "\n")
+	header := strings.Count(table[0], "|")
+	if n := strings.Count(table[1], "|"); n != header {
+		t.Errorf("separator with %d bars under a header with %d: %s", n, header, table[1])
+	}
+	for _, line := range table {
+		if strings.HasPrefix(line, "| one hot link") || strings.HasPrefix(line, "| baseline") || strings.HasPrefix(line, "| Kafka relay") {
+			if n := strings.Count(line, "|"); n != header {
 				t.Errorf("row with %d separators: %s", n, line)
 			}
 		}
@@ -155,13 +164,18 @@ clickgate_kafka_messages_total{topic="clickgate.clicks"} 1200
 clickgate_kafka_messages_total{topic="clickgate.conversions"} 34
 clickgate_plugin_delivered_total{plugin="a b}"} 7 1700000000000
 clickgate_links 3
+clickgate_click_commit_duration_seconds_bucket{le="0.0001"} 5
+clickgate_click_commit_duration_seconds_bucket{le="+Inf"} 9
+clickgate_click_commit_duration_seconds_sum 0.0042
+clickgate_click_commit_duration_seconds_count 9
 garbage line
 `
 	m, err := parseMetrics(strings.NewReader(in))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m["clickgate_kafka_messages_total"] != 1234 || m["clickgate_plugin_delivered_total"] != 7 || m["clickgate_links"] != 3 {
+	if m["clickgate_kafka_messages_total"] != 1234 || m["clickgate_plugin_delivered_total"] != 7 || m["clickgate_links"] != 3 ||
+		m["clickgate_click_commit_duration_seconds_count"] != 9 || m["clickgate_click_commit_duration_seconds_sum"] != 0.0042 {
 		t.Fatalf("got %v", m)
 	}
 }
