@@ -2,6 +2,8 @@ package links
 
 import (
 	"hash/maphash"
+	"maps"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -71,8 +73,14 @@ type keyed struct {
 type Index struct {
 	seed   maphash.Seed
 	shards [shardCount]atomic.Pointer[shard]
-	slots  atomic.Pointer[[]*[slotChunk]Entry]
-	count  atomic.Int64
+	// domains holds every domain some link has, immutable behind the pointer like a
+	// shard. A request's host outside it has no link of its own, so the lookup goes
+	// straight to the no-domain link: with many links the probe for a key that is not
+	// there is a cache miss or two per redirect. It only grows (links are not removed
+	// from the index, and a link's domain is part of its key).
+	domains atomic.Pointer[map[string]struct{}]
+	slots   atomic.Pointer[[]*[slotChunk]Entry]
+	count   atomic.Int64
 
 	mu sync.Mutex // serialises writers; the fields below are theirs
 	// chunk is the arena chunk records are appended to; older chunks are reachable only
@@ -99,6 +107,7 @@ func NewIndex() *Index {
 		ix.shards[i].Store(&shard{byHash: map[uint64]uint32{}})
 	}
 	ix.slots.Store(&[]*[slotChunk]Entry{})
+	ix.domains.Store(&map[string]struct{}{})
 	return ix
 }
 
@@ -112,7 +121,7 @@ func (ix *Index) Lookup(host, slug []byte) *Entry {
 	if len(slug)+1 > len(buf) {
 		return nil
 	}
-	if len(host) > 0 && len(host)+1+len(slug) <= len(buf) {
+	if _, ok := (*ix.domains.Load())[string(host)]; ok && len(host)+1+len(slug) <= len(buf) {
 		k := append(append(append(buf[:0], host...), 0), slug...)
 		if e := ix.get(k); e != nil {
 			return e
@@ -205,6 +214,25 @@ func (ix *Index) stage(db *storage.DB, ls []*storage.Link, byShard map[uint64][]
 }
 
 func (ix *Index) publishAll(byShard map[uint64][]keyed) {
+	// The new links' domains are published before the links: a reader that finds a
+	// link on a host has found the host among the domains first.
+	var added map[string]struct{}
+	old := *ix.domains.Load()
+	for _, group := range byShard {
+		for _, a := range group {
+			d, _, _ := strings.Cut(a.key, "\x00")
+			if _, ok := old[d]; ok || d == "" {
+				continue
+			}
+			if added == nil {
+				added = maps.Clone(old)
+			}
+			added[d] = struct{}{}
+		}
+	}
+	if added != nil {
+		ix.domains.Store(&added)
+	}
 	for s, group := range byShard {
 		ix.publish(s, group)
 	}

@@ -238,6 +238,45 @@ func TestIndexManyLinks(t *testing.T) {
 	}
 }
 
+// Links loaded in batches bring their domains with them, the first link of a domain in
+// any batch, and the domains only grow.
+func TestIndexLoadPublishesDomains(t *testing.T) {
+	db := openTestDB(t)
+	ix := NewIndex()
+	batches := [][]*storage.Link{
+		{{Slug: "a", Destination: "https://none.example/"}, {Domain: "one.example", Slug: "a", Destination: "https://one.example/"}},
+		{{Domain: "two.example", Slug: "a", Destination: "https://two.example/"}, {Domain: "one.example", Slug: "b", Destination: "https://one.example/b"}},
+		{{Slug: "b", Destination: "https://none.example/b"}},
+	}
+	ix.Load(db, func() []*storage.Link {
+		if len(batches) == 0 {
+			return nil
+		}
+		b := batches[0]
+		batches = batches[1:]
+		return b
+	})
+	for _, c := range []struct{ host, slug, want string }{
+		{"one.example", "a", "https://one.example/"},
+		{"two.example", "a", "https://two.example/"},
+		{"three.example", "a", "https://none.example/"},
+		{"one.example", "b", "https://one.example/b"},
+		{"two.example", "b", "https://none.example/b"},
+		{"", "a", "https://none.example/"},
+	} {
+		if e := ix.Lookup([]byte(c.host), []byte(c.slug)); e == nil || destOf(e.Link()) != c.want {
+			t.Errorf("Lookup(%q, %q) wrong", c.host, c.slug)
+		}
+	}
+	if got := len(*ix.domains.Load()); got != 2 {
+		t.Fatalf("%d domains, want 2", got)
+	}
+	ix.Put(db, &storage.Link{Domain: "one.example", Slug: "a", Destination: "https://one.example/v2"})
+	if got := len(*ix.domains.Load()); got != 2 {
+		t.Fatalf("an update changed the domains: %d", got)
+	}
+}
+
 // Readers never see a torn index while a writer adds and updates links.
 func TestIndexConcurrentReadersAndWriter(t *testing.T) {
 	db := openTestDB(t)
