@@ -1,7 +1,9 @@
 package storage
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"reflect"
@@ -435,5 +437,31 @@ func TestReportFlushSplit(t *testing.T) {
 	}
 	if p.convCells != 2 {
 		t.Errorf("convCells %d, want 2", p.convCells)
+	}
+}
+
+// A cell key is the prefix, the kind, the day, then each field ending in NUL; appending
+// to a buffer that held another key gives the same bytes as a fresh one, and the fields
+// parse back.
+func TestAppendCellKey(t *testing.T) {
+	ids := []CellID{
+		{},
+		{Campaign: "spring", Medium: "promotional", Content: "a", Domain: "go.brand.com", Slug: "s1"},
+		{Slug: "only-a-slug"},
+		{Campaign: "ünï", Content: "with space", Slug: "x"},
+	}
+	var buf []byte
+	for _, day := range []Day{0, 1, 20_000, 1<<32 - 1} {
+		for _, id := range ids {
+			buf = appendCellKey(buf[:0], rCell, day, id)
+			want := binary.BigEndian.AppendUint32([]byte{prefixReport, rCell}, uint32(day))
+			want = append(want, id.Campaign+"\x00"+id.Medium+"\x00"+id.Content+"\x00"+id.Domain+"\x00"+id.Slug+"\x00"...)
+			if !bytes.Equal(buf, want) || !bytes.Equal(cellKey(rCell, day, id), want) {
+				t.Fatalf("key of %+v on day %d: %q, want %q", id, day, buf, want)
+			}
+			if got := parseCellID(buf[6:]); got != id {
+				t.Fatalf("parsed back %+v, want %+v", got, id)
+			}
+		}
 	}
 }

@@ -60,6 +60,7 @@ type pending struct {
 	cachedCells map[string]*pendingCell // as written
 	stored      *cellDays               // which cells of the latest days the store may hold
 	lookups     int                     // cells read from the store
+	keyBuf      []byte                  // the key being looked up
 }
 
 // reportsCacheCells bounds the cells kept after a flush: a day of a few hundred thousand
@@ -96,7 +97,11 @@ func (p *pending) written() {
 		c.legacy, c.conv = false, false // its sketch went into the cell record
 		p.cachedCells[k] = c
 	}
-	p.cells, p.accounted, p.bytes, p.convCells = map[string]*pendingCell{}, map[string]*Contribution{}, 0, 0
+	// The maps are emptied rather than made again: the next flush holds about as many
+	// cells, and a map grown from empty rehashes all the way up.
+	clear(p.cells)
+	clear(p.accounted)
+	p.bytes, p.convCells = 0, 0
 }
 
 func (p *pending) empty() bool {
@@ -357,21 +362,23 @@ const sketchDense = 16 << 10
 
 // cell returns the pending cell of day d and id: already pending, cached, read, or new.
 func (p *pending) cell(txn *badger.Txn, d Day, id CellID) (*pendingCell, error) {
-	k := string(cellKey(rCell, d, id))
-	if c := p.cells[k]; c != nil {
+	// The key is built in a buffer the map lookups read in place: most clicks find
+	// their cell pending or cached, and only a cell new to memory needs a string.
+	p.keyBuf = appendCellKey(p.keyBuf[:0], rCell, d, id)
+	if c := p.cells[string(p.keyBuf)]; c != nil {
 		return c, nil
 	}
-	c := p.cachedCells[k]
+	c := p.cachedCells[string(p.keyBuf)]
 	if c == nil {
-		c = &pendingCell{key: k}
-		if p.stored.mayHold(txn, DayOf(time.Now()), d, k) {
+		c = &pendingCell{key: string(p.keyBuf)}
+		if p.stored.mayHold(txn, DayOf(time.Now()), d, c.key) {
 			if err := p.read(txn, c); err != nil {
 				return nil, err
 			}
 		}
 	}
-	p.cells[k] = c
-	p.bytes += len(k) + 256 + c.size
+	p.cells[c.key] = c
+	p.bytes += len(c.key) + 256 + c.size
 	return c, nil
 }
 

@@ -64,14 +64,6 @@ type CellID struct {
 	Slug     string `json:"slug"`
 }
 
-func (c CellID) key() []byte {
-	var b []byte
-	for _, s := range []string{c.Campaign, c.Medium, c.Content, c.Domain, c.Slug} {
-		b = append(append(b, s...), 0)
-	}
-	return b
-}
-
 func parseCellID(b []byte) CellID {
 	parts := bytes.SplitN(b, []byte{0}, 6)
 	var c CellID
@@ -92,9 +84,15 @@ func DayOf(t time.Time) Day { return Day(t.UTC().Unix() / 86400) }
 // Time returns the day's start.
 func (d Day) Time() time.Time { return time.Unix(int64(d)*86400, 0).UTC() }
 
-func cellKey(kind byte, d Day, id CellID) []byte {
-	k := binary.BigEndian.AppendUint32([]byte{prefixReport, kind}, uint32(d))
-	return append(k, id.key()...)
+func cellKey(kind byte, d Day, id CellID) []byte { return appendCellKey(nil, kind, d, id) }
+
+// appendCellKey appends the key of a cell record to dst.
+func appendCellKey(dst []byte, kind byte, d Day, id CellID) []byte {
+	dst = binary.BigEndian.AppendUint32(append(dst, prefixReport, kind), uint32(d))
+	for _, s := range [...]string{id.Campaign, id.Medium, id.Content, id.Domain, id.Slug} {
+		dst = append(append(dst, s...), 0)
+	}
+	return dst
 }
 
 // A cell record is cellRecordV3, the reports cursor the cell counts up to as a uvarint

@@ -102,3 +102,25 @@ func BenchmarkVisitorClicks(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkPendingCell finds the pending cell of a click among 100,000, as the index
+// consumer does for every click it counts: the cell is already in memory, so nothing
+// should be allocated.
+func BenchmarkPendingCell(b *testing.B) {
+	const n = 100_000
+	p := newPending()
+	ids := make([]CellID, n)
+	day := DayOf(time.Now())
+	for i := range ids {
+		ids[i] = CellID{Campaign: "spring_sale", Medium: "promotional", Content: "a", Slug: fmt.Sprintf("s%d", i)}
+		p.cells[string(cellKey(rCell, day, ids[i]))] = &pendingCell{key: string(cellKey(rCell, day, ids[i]))}
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i = (i + 7919) % n
+		if c, err := p.cell(nil, day, ids[i]); err != nil || c == nil {
+			b.Fatal("no cell", err)
+		}
+	}
+}
