@@ -45,9 +45,6 @@ func (s *Suite) measure(ctx context.Context, sv *server, kind string, src loadge
 	)
 	self := os.Getpid()
 	cfg.Begin = func() {
-		// Scraped before the CPU is read at the start and after it at the end, so that
-		// rendering /metrics is not billed to the run.
-		commits0 = readCommits(ctx, sv)
 		tree0, _ = procstat.Tree(sv.pid())
 		srv0 = procstat.CPUOf(tree0)
 		main0 = procstat.CPUOf([]int{sv.pid()})
@@ -55,6 +52,10 @@ func (s *Suite) measure(ctx context.Context, sv *server, kind string, src loadge
 		for name, pid := range sv.helpers {
 			helpers0[name] = procstat.CPUOf([]int{pid})
 		}
+		// Scraped after the CPU is read, at both ends: a server slow to answer under
+		// load must not shift the CPU's interval off the answers' (rendering /metrics
+		// costs the server a millisecond or two, inside the run).
+		commits0 = readCommits(ctx, sv)
 	}
 	cfg.End = func() {
 		tree1, _ := procstat.Tree(sv.pid())
