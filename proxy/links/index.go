@@ -214,8 +214,8 @@ func (ix *Index) stage(db *storage.DB, ls []*storage.Link, byShard map[uint64][]
 }
 
 func (ix *Index) publishAll(byShard map[uint64][]keyed) {
-	// The new links' domains are published before the links: a reader that finds a
-	// link on a host has found the host among the domains first.
+	// The new links' domains join the set by the time Put returns; until then a
+	// reader skips their domain keys and finds what it found before the Put.
 	var added map[string]struct{}
 	old := *ix.domains.Load()
 	for _, group := range byShard {

@@ -75,6 +75,13 @@ func TestIndexDomainLinkAddedLater(t *testing.T) {
 	if e := ix.Lookup([]byte("go.other.com"), []byte("s")); e == nil || e.Link().Domain != "" {
 		t.Fatal("other hosts lost the fallback")
 	}
+	// A second domain, in a Put of its own, keeps the first.
+	ix.Put(db, &storage.Link{Domain: "go.other.com", Slug: "s", Destination: "https://other.example/"})
+	for _, host := range []string{"go.brand.com", "go.other.com"} {
+		if e := ix.Lookup([]byte(host), []byte("s")); e == nil || e.Link().Domain != host {
+			t.Fatalf("%s: domain link not found after another domain's", host)
+		}
+	}
 }
 
 func TestIndexUpdateKeepsEntryAndCounters(t *testing.T) {
