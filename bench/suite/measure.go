@@ -156,7 +156,7 @@ func readCommits(ctx context.Context, sv *server) commitCounters {
 // commitUsage is the answers per group commit over an interval and the share of its
 // wall time a commit was in progress; zeros when either end lacks the counters or no
 // commit happened (the counters cannot go back, short of a restart).
-func commitUsage(c0, c1 commitCounters, answered float64, elapsed time.Duration) (perCommit, busy float64) {
+func commitUsage(c0, c1 commitCounters, answered float64, elapsed time.Duration) (per, busy float64) {
 	n := c1.commits - c0.commits
 	if !c0.ok || !c1.ok || n <= 0 {
 		return 0, 0
