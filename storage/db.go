@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"path/filepath"
 	"sync"
@@ -63,10 +64,13 @@ type DB struct {
 	bdb *badger.DB
 	log *slog.Logger
 
-	countersMu     sync.Mutex
-	counters       map[string]*Counters
-	countersChunks [][]Counters // every counters, in the order they were made
-	countersLen    int
+	countersMu      sync.Mutex
+	counterIndex    map[uint64]uint32 // a link key's hash -> its counters' position
+	counterCollided map[string]uint32 // keys whose hash another key had first
+	counterHash     func(string) uint64
+	keyChunk        []byte       // the key arena's chunk being filled (counters.go)
+	countersChunks  [][]Counters // every counters, in the order they were made
+	countersLen     int
 
 	outboxMu     sync.Mutex // guards outboxNext and outboxSignal
 	outboxNext   uint64
@@ -233,7 +237,9 @@ func Open(opt Options) (*DB, error) {
 		bdb.Close()
 		return nil, fmt.Errorf("storage: open %s: %w", idxDir, err)
 	}
-	db := &DB{bdb: bdb, idx: idx, log: opt.Logger, counters: map[string]*Counters{}, outboxSignal: make(chan struct{}), seen: newSeenFilter()}
+	seed := maphash.MakeSeed()
+	db := &DB{bdb: bdb, idx: idx, log: opt.Logger, outboxSignal: make(chan struct{}), seen: newSeenFilter(),
+		counterHash: func(k string) uint64 { return maphash.String(seed, k) }}
 	fail := func(err error) (*DB, error) {
 		idx.Close()
 		bdb.Close()
