@@ -92,6 +92,9 @@ func (db *DB) newCounters(lk string) *Counters {
 	if i == 0 {
 		db.countersChunks = append(db.countersChunks, make([]Counters, countersChunk))
 	}
+	if db.countersLen >= math.MaxUint32 {
+		panic("storage: more than 2^32-1 link counters") // positions are uint32
+	}
 	n := uint32(db.countersLen)
 	c := db.counterAt(n)
 	db.countersLen++

@@ -46,3 +46,57 @@ func TestCountersByKey(t *testing.T) {
 		})
 	}
 }
+
+// With every link key hashing alike, counters are still restored one per link with
+// their counts: from the closing checkpoint's journal after a stop, and from the outbox
+// replay after a crash.
+func TestCountersCollidingKeysAcrossRestarts(t *testing.T) {
+	collide := func(string) uint64 { return 7 }
+	for _, crashed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("crash=%v", crashed), func(t *testing.T) {
+			dir := t.TempDir()
+			open := func() *DB {
+				db, err := Open(Options{Dir: dir, counterHash: collide})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return db
+			}
+			db := open()
+			stop := runUntil(db)
+			const links = 12
+			id := 0
+			for i := range links {
+				slug := fmt.Sprintf("s%d", i)
+				ctr := db.Counters("", slug)
+				for range i + 1 {
+					id++
+					if err := db.Committer().CommitClick(AppendClick(nil, testClick(id, slug, false)), ctr, KindHuman); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if crashed {
+				crash(t, db, stop)
+			} else {
+				stop()
+				if err := db.Close(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			db = open()
+			defer db.Close()
+			if db.countersLen != links {
+				t.Fatalf("%d counters restored for %d links", db.countersLen, links)
+			}
+			for i := range links {
+				if got := db.Counters("", fmt.Sprintf("s%d", i)).Human.Load(); got != int64(i+1) {
+					t.Errorf("link s%d: %d clicks, want %d", i, got, i+1)
+				}
+			}
+			if db.countersLen != links || len(db.counterCollided) != links-1 {
+				t.Fatalf("after lookups: %d counters, %d collided", db.countersLen, len(db.counterCollided))
+			}
+		})
+	}
+}

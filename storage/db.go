@@ -43,6 +43,9 @@ type Options struct {
 	// valueLogFileMB sizes value log files (default 256); tests make them small so that
 	// a few megabytes of garbage fill one.
 	valueLogFileMB int64
+	// counterHash replaces the hash of link keys the counters are found by; tests make
+	// every key collide.
+	counterHash func(string) uint64
 }
 
 // valueThreshold is the value size from which Badger keeps a value in its value log and
@@ -240,6 +243,9 @@ func Open(opt Options) (*DB, error) {
 	seed := maphash.MakeSeed()
 	db := &DB{bdb: bdb, idx: idx, log: opt.Logger, outboxSignal: make(chan struct{}), seen: newSeenFilter(),
 		counterHash: func(k string) uint64 { return maphash.String(seed, k) }}
+	if opt.counterHash != nil {
+		db.counterHash = opt.counterHash
+	}
 	fail := func(err error) (*DB, error) {
 		idx.Close()
 		bdb.Close()
