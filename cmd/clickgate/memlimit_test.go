@@ -134,10 +134,12 @@ func TestCgroupMemoryLimit(t *testing.T) {
 		{"an unreadable /proc/self/cgroup: the roots are read", fstest.MapFS{
 			"sys/fs/cgroup/memory.max": file("268435456\n"),
 		}, 256 << 20},
+		// Three dot-dots joined to sys/fs/cgroup as they are would reach etc/memory.max.
 		{"a path escaping the hierarchy stays inside it", fstest.MapFS{
-			"proc/self/cgroup": file("0::/../../etc\n"),
-			"etc/memory.max":   file("1\n"),
-		}, 0},
+			"proc/self/cgroup":             file("0::/../../../etc\n"),
+			"etc/memory.max":               file("1\n"),
+			"sys/fs/cgroup/etc/memory.max": file("1073741824\n"),
+		}, 1 << 30},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := cgroupMemoryLimit(tc.fs); got != tc.want {
