@@ -273,7 +273,8 @@ func (db *DB) writeCheckpoint(kvs []KV, seq, dropBefore uint64) error {
 	return nil
 }
 
-// dropCheckpoints deletes the checkpoint records numbered below n.
+// dropCheckpoints deletes the checkpoint records numbered below n. A drop cut short
+// leaves records a later rollup deletes; they are superseded either way.
 func (db *DB) dropCheckpoints(n uint64) error {
 	var keys [][]byte
 	err := db.bdb.View(func(txn *badger.Txn) error {
@@ -288,29 +289,15 @@ func (db *DB) dropCheckpoints(n uint64) error {
 	if err != nil {
 		return fmt.Errorf("storage: find rolled-up checkpoint records: %w", err)
 	}
-	if err := db.deleteKeys(keys); err != nil {
-		return fmt.Errorf("storage: delete rolled-up checkpoint records: %w", err)
-	}
-	return nil
-}
-
-// deleteKeys deletes keys in as many transactions as they need.
-func (db *DB) deleteKeys(keys [][]byte) error {
-	chunk := db.txnEntries(64)
-	for len(keys) > 0 {
-		n := min(len(keys), chunk)
-		err := db.bdb.Update(func(txn *badger.Txn) error {
-			for _, k := range keys[:n] {
-				if err := txn.Delete(k); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return err
+	wb := db.bdb.NewWriteBatch()
+	defer wb.Cancel()
+	for _, k := range keys {
+		if err := wb.Delete(k); err != nil {
+			return fmt.Errorf("storage: delete rolled-up checkpoint records: %w", err)
 		}
-		keys = keys[n:]
+	}
+	if err := wb.Flush(); err != nil {
+		return fmt.Errorf("storage: delete rolled-up checkpoint records: %w", err)
 	}
 	return nil
 }
