@@ -88,23 +88,18 @@ const countersChunk = 1024
 // newCounters returns zeroed counters for a link key, registered; countersMu is held, or
 // the store is opening (restore), before anything else runs.
 func (db *DB) newCounters(lk string) *Counters {
-	i := db.countersLen % countersChunk
-	if i == 0 {
-		db.countersChunks = append(db.countersChunks, make([]Counters, countersChunk))
-	}
 	if db.countersLen >= math.MaxUint32 {
 		panic("storage: more than 2^32-1 link counters") // positions are uint32
 	}
+	if db.countersLen%countersChunk == 0 {
+		db.countersChunks = append(db.countersChunks, make([]Counters, countersChunk))
+	}
 	n := uint32(db.countersLen)
-	c := db.counterAt(n)
 	db.countersLen++
+	c := db.counterAt(n)
 	c.key = db.keepKey(lk)
-	if h := db.counterHash(lk); db.counterIndex == nil {
-		db.counterIndex = map[uint64]uint32{h: n}
-	} else if _, taken := db.counterIndex[h]; taken {
-		if db.counterCollided == nil {
-			db.counterCollided = map[string]uint32{}
-		}
+	h := db.counterHash(lk)
+	if _, taken := db.counterIndex[h]; taken {
 		db.counterCollided[c.key] = n
 	} else {
 		db.counterIndex[h] = n
@@ -121,7 +116,7 @@ func (db *DB) countersFrom(pos, n int) (cs []*Counters, next int, end bool) {
 	stop := min(pos+max(n, 0), db.countersLen)
 	cs = make([]*Counters, 0, max(stop-pos, 0))
 	for ; pos < stop; pos++ {
-		cs = append(cs, &db.countersChunks[pos/countersChunk][pos%countersChunk])
+		cs = append(cs, db.counterAt(uint32(pos)))
 	}
 	return cs, pos, pos >= db.countersLen
 }

@@ -242,6 +242,7 @@ func Open(opt Options) (*DB, error) {
 	}
 	seed := maphash.MakeSeed()
 	db := &DB{bdb: bdb, idx: idx, log: opt.Logger, outboxSignal: make(chan struct{}), seen: newSeenFilter(),
+		counterIndex: map[uint64]uint32{}, counterCollided: map[string]uint32{},
 		counterHash: func(k string) uint64 { return maphash.String(seed, k) }}
 	if opt.counterHash != nil {
 		db.counterHash = opt.counterHash
