@@ -49,8 +49,9 @@ const (
 // pending is the report counters changed since the last flush: whole cells (with their
 // visitor sketches) and contributions, read from storage the first time an event touches
 // them (unless the store cannot hold them: cell_days.go). Cells stay cached once
-// written (up to reportsCacheCells), so a busy cell is not read back and decoded after
-// every flush.
+// written: decoded, up to reportsCacheCells, so a busy cell is not decoded again after
+// every flush; and as records (cell_cache.go), so the day's other cells are decoded
+// from memory rather than read from the store.
 type pending struct {
 	cells     map[string]*pendingCell
 	accounted map[string]*Contribution // by conversion ID
@@ -58,6 +59,7 @@ type pending struct {
 	bytes     int                      // estimated memory held
 
 	cachedCells map[string]*pendingCell // as written
+	cache       *cellCache              // records as written, beyond cachedCells
 	stored      *cellDays               // which cells of the latest days the store may hold
 	lookups     int                     // cells read from the store
 	keyBuf      []byte                  // the key being looked up
@@ -85,7 +87,7 @@ type pendingCell struct {
 }
 
 func newPending() *pending {
-	return &pending{cells: map[string]*pendingCell{}, accounted: map[string]*Contribution{}, cachedCells: map[string]*pendingCell{}, stored: newCellDays()}
+	return &pending{cells: map[string]*pendingCell{}, accounted: map[string]*Contribution{}, cachedCells: map[string]*pendingCell{}, cache: newCellCache(), stored: newCellDays()}
 }
 
 // written moves the flushed counters to the cache and starts an empty set of changes.
@@ -371,7 +373,11 @@ func (p *pending) cell(txn *badger.Txn, d Day, id CellID) (*pendingCell, error) 
 	c := p.cachedCells[string(p.keyBuf)]
 	if c == nil {
 		c = &pendingCell{key: string(p.keyBuf)}
-		if p.stored.mayHold(txn, DayOf(time.Now()), d, c.key) {
+		if rec, ok := p.cache.get(p.keyBuf); ok {
+			if err := c.load(rec); err != nil {
+				return nil, fmt.Errorf("report cell: %w", err)
+			}
+		} else if p.stored.mayHold(txn, DayOf(time.Now()), d, c.key) {
 			if err := p.read(txn, c); err != nil {
 				return nil, err
 			}
@@ -392,14 +398,19 @@ func (p *pending) read(txn *badger.Txn, c *pendingCell) error {
 	case err != nil:
 		return fmt.Errorf("report cell: %w", err)
 	}
-	err = it.Value(func(v []byte) error {
-		rec, err := decodeCell(v, &c.Cell)
-		c.raw, c.legacy, c.through = bytes.Clone(rec.sketch), rec.legacy, rec.through
-		return err
-	})
-	if err != nil {
+	if err := it.Value(c.load); err != nil {
 		return fmt.Errorf("report cell: %w", err)
 	}
+	return nil
+}
+
+// load decodes a cell record into c.
+func (c *pendingCell) load(v []byte) error {
+	rec, err := decodeCell(v, &c.Cell)
+	if err != nil {
+		return err
+	}
+	c.raw, c.legacy, c.through = bytes.Clone(rec.sketch), rec.legacy, rec.through
 	c.size = len(c.raw)
 	return nil
 }
@@ -565,28 +576,42 @@ func (p *pending) split() (clicks, conversions []*pendingCell) {
 func (db *DB) flushReports(p *pending, next uint64) error {
 	clicks, conversions := p.split()
 	chunk := db.txnEntries(256)
+	today := DayOf(time.Now())
+	// The records written, put in the cache once their transaction has committed.
+	recs := make([][]byte, 0, min(len(clicks), chunk))
+	written := func(cs []*pendingCell) {
+		for i, c := range cs {
+			c.through = next
+			p.cache.put(c.key, recs[i], today)
+		}
+		recs = recs[:0]
+	}
 	for len(clicks) > 0 {
 		n := min(len(clicks), chunk)
 		if err := db.bdb.Update(func(txn *badger.Txn) error {
+			recs = recs[:0]
 			for _, c := range clicks[:n] {
-				if err := c.write(txn, next); err != nil {
+				rec, err := c.write(txn, next)
+				if err != nil {
 					return err
 				}
+				recs = append(recs, rec)
 			}
 			return nil
 		}); err != nil {
 			return fmt.Errorf("storage: write report counters: %w", err)
 		}
-		for _, c := range clicks[:n] {
-			c.through = next
-		}
+		written(clicks[:n])
 		clicks = clicks[n:]
 	}
 	err := db.bdb.Update(func(txn *badger.Txn) error {
+		recs = recs[:0]
 		for _, c := range conversions {
-			if err := c.write(txn, next); err != nil {
+			rec, err := c.write(txn, next)
+			if err != nil {
 				return err
 			}
+			recs = append(recs, rec)
 		}
 		for id, c := range p.accounted {
 			v, err := json.Marshal(c)
@@ -602,34 +627,32 @@ func (db *DB) flushReports(p *pending, next uint64) error {
 	if err != nil {
 		return fmt.Errorf("storage: write report counters: %w", err)
 	}
-	for _, c := range conversions {
-		c.through = next
-	}
+	written(conversions)
 	p.written()
 	return nil
 }
 
-// write stages the cell as counting the events before through.
-func (c *pendingCell) write(txn *badger.Txn, through uint64) error {
+// write stages the cell as counting the events before through, and returns the record.
+func (c *pendingCell) write(txn *badger.Txn, through uint64) ([]byte, error) {
 	if err := c.loadLegacy(txn); err != nil {
-		return err
+		return nil, err
 	}
 	sketch := c.raw
 	if c.sk != nil {
 		var err error
 		if sketch, err = c.sk.MarshalBinary(); err != nil {
-			return fmt.Errorf("visitor sketch: %w", err)
+			return nil, fmt.Errorf("visitor sketch: %w", err)
 		}
 	}
 	v, err := appendCell(nil, &c.Cell, sketch, through)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := txn.Set([]byte(c.key), v); err != nil {
-		return err
+		return nil, err
 	}
 	if c.legacy {
-		return txn.Delete(legacySketchKey(c.key))
+		return v, txn.Delete(legacySketchKey(c.key))
 	}
-	return nil
+	return v, nil
 }
