@@ -124,31 +124,34 @@ func appendCell(dst []byte, c *Cell, sketch []byte, through uint64) ([]byte, err
 	return append(append(dst, js...), sketch...), nil
 }
 
+// errCorruptCell is what decodeCell returns for a record it cannot read: made once, as
+// it is on the path of every cell the index consumer loads.
+var errCorruptCell = fmt.Errorf("cell record: %w", ErrCorrupt)
+
 // decodeCell decodes a cell record into c.
 func decodeCell(v []byte, c *Cell) (cellRecord, error) {
 	if len(v) > 0 && v[0] == '{' {
 		return cellRecord{legacy: true}, json.Unmarshal(v, c)
 	}
-	corrupt := fmt.Errorf("cell record: %w", ErrCorrupt)
 	var r cellRecord
 	if len(v) == 0 || v[0] != cellRecordV2 && v[0] != cellRecordV3 {
-		return r, corrupt
+		return r, errCorruptCell
 	}
 	i := 1
 	if v[0] == cellRecordV3 {
 		through, w := binary.Uvarint(v[i:])
 		if w <= 0 {
-			return r, corrupt
+			return r, errCorruptCell
 		}
 		r.through, i = through, i+w
 	}
 	n, w := binary.Uvarint(v[i:])
 	if w <= 0 || n > uint64(len(v)-i-w) {
-		return r, corrupt
+		return r, errCorruptCell
 	}
 	js, sketch := v[i+w:i+w+int(n)], v[i+w+int(n):]
 	if err := json.Unmarshal(js, c); err != nil {
-		return r, corrupt
+		return r, errCorruptCell
 	}
 	if len(sketch) > 0 {
 		r.sketch = sketch
