@@ -18,8 +18,8 @@ import (
 // counters' keys, nothing for the collector to trace. An
 // entry has room to grow, so a cell written again usually stays where it is; an entry
 // that moves, or belongs to a day before yesterday, is garbage that compaction reclaims
-// a chunk at a time. Past its budget the cache takes no new cells: those are read from
-// the store as before.
+// a chunk at a time once it is half as much as what is live. Past its budget the cache
+// takes no new cells: those are read from the store as before.
 //
 // The cache belongs to the index consumer's goroutine. What it holds is only ever what
 // the store holds: a record is put after the transaction that wrote it has committed,
@@ -44,7 +44,7 @@ type cellCache struct {
 
 const (
 	// cellCacheBudget bounds the bytes of the records the cache holds (its index adds
-	// about a fifth): some million cells.
+	// about a fifth, garbage up to half): some million cells.
 	cellCacheBudget = 128 << 20
 	// cellCacheChunk is the size of the cache's chunks. A record that does not fit in
 	// one (a cell with an unusual number of conversion types) is not cached.
@@ -128,7 +128,7 @@ func (c *cellCache) put(key string, rec []byte, today Day) {
 		c.index[h] = appendEntry(c, key, rec, room)
 		c.live += n
 	}
-	if g := c.total - c.live; g > max(c.live, c.minGarbage) {
+	if g := c.total - c.live; g > max(c.live/2, c.minGarbage) {
 		c.compact(today)
 	}
 }
@@ -155,10 +155,10 @@ func appendEntry[K string | []byte](c *cellCache, key K, rec []byte, room int) u
 	return pos
 }
 
-// compact moves the live entries of today and yesterday into new chunks, one old chunk
-// at a time so that the cache never holds much more than twice what is live, and
-// forgets the cells of earlier days (conversions reach them now and then; the store
-// has them).
+// compact moves the live entries of today and yesterday into new chunks, letting each
+// old chunk go once its entries have moved, so that compacting takes little more memory
+// than the cache held; it forgets the cells of earlier days (conversions reach them now
+// and then; the store has them).
 func (c *cellCache) compact(today Day) {
 	old := &cellCache{chunks: c.chunks, first: c.first}
 	c.chunks, c.first, c.live, c.total = nil, c.first+uint64(len(c.chunks)), 0, 0

@@ -33,7 +33,7 @@ func checkCellCache(t *testing.T, c *cellCache, store map[string][]byte, step in
 	if c.live > c.budget {
 		t.Fatalf("step %d: %d live bytes, over the budget of %d", step, c.live, c.budget)
 	}
-	if g := c.total - c.live; g > max(c.live, c.minGarbage) {
+	if g := c.total - c.live; g > max(c.live/2, c.minGarbage) {
 		t.Fatalf("step %d: %d bytes of garbage beside %d live", step, g, c.live)
 	}
 }
