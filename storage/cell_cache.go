@@ -15,11 +15,12 @@ import (
 //
 // Records are packed into chunks and found by a hash of their key: a million cells of a
 // few visitors each are about 100 MB of chunks and 20 of index, and, as with the
-// counters' keys, nothing for the collector to trace. An
-// entry has room to grow, so a cell written again usually stays where it is; an entry
-// that moves, or belongs to a day before yesterday, is garbage that compaction reclaims
-// a chunk at a time once it is half as much as what is live. Past its budget the cache
-// takes no new cells: those are read from the store as before.
+// counters' keys, nothing for the collector to trace. An entry has room to grow, so a
+// cell written again usually stays where it is; an entry that moves leaves garbage,
+// which compaction reclaims once it is half as much as what is live. Compaction also
+// forgets the cells of days before yesterday, and runs for that alone when the cache
+// is full on a day it has not yet compacted; past its budget the cache takes no new
+// cells: those are read from the store as before.
 //
 // The cache belongs to the index consumer's goroutine. What it holds is only ever what
 // the store holds: a record is put after the transaction that wrote it has committed,
@@ -28,13 +29,17 @@ type cellCache struct {
 	seed   maphash.Seed
 	index  map[uint64]uint64 // hash of a cell key -> chunk number<<32 | offset of its entry
 	chunks [][]byte          // entries back to back; a chunk's length is where it ends
-	// first is the number of chunks[0]. Numbers are never reused, so an entry compaction
-	// has not moved yet cannot be taken for one it has.
-	first  uint64
-	live   int // bytes of the entries the index points at
-	total  int // bytes of every entry in the chunks
-	budget int // live bytes past which no new cell is taken
-	chunk  int // chunk size
+	// first is the number of chunks[0]. Numbers are not reused (a position keeps 32 bits
+	// of one: 4 PiB of entries), so an entry compaction has not moved yet cannot be taken
+	// for one it has.
+	first uint64
+	// compactedOn is the day of the last compaction: until the day after, there is no
+	// earlier day's cell for one to drop.
+	compactedOn Day
+	live        int // bytes of the entries the index points at
+	total       int // bytes of every entry in the chunks
+	budget      int // live bytes past which no new cell is taken
+	chunk       int // chunk size
 	// mask is applied to every hash: all ones, or fewer bits in tests that want keys
 	// to share a hash.
 	mask uint64
@@ -89,7 +94,7 @@ func (c *cellCache) at(pos uint64) entry {
 	e.room = int(binary.LittleEndian.Uint32(ch[p:]))
 	n := int(binary.LittleEndian.Uint32(ch[p+4:]))
 	e.recAt = p + entryRoomLen
-	e.rec = ch[e.recAt : e.recAt+n]
+	e.rec = ch[e.recAt : e.recAt+n : e.recAt+n]
 	e.size = e.recAt + e.room - off
 	return e
 }
@@ -124,9 +129,16 @@ func (c *cellCache) put(key string, rec []byte, today Day) {
 		c.live -= e.size
 	}
 	room := roomFor(len(rec))
-	if n := entrySize(key, room); n <= c.chunk && c.live+n <= c.budget {
-		c.index[h] = appendEntry(c, key, rec, room)
-		c.live += n
+	if n := entrySize(key, room); n <= c.chunk {
+		if c.live+n > c.budget && c.compactedOn < today {
+			// Full, perhaps of days gone by: without this, nothing of the new day
+			// would be cached until enough garbage called for a compaction.
+			c.compact(today)
+		}
+		if c.live+n <= c.budget {
+			c.index[h] = appendEntry(c, key, rec, room)
+			c.live += n
+		}
 	}
 	if g := c.total - c.live; g > max(c.live/2, c.minGarbage) {
 		c.compact(today)
@@ -158,22 +170,19 @@ func appendEntry[K string | []byte](c *cellCache, key K, rec []byte, room int) u
 // compact moves the live entries of today and yesterday into new chunks, letting each
 // old chunk go once its entries have moved, so that compacting takes little more memory
 // than the cache held; it forgets the cells of earlier days (conversions reach them now
-// and then; the store has them).
+// and then; the store has them). The index is made anew: a map never shrinks.
 func (c *cellCache) compact(today Day) {
-	old := &cellCache{chunks: c.chunks, first: c.first}
+	old := &cellCache{chunks: c.chunks, first: c.first, index: c.index}
 	c.chunks, c.first, c.live, c.total = nil, c.first+uint64(len(c.chunks)), 0, 0
+	c.index, c.compactedOn = make(map[uint64]uint64, len(old.index)), today
 	for i := range old.chunks {
 		for off := 0; off < len(old.chunks[i]); {
 			pos := (old.first+uint64(i))<<32 | uint64(off)
 			e := old.at(pos)
 			off += e.size
 			h := maphash.Bytes(c.seed, e.key) & c.mask
-			if p, ok := c.index[h]; !ok || p != pos {
-				continue // moved before, replaced or dropped
-			}
-			if cellDay(e.key)+1 < today {
-				delete(c.index, h)
-				continue
+			if p, ok := old.index[h]; !ok || p != pos || cellDay(e.key)+1 < today {
+				continue // moved before, replaced, or of a day gone by
 			}
 			c.index[h] = appendEntry(c, e.key, e.rec, e.room)
 			c.live += e.size

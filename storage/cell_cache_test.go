@@ -145,6 +145,36 @@ func TestCellCacheCompaction(t *testing.T) {
 	}
 }
 
+// A cache filled with a day gone by makes room for the new day at its first refusal,
+// and only once that day.
+func TestCellCacheNewDayWhenFull(t *testing.T) {
+	today := DayOf(time.Now())
+	c := newCellCache()
+	c.budget = 8 << 10
+	key := func(d Day, i int) string { return string(cellKey(rCell, d, CellID{Slug: fmt.Sprint("s", i)})) }
+	rec := bytes.Repeat([]byte{'r'}, 60)
+	for i := 0; c.live+entrySize(key(today-2, i), roomFor(len(rec))) <= c.budget; i++ {
+		c.put(key(today-2, i), rec, today-2)
+	}
+	c.put(key(today, 0), rec, today)
+	if _, ok := c.get([]byte(key(today, 0))); !ok {
+		t.Fatal("the new day's first cell was not cached in a cache full of an old day")
+	}
+	if _, ok := c.get([]byte(key(today-2, 0))); ok {
+		t.Error("an old day's cell outlived the compaction")
+	}
+	first := c.first
+	for i := 1; i < 1000; i++ {
+		c.put(key(today, i), rec, today)
+	}
+	if c.first != first {
+		t.Errorf("compacted again on the same day (chunk numbers from %d to %d): refused puts must not compact each", first, c.first)
+	}
+	if c.live > c.budget {
+		t.Errorf("%d live bytes, over the budget of %d", c.live, c.budget)
+	}
+}
+
 // After a flush, a cell the decoded cache no longer has is decoded from the cell cache,
 // not read from the store, and the cache holds exactly what the store does.
 func TestCellsFromCacheAfterFlush(t *testing.T) {
@@ -191,6 +221,41 @@ func TestCellsFromCacheAfterFlush(t *testing.T) {
 	if p.lookups != lookups {
 		t.Errorf("%d cells read from the store after the first flush, want none", p.lookups-lookups)
 	}
+	sketches := map[int][]byte{}
+	bots := func(n int64) {
+		t.Helper()
+		err := db.bdb.View(func(txn *badger.Txn) error {
+			for i := range cells {
+				c, err := p.cell(txn, today, id(i))
+				if err != nil {
+					return err
+				}
+				c.BotClicks += n // a bot click leaves the sketch as loaded
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := db.flushReports(p, 200); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range cells {
+		rec, _ := p.cache.get(cellKey(rCell, today, id(i)))
+		r, err := decodeCell(rec, &Cell{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sketches[i] = bytes.Clone(r.sketch)
+	}
+	// Bot clicks only, from the cache and then twice from the decoded cells: the records
+	// are rewritten in place, the second time one digit longer, under sketches loaded
+	// from them before.
+	clear(p.cachedCells)
+	bots(9)
+	bots(1)
+	bots(1)
 	err := db.bdb.View(func(txn *badger.Txn) error {
 		for i := range cells {
 			k := cellKey(rCell, today, id(i))
@@ -204,6 +269,14 @@ func TestCellsFromCacheAfterFlush(t *testing.T) {
 			}
 			if got, ok := p.cache.get(k); !ok || !bytes.Equal(got, stored) {
 				t.Fatalf("cell %d: cached %x (%v), stored %x", i, got, ok, stored)
+			}
+			var c Cell
+			r, err := decodeCell(stored, &c)
+			if err != nil {
+				return err
+			}
+			if c.BotClicks != 11 || !bytes.Equal(r.sketch, sketches[i]) {
+				t.Fatalf("cell %d: %d bot clicks and sketch %x after the bot rounds, want 11 and %x", i, c.BotClicks, r.sketch, sketches[i])
 			}
 		}
 		return nil
