@@ -185,7 +185,8 @@ func TestCellsFromCacheAfterFlush(t *testing.T) {
 	id := func(i int) CellID { return CellID{Campaign: "spring", Slug: fmt.Sprint("s", i)} }
 	const cells = 500
 	p := newPending()
-	count := func(round int) {
+	// each hands every cell to fn in one read transaction, then flushes.
+	each := func(through uint64, fn func(txn *badger.Txn, i int, c *pendingCell) error) {
 		t.Helper()
 		err := db.bdb.View(func(txn *badger.Txn) error {
 			for i := range cells {
@@ -193,24 +194,33 @@ func TestCellsFromCacheAfterFlush(t *testing.T) {
 				if err != nil {
 					return err
 				}
-				if c.HumanClicks != int64(round*i) {
-					t.Errorf("round %d, cell %d: %d clicks, want %d", round, i, c.HumanClicks, round*i)
-				}
-				c.HumanClicks += int64(i)
-				sk, _, err := c.sketch(txn)
-				if err != nil {
+				if err := fn(txn, i, c); err != nil {
 					return err
 				}
-				sk.Insert(fmt.Appendf(nil, "visitor %d %d", round, i))
 			}
 			return nil
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := db.flushReports(p, uint64(100+round)); err != nil {
+		if err := db.flushReports(p, through); err != nil {
 			t.Fatal(err)
 		}
+	}
+	count := func(round int) {
+		t.Helper()
+		each(uint64(100+round), func(txn *badger.Txn, i int, c *pendingCell) error {
+			if c.HumanClicks != int64(round*i) {
+				t.Errorf("round %d, cell %d: %d clicks, want %d", round, i, c.HumanClicks, round*i)
+			}
+			c.HumanClicks += int64(i)
+			sk, _, err := c.sketch(txn)
+			if err != nil {
+				return err
+			}
+			sk.Insert(fmt.Appendf(nil, "visitor %d %d", round, i))
+			return nil
+		})
 		clear(p.cachedCells) // as when it outgrows reportsCacheCells
 	}
 	count(0)
@@ -222,25 +232,6 @@ func TestCellsFromCacheAfterFlush(t *testing.T) {
 		t.Errorf("%d cells read from the store after the first flush, want none", p.lookups-lookups)
 	}
 	sketches := map[int][]byte{}
-	bots := func(n int64) {
-		t.Helper()
-		err := db.bdb.View(func(txn *badger.Txn) error {
-			for i := range cells {
-				c, err := p.cell(txn, today, id(i))
-				if err != nil {
-					return err
-				}
-				c.BotClicks += n // a bot click leaves the sketch as loaded
-			}
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := db.flushReports(p, 200); err != nil {
-			t.Fatal(err)
-		}
-	}
 	for i := range cells {
 		rec, _ := p.cache.get(cellKey(rCell, today, id(i)))
 		r, err := decodeCell(rec, &Cell{})
@@ -251,11 +242,14 @@ func TestCellsFromCacheAfterFlush(t *testing.T) {
 	}
 	// Bot clicks only, from the cache and then twice from the decoded cells: the records
 	// are rewritten in place, the second time one digit longer, under sketches loaded
-	// from them before.
+	// from them before. A bot click leaves the sketch as loaded.
 	clear(p.cachedCells)
-	bots(9)
-	bots(1)
-	bots(1)
+	for _, n := range []int64{9, 1, 1} {
+		each(200, func(_ *badger.Txn, _ int, c *pendingCell) error {
+			c.BotClicks += n
+			return nil
+		})
+	}
 	err := db.bdb.View(func(txn *badger.Txn) error {
 		for i := range cells {
 			k := cellKey(rCell, today, id(i))
