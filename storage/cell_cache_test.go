@@ -305,3 +305,76 @@ func BenchmarkCellCacheGet(b *testing.B) {
 		}
 	}
 }
+
+// A flush whose second transaction fails leaves in the cache only what the store holds:
+// the first transaction's records, not the second's.
+func TestCellCacheOnlyWhatCommitted(t *testing.T) {
+	awayFromMidnight(t)
+	db := openTest(t, t.TempDir())
+	defer db.Close()
+	today := DayOf(time.Now())
+	cells := db.txnEntries(256) + 100 // two transactions of cells
+	id := func(i int) CellID { return CellID{Campaign: "spring", Slug: fmt.Sprint("s", i)} }
+	p := newPending()
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		for i := range cells {
+			c, err := p.cell(txn, today, id(i))
+			if err != nil {
+				return err
+			}
+			c.HumanClicks++
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(when string, wantCached int) {
+		t.Helper()
+		cached := 0
+		err := db.bdb.View(func(txn *badger.Txn) error {
+			for i := range cells {
+				k := cellKey(rCell, today, id(i))
+				got, ok := p.cache.get(k)
+				if !ok {
+					continue
+				}
+				cached++
+				it, err := txn.Get(k)
+				if err != nil {
+					t.Fatalf("%s: cell %d cached, not stored (%v)", when, i, err)
+				}
+				stored, err := it.ValueCopy(nil)
+				if err != nil {
+					return err
+				}
+				if !bytes.Equal(got, stored) {
+					t.Fatalf("%s: cell %d cached %x, stored %x", when, i, got, stored)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cached != wantCached {
+			t.Errorf("%s: %d cells cached, want %d", when, cached, wantCached)
+		}
+	}
+	calls := 0
+	db.flushFault = func() error {
+		if calls++; calls == 2 {
+			return errTestCrash
+		}
+		return nil
+	}
+	if err := db.flushReports(p, 10); err == nil {
+		t.Fatal("the flush did not fail")
+	}
+	check("after the failed flush", db.txnEntries(256))
+	db.flushFault = nil
+	if err := db.flushReports(p, 11); err != nil {
+		t.Fatal(err)
+	}
+	check("after the flush again", cells)
+}

@@ -91,6 +91,9 @@ type DB struct {
 	// checkpointFault, when set before Run (tests only), is asked before each step of
 	// writing a checkpoint; an error stops the write there, as a crash would.
 	checkpointFault func(step checkpointStep, endsRollup bool) error
+	// flushFault, when set (tests only), is asked at the end of each transaction of a
+	// report flush, its cells staged; an error aborts that transaction.
+	flushFault func() error
 
 	clicks *Committer
 	seen   *seenFilter // the dedupe keys held, for conversions never seen before

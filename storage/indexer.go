@@ -597,6 +597,9 @@ func (db *DB) flushReports(p *pending, next uint64) error {
 				}
 				recs = append(recs, rec)
 			}
+			if db.flushFault != nil {
+				return db.flushFault()
+			}
 			return nil
 		}); err != nil {
 			return fmt.Errorf("storage: write report counters: %w", err)
@@ -612,6 +615,11 @@ func (db *DB) flushReports(p *pending, next uint64) error {
 				return err
 			}
 			recs = append(recs, rec)
+		}
+		if db.flushFault != nil {
+			if err := db.flushFault(); err != nil {
+				return err
+			}
 		}
 		for id, c := range p.accounted {
 			v, err := json.Marshal(c)
