@@ -67,9 +67,10 @@ func newCellCache() *cellCache {
 // room.
 const entryRoomLen = 8
 
-// entrySize is the size of an entry of key with room bytes for its record.
-func entrySize(key string, room int) int {
-	return uvarintLen(uint64(len(key))) + len(key) + entryRoomLen + room
+// entrySize is the size of an entry of a key of keyLen bytes with room bytes for its
+// record.
+func entrySize(keyLen, room int) int {
+	return uvarintLen(uint64(keyLen)) + keyLen + entryRoomLen + room
 }
 
 // roomFor gives a record of n bytes space for a few more visitors and digits.
@@ -129,7 +130,7 @@ func (c *cellCache) put(key string, rec []byte, today Day) {
 		c.live -= e.size
 	}
 	room := roomFor(len(rec))
-	if n := entrySize(key, room); n <= c.chunk {
+	if n := entrySize(len(key), room); n <= c.chunk {
 		if c.live+n > c.budget && c.compactedOn < today {
 			// Full, perhaps of days gone by: without this, nothing of the new day
 			// would be cached until enough garbage called for a compaction.
@@ -148,7 +149,7 @@ func (c *cellCache) put(key string, rec []byte, today Day) {
 // appendEntry writes an entry at the end of the last chunk, or of a new one, and returns
 // its position.
 func appendEntry[K string | []byte](c *cellCache, key K, rec []byte, room int) uint64 {
-	n := uvarintLen(uint64(len(key))) + len(key) + entryRoomLen + room
+	n := entrySize(len(key), room)
 	last := len(c.chunks) - 1
 	if last < 0 || cap(c.chunks[last])-len(c.chunks[last]) < n {
 		c.chunks = append(c.chunks, make([]byte, 0, c.chunk))

@@ -153,7 +153,7 @@ func TestCellCacheNewDayWhenFull(t *testing.T) {
 	c.budget = 8 << 10
 	key := func(d Day, i int) string { return string(cellKey(rCell, d, CellID{Slug: fmt.Sprint("s", i)})) }
 	rec := bytes.Repeat([]byte{'r'}, 60)
-	for i := 0; c.live+entrySize(key(today-2, i), roomFor(len(rec))) <= c.budget; i++ {
+	for i := 0; c.live+entrySize(len(key(today-2, i)), roomFor(len(rec))) <= c.budget; i++ {
 		c.put(key(today-2, i), rec, today-2)
 	}
 	c.put(key(today, 0), rec, today)
