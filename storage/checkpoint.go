@@ -231,6 +231,9 @@ func (db *DB) writeCheckpoint(kvs []KV, seq, dropBefore uint64) error {
 	}
 	// Values this size go to the value log: the transaction holds their pointers.
 	chunk := db.txnEntries(64)
+	if db.checkpointTxnRecords > 0 {
+		chunk = db.checkpointTxnRecords
+	}
 	for len(kvs) > 0 {
 		if err := fault(stepRecords); err != nil {
 			return err

@@ -560,3 +560,78 @@ func TestCheckpointCrashMidWrite(t *testing.T) {
 		})
 	}
 }
+
+// A checkpoint of many links spans several transactions. A crash after some of them
+// leaves those links' records stored and the mark where it was: the restart replays
+// every click past the mark and counts each once, and the journal goes on past the
+// records the cut-short checkpoint numbered, so later checkpoints do not overwrite
+// them.
+func TestCheckpointCrashBetweenTransactions(t *testing.T) {
+	const links = 12_000 // four records
+	for _, committed := range []int{1, 2, 3} {
+		t.Run(fmt.Sprintf("after %d of 4", committed), func(t *testing.T) {
+			dir := t.TempDir()
+			db := openTest(t, dir)
+			db.clicks.checkpointEvery = time.Hour // only the closing checkpoint
+			db.checkpointTxnRecords = 1
+			var started atomic.Int64 // record transactions begun
+			db.checkpointFault = func(step checkpointStep, _ bool) error {
+				if step != stepRecords {
+					return errTestCrash // the mark stays
+				}
+				if started.Add(1) > int64(committed) {
+					return errTestCrash
+				}
+				return nil
+			}
+			stop := runUntil(db)
+			commitSpread(t, db, links)
+			head := db.OutboxHead()
+			stop() // the closing checkpoint writes its first records, then crashes
+			if n := started.Load(); n != int64(committed)+1 {
+				t.Fatalf("the checkpoint began %d record transactions, want %d", n, committed+1)
+			}
+			if n := countPrefix(t, db, prefixCheckpoint); n != committed {
+				t.Fatalf("%d checkpoint records stored, want %d", n, committed)
+			}
+			if got := counterMark(t, db); got >= head-1 {
+				t.Fatalf("the mark is at %d: the checkpoint was not cut short", got)
+			}
+			if err := db.Close(); err != nil {
+				t.Fatal(err)
+			}
+
+			want := map[string]int64{}
+			for i := range links {
+				want[fmt.Sprintf("l%d", i)] = 1
+			}
+			db = openTest(t, dir)
+			checkLinks(t, db, links, want, "a checkpoint cut short")
+			// The restore checkpointed what it replayed, numbered past the records
+			// already there: reopened, the store replays nothing and counts the same.
+			if err := db.Close(); err != nil {
+				t.Fatal(err)
+			}
+			db = openTest(t, dir)
+			checkLinks(t, db, links, want, "the restore's own checkpoint")
+			// Another round, checkpointed whole at a clean stop: its records must not
+			// replace the ones the cut-short checkpoint left.
+			db.checkpointTxnRecords = 1
+			stop = runUntil(db)
+			commitSpread(t, db, links)
+			stop()
+			if err := db.Close(); err != nil {
+				t.Fatal(err)
+			}
+			for k := range want {
+				want[k] = 2
+			}
+			db = openTest(t, dir)
+			defer db.Close()
+			checkLinks(t, db, links, want, "a second round and a clean stop")
+			if got, head := counterMark(t, db), db.OutboxHead(); got != head-1 {
+				t.Errorf("counter mark %d after a clean stop, want %d", got, head-1)
+			}
+		})
+	}
+}

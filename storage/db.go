@@ -91,6 +91,9 @@ type DB struct {
 	// checkpointFault, when set before Run (tests only), is asked before each step of
 	// writing a checkpoint; an error stops the write there, as a crash would.
 	checkpointFault func(step checkpointStep, endsRollup bool) error
+	// checkpointTxnRecords, when above 0 (tests only), is how many records a checkpoint
+	// writes per transaction, so that a few thousand links span several.
+	checkpointTxnRecords int
 	// flushFault, when set (tests only), is asked at the end of each transaction of a
 	// report flush, its cells staged; an error aborts that transaction.
 	flushFault func() error
