@@ -400,6 +400,10 @@ func (in *Intake) Conversions(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, fasthttp.StatusBadRequest, "invalid_json", "send a JSON object", "")
 		return
 	}
+	if !nestingWithin(trim, maxNesting) {
+		writeError(ctx, fasthttp.StatusBadRequest, "invalid_json", fmt.Sprintf("JSON nested deeper than %d levels", maxNesting), "")
+		return
+	}
 	// One pass tells a batch from a single conversion and checks the body is one JSON
 	// object; it keeps nothing but the batch's array, so a single conversion is then
 	// decoded once, strictly, by one.
@@ -456,6 +460,41 @@ func (in *Intake) Conversions(ctx *fasthttp.RequestCtx) {
 	}
 	wg.Wait()
 	writeJSON(ctx, fasthttp.StatusOK, out)
+}
+
+// maxNesting bounds how deeply a conversion body's arrays and objects may nest: the
+// JSON decoder recurses once a level with no limit of its own, so a megabyte of
+// brackets would grow the goroutine's stack by hundreds of megabytes. A conversion
+// needs five levels at most.
+const maxNesting = 64
+
+// nestingWithin reports whether no array or object in b is nested more than max deep.
+// It reads brackets only outside strings and checks nothing else: the decoder does.
+func nestingWithin(b []byte, max int) bool {
+	depth := 0
+	inString, escaped := false, false
+	for _, c := range b {
+		switch {
+		case escaped:
+			escaped = false
+		case inString:
+			switch c {
+			case '\\':
+				escaped = true
+			case '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '[' || c == '{':
+			if depth++; depth > max {
+				return false
+			}
+		case (c == ']' || c == '}') && depth > 0:
+			depth-- // a closer too many is the decoder's error, not a credit
+		}
+	}
+	return true
 }
 
 func dotted(f string) string {

@@ -273,6 +273,7 @@ func TestIntakeHostile(t *testing.T) {
 		{"batch of null", `{"conversions":null}`, 400, "conversions"},
 		{"batch not an array", `{"conversions":{"event_id":"x1"}}`, 400, "conversions"},
 		{"batch and a trailing document", `{"conversions":[]}{"event_id":"x1"}`, 400, ""},
+		// The decoder recurses once a level: a megabyte of brackets is refused before it.
 	}
 	head := g.S.DB.OutboxHead()
 	for _, c := range cases {
@@ -280,6 +281,18 @@ func TestIntakeHostile(t *testing.T) {
 		e, _ := out["error"].(map[string]any)
 		if st != c.status || e == nil || e["message"] == "" || (c.field != "" && e["field"] != c.field) {
 			t.Errorf("%s: %d %v", c.name, st, out)
+		}
+	}
+	// The decoder recurses once a level: deep nesting is refused before it decodes, or
+	// a megabyte of brackets would grow a goroutine's stack by hundreds of megabytes.
+	for name, body := range map[string]string{
+		"nested half a million deep":      `{"a":` + strings.Repeat("[", 500_000) + strings.Repeat("]", 500_000) + `}`,
+		"nested too deep in a batch item": `{"conversions":[{"event_id":"n1","type":"lead","x":` + strings.Repeat("[", 70) + strings.Repeat("]", 70) + `}]}`,
+	} {
+		st, out := post(t, g, body, ingest)
+		e, _ := out["error"].(map[string]any)
+		if msg, _ := e["message"].(string); st != 400 || !strings.Contains(msg, "nested deeper than") {
+			t.Errorf("%s: %d %v", name, st, out)
 		}
 	}
 	if st, _ := post(t, g, conv(nil), ""); st != 401 {

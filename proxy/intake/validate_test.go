@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"math"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -47,4 +48,29 @@ func FuzzValidate(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestNestingWithin(t *testing.T) {
+	deep := func(n int) string { return strings.Repeat("[", n) + strings.Repeat("]", n) }
+	for _, c := range []struct {
+		name string
+		body string
+		max  int
+		ok   bool
+	}{
+		{"flat object", `{"a":1}`, 1, true},
+		{"at the limit", deep(3), 3, true},
+		{"one past the limit", deep(4), 3, false},
+		{"objects and arrays count alike", `{"a":[{"b":[1]}]}`, 3, false},
+		{"brackets inside a string", `{"a":"[[[[{{{{"}`, 1, true},
+		{"an escaped quote does not end the string", `{"a":"\"[[[["}`, 1, true},
+		{"an escaped backslash ends before the quote", `{"a":"\\"}` + deep(2), 1, false},
+		{"unbalanced closers do not hide openers", `]]]]` + deep(2), 1, false},
+		{"an unterminated string hides the rest", `{"a":"` + deep(5), 1, true},
+		{"empty", ``, 0, true},
+	} {
+		if got := nestingWithin([]byte(c.body), c.max); got != c.ok {
+			t.Errorf("%s: nestingWithin(%q, %d) = %v, want %v", c.name, c.body, c.max, got, c.ok)
+		}
+	}
 }
