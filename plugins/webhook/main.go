@@ -17,6 +17,7 @@ import (
 	"github.com/clickgate/clickgate/plugins/webhook/signature"
 	"github.com/clickgate/clickgate/sdk"
 	segjson "github.com/segmentio/encoding/json"
+	"golang.org/x/net/http/httpguts"
 )
 
 // version is set at build time.
@@ -84,8 +85,25 @@ func (w *Webhook) Configure(_ context.Context, raw json.RawMessage) error {
 	if cfg.MaxBatch < 1 || cfg.MaxBatch > 10000 {
 		return errors.New("config.max_batch: want 1 to 10000")
 	}
+	// Checked here, not at the first request: an invalid header fails every request,
+	// and as a transport error it would be retried until the events are dead letters.
+	for k, v := range cfg.Headers {
+		if !httpguts.ValidHeaderFieldName(k) {
+			return fmt.Errorf("config.headers: %q is not a valid header name", k)
+		}
+		if !httpguts.ValidHeaderFieldValue(v) {
+			// The value is not quoted: it is often a secret.
+			return fmt.Errorf("config.headers.%s: the value holds a control character (a trailing newline from a secret file?)", k)
+		}
+	}
 	w.cfg, w.timeout = cfg, t
-	w.client = &http.Client{Timeout: t}
+	w.client = &http.Client{
+		Timeout: t,
+		// A redirect is not followed: on 301, 302 and 303 the client would send a GET
+		// without the events, and a 2xx to that GET would count them delivered. The
+		// answer is a failure naming where the endpoint moved.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
 	if w.now == nil {
 		w.now = time.Now
 	}
@@ -156,8 +174,10 @@ func (w *Webhook) post(ctx context.Context, evs []sdk.Event) sdk.Result {
 	switch {
 	case resp.StatusCode >= 200 && resp.StatusCode < 300:
 		return sdk.Delivered()
-	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
+	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusRequestTimeout || resp.StatusCode >= 500:
 		return sdk.Retry(sdk.RetryAfter(resp.Header, w.now()), fmt.Sprintf("%d %s", resp.StatusCode, bytes.TrimSpace(snippet)))
+	case resp.StatusCode >= 300 && resp.StatusCode < 400:
+		return sdk.Failed(fmt.Sprintf("%d redirect to %q: set url to the address that accepts the POST", resp.StatusCode, resp.Header.Get("Location")))
 	default:
 		return sdk.Failed(fmt.Sprintf("%d %s", resp.StatusCode, bytes.TrimSpace(snippet)))
 	}

@@ -229,6 +229,11 @@ func TestStatus(t *testing.T) {
 			return http.Header{"Retry-After": {now.Add(-time.Minute).UTC().Format(http.TimeFormat)}}
 		}, want: sdk.StatusRetry, inWhy: "429"},
 		{name: "429 Retry-After garbage", status: 429, header: func(time.Time) http.Header { return http.Header{"Retry-After": {"soon"}} }, want: sdk.StatusRetry, inWhy: "429"},
+		{name: "408", status: 408, want: sdk.StatusRetry, inWhy: "408"},
+		// Redirects are not followed: a POST turned into a GET would carry no events.
+		{name: "301", status: 301, header: func(time.Time) http.Header { return http.Header{"Location": {"/moved"}} }, want: sdk.StatusFailed, inWhy: `301 redirect to "/moved"`},
+		{name: "302", status: 302, header: func(time.Time) http.Header { return http.Header{"Location": {"/moved"}} }, want: sdk.StatusFailed, inWhy: "302 redirect"},
+		{name: "307", status: 307, header: func(time.Time) http.Header { return http.Header{"Location": {"/moved"}} }, want: sdk.StatusFailed, inWhy: "307 redirect"},
 		{name: "400", status: 400, want: sdk.StatusFailed, inWhy: "400"},
 		{name: "404", status: 404, want: sdk.StatusFailed, inWhy: "404"},
 		{name: "422", status: 422, want: sdk.StatusFailed, inWhy: "422"},
@@ -344,6 +349,10 @@ func TestConfigure(t *testing.T) {
 		{"max_batch a string", `{"url":"https://hooks.example.com","secret":"` + secret + `","max_batch":"100"}`, "max_batch"},
 		{"headers not an object", `{"url":"https://hooks.example.com","secret":"` + secret + `","headers":["X-A: b"]}`, "headers"},
 		{"unknown field", `{"url":"https://hooks.example.com","secret":"` + secret + `","max_bacth":10}`, "max_bacth"},
+		{"header value with a newline", `{"url":"https://hooks.example.com","secret":"` + secret + `","headers":{"X-Api-Key":"abc\n"}}`, "config.headers.X-Api-Key"},
+		{"header value with a carriage return", `{"url":"https://hooks.example.com","secret":"` + secret + `","headers":{"X-Api-Key":"a\rb"}}`, "config.headers.X-Api-Key"},
+		{"header name with a space", `{"url":"https://hooks.example.com","secret":"` + secret + `","headers":{"X Api Key":"abc"}}`, "config.headers"},
+		{"empty header name", `{"url":"https://hooks.example.com","secret":"` + secret + `","headers":{"":"abc"}}`, "config.headers"},
 	}
 	p := sdktest.Connect(t, &Webhook{})
 	for _, tc := range cases {
