@@ -145,7 +145,7 @@ func (a *Attentive) Configure(_ context.Context, raw json.RawMessage) error {
 		return fmt.Errorf("config.max_rate: want more than 0 and at most %v requests per second", maxRate)
 	}
 	a.cfg, a.base = cfg, base
-	a.client = &http.Client{Timeout: t}
+	a.client = sdk.HTTPClient(t)
 	a.pace = newPacer(cfg.MaxRate)
 	if a.now == nil {
 		a.now = time.Now

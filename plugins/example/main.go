@@ -61,7 +61,7 @@ func (p *Poster) Configure(_ context.Context, raw json.RawMessage) error {
 	if err != nil || timeout <= 0 {
 		return errors.New("config.timeout: want a duration like 10s")
 	}
-	p.cfg, p.client = cfg, &http.Client{Timeout: timeout}
+	p.cfg, p.client = cfg, sdk.HTTPClient(timeout)
 	return nil
 }
 

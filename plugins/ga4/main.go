@@ -173,7 +173,7 @@ func (g *GA4) Configure(_ context.Context, raw json.RawMessage) error {
 	}
 	g.cfg, g.names, g.endpoint = cfg, names, base+path
 	g.query = url.Values{"measurement_id": {cfg.MeasurementID}, "api_secret": {cfg.APISecret}}.Encode()
-	g.client = &http.Client{Timeout: t}
+	g.client = sdk.HTTPClient(t)
 	if g.now == nil {
 		g.now = time.Now
 	}

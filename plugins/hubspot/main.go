@@ -183,7 +183,7 @@ func (h *HubSpot) Configure(_ context.Context, raw json.RawMessage) error {
 	if err != nil || t <= 0 || t > 5*time.Minute {
 		return errors.New("config.timeout: want a duration like 10s, at most 5m")
 	}
-	h.cfg, h.base, h.client = cfg, base, &http.Client{Timeout: t}
+	h.cfg, h.base, h.client = cfg, base, sdk.HTTPClient(t)
 	h.clickProps, h.conversionProps, h.contactProps = clickProps, conversionProps, contactProps
 	if h.now == nil {
 		h.now = time.Now

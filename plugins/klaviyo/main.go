@@ -160,7 +160,7 @@ func (k *Klaviyo) Configure(_ context.Context, raw json.RawMessage) error {
 		return fmt.Errorf("config.max_rate: want more than 0 and at most %v requests per second", maxBurstRate)
 	}
 	k.cfg, k.endpoint = cfg, base+eventsPath
-	k.client = &http.Client{Timeout: t}
+	k.client = sdk.HTTPClient(t)
 	k.pace = newPacer(cfg.MaxRate)
 	if k.now == nil {
 		k.now = time.Now

@@ -216,7 +216,7 @@ func (m *Meta) Configure(_ context.Context, raw json.RawMessage) error {
 	}
 	m.cfg, m.names, m.timeout = cfg, names, t
 	m.endpoint = base + "/" + cfg.APIVersion + "/" + cfg.PixelID + "/events"
-	m.client = &http.Client{Timeout: t}
+	m.client = sdk.HTTPClient(t)
 	if m.now == nil {
 		m.now = time.Now
 	}

@@ -153,7 +153,7 @@ func (p *Postscript) Configure(_ context.Context, raw json.RawMessage) error {
 		return fmt.Errorf("config.max_rate: want more than 0 and at most %v requests per second", maxRate)
 	}
 	p.cfg, p.endpoint = cfg, base+eventsPath
-	p.client = &http.Client{Timeout: t}
+	p.client = sdk.HTTPClient(t)
 	p.pace = newPacer(cfg.MaxRate)
 	if p.now == nil {
 		p.now = time.Now

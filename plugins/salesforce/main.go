@@ -192,7 +192,7 @@ func (s *Salesforce) Configure(_ context.Context, raw json.RawMessage) error {
 		s.method = http.MethodPatch
 	}
 	s.accessToken, s.refreshToken = cfg.AccessToken, cfg.RefreshToken
-	s.client = &http.Client{Timeout: t}
+	s.client = sdk.HTTPClient(t)
 	if s.now == nil {
 		s.now = time.Now
 	}

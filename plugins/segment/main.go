@@ -127,7 +127,7 @@ func (s *Segment) Configure(_ context.Context, raw json.RawMessage) error {
 		return fmt.Errorf("config.max_batch_bytes: want %d to %d (Segment accepts at most 500 KB per request and 32 KB per message)", minBatchBytes, maxBatchBytes)
 	}
 	s.cfg, s.endpoint = cfg, base+batchPath
-	s.client = &http.Client{Timeout: t}
+	s.client = sdk.HTTPClient(t)
 	if s.now == nil {
 		s.now = time.Now
 	}

@@ -97,13 +97,7 @@ func (w *Webhook) Configure(_ context.Context, raw json.RawMessage) error {
 		}
 	}
 	w.cfg, w.timeout = cfg, t
-	w.client = &http.Client{
-		Timeout: t,
-		// A redirect is not followed: on 301, 302 and 303 the client would send a GET
-		// without the events, and a 2xx to that GET would count them delivered. The
-		// answer is a failure naming where the endpoint moved.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
+	w.client = sdk.HTTPClient(t) // redirects come back as answers: see post
 	if w.now == nil {
 		w.now = time.Now
 	}
