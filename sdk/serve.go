@@ -10,6 +10,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	pb "github.com/clickgate/clickgate/sdk/internal/forwarderv1"
 	"github.com/clickgate/clickgate/sdk/internal/glue"
@@ -101,7 +103,12 @@ func (s *server) Forward(ctx context.Context, req *pb.ForwardRequest) (*pb.Forwa
 	}
 	rs, err := s.f.Forward(ctx, evs)
 	if err != nil {
-		return nil, err
+		// Always Unknown, which the host reads as the forwarder's own error (the batch is
+		// retried by this process). gRPC would pass on the code of an error wrapping a
+		// status, or send DeadlineExceeded for one wrapping context.DeadlineExceeded
+		// (an HTTP client's timeout): codes the host reads as a hung or broken process,
+		// and kills it.
+		return nil, status.Error(codes.Unknown, err.Error())
 	}
 	if len(rs) != len(evs) {
 		return nil, fmt.Errorf("forwarder returned %d results for %d events", len(rs), len(evs))

@@ -68,7 +68,7 @@ func (p *Poster) Configure(_ context.Context, raw json.RawMessage) error {
 // Forward returns one result per event, in order.
 func (p *Poster) Forward(ctx context.Context, events []sdk.Event) ([]sdk.Result, error) {
 	if p.client == nil {
-		return nil, errors.New("not configured") // the host restarts the plugin
+		return nil, errors.New("not configured") // the host sends the batch again later
 	}
 	results := make([]sdk.Result, len(events))
 	var batch []json.RawMessage

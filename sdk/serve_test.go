@@ -1,0 +1,46 @@
+package sdk_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/clickgate/clickgate/sdk"
+	"github.com/clickgate/clickgate/sdk/sdktest"
+)
+
+// failing is a forwarder whose Forward returns err.
+type failing struct{ err error }
+
+func (f failing) Info() sdk.Info                                   { return sdk.Info{Name: "failing"} }
+func (f failing) Configure(context.Context, json.RawMessage) error { return nil }
+func (f failing) Close(context.Context) error                      { return nil }
+func (f failing) Forward(context.Context, []sdk.Event) ([]sdk.Result, error) {
+	return nil, f.err
+}
+
+// An error returned by Forward reaches the host as Unknown, whatever it wraps: the host
+// retries the batch in the same process on Unknown and kills the plugin on the codes
+// of a broken call (DeadlineExceeded, Canceled, Unavailable...).
+func TestForwardErrorIsUnknown(t *testing.T) {
+	for _, err := range []error{
+		errors.New("destination said no"),
+		fmt.Errorf("post: %w", context.DeadlineExceeded), // an HTTP client's timeout
+		fmt.Errorf("post: %w", context.Canceled),
+		status.Error(codes.Unavailable, "a status of its own"),
+	} {
+		p := sdktest.Connect(t, failing{err})
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, got := p.Forward(ctx, []sdk.Event{{ID: "e1", Type: sdk.TypeClick, JSON: []byte(`{}`)}})
+		cancel()
+		if status.Code(got) != codes.Unknown {
+			t.Errorf("Forward returning %v reached the host as %v (%v), want Unknown", err, status.Code(got), got)
+		}
+	}
+}
