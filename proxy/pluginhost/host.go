@@ -113,6 +113,13 @@ type replayResp struct {
 	err error
 }
 
+// An idle plugin is health-checked every healthEvery; one that does not answer within
+// healthTimeout (frozen, or wedged) is killed and relaunched.
+const (
+	healthEvery   = 5 * time.Second
+	healthTimeout = 5 * time.Second
+)
+
 // runner feeds one plugin.
 type runner struct {
 	spec     Spec
@@ -173,7 +180,7 @@ func (r *runner) run(ctx context.Context) {
 	retryBackoff := backoff.Backoff{Min: 200 * time.Millisecond, Max: 30 * time.Second}
 	var batch []*pending
 	var batchNext uint64 // cursor once the batch is resolved
-	health := time.NewTicker(5 * time.Second)
+	health := time.NewTicker(healthEvery)
 	defer health.Stop()
 	for ctx.Err() == nil {
 		if r.p == nil {
@@ -239,7 +246,10 @@ func (r *runner) next(ctx context.Context, cursor uint64, health <-chan time.Tim
 			res, err := r.replay(ctx, req.ctx, req.seqs)
 			req.done <- replayResp{res, err}
 		case <-health:
-			if err := r.p.Ping(); err != nil {
+			pctx, cancel := context.WithTimeout(ctx, healthTimeout)
+			err := r.p.Ping(pctx)
+			cancel()
+			if err != nil && ctx.Err() == nil {
 				r.restart(fmt.Errorf("health check failed: %w", err))
 			}
 		}

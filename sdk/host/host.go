@@ -36,7 +36,7 @@ type Config struct {
 	Env []string
 	// Logger receives the plugin's log lines.
 	Logger *slog.Logger
-	// StartTimeout bounds the handshake. Default 10 s.
+	// StartTimeout bounds the handshake, and then the plugin's description. Default 10 s.
 	StartTimeout time.Duration
 }
 
@@ -108,7 +108,11 @@ func Launch(ctx context.Context, cfg Config) (*Plugin, error) {
 		return nil, fmt.Errorf("%w: %s: %v", ErrHandshake, cfg.Path, err)
 	}
 	p := &Plugin{client: client, rpc: raw.(pb.ForwarderClient), cmd: cmd, ping: cp.Ping}
-	if err := p.describe(ctx); err != nil {
+	// A plugin that completed the handshake can still stall here, and the caller's ctx
+	// lives as long as the server.
+	dctx, cancel := context.WithTimeout(ctx, cfg.StartTimeout)
+	defer cancel()
+	if err := p.describe(dctx); err != nil {
 		p.Kill()
 		return nil, err
 	}
@@ -224,8 +228,20 @@ func (p *Plugin) Forward(ctx context.Context, evs []sdk.Event) ([]sdk.Result, er
 	return out, nil
 }
 
-// Ping checks the connection (go-plugin's health service).
-func (p *Plugin) Ping() error { return p.ping() }
+// Ping checks the connection (go-plugin's health service), giving up when ctx ends.
+// go-plugin's own ping has no deadline: a frozen process (stopped, or its cgroup
+// frozen) would never answer it. The call left waiting then ends when the plugin is
+// killed and its connection closes.
+func (p *Plugin) Ping(ctx context.Context) error {
+	done := make(chan error, 1)
+	go func() { done <- p.ping() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("no answer to the health check: %w", ctx.Err())
+	}
+}
 
 // Exited reports whether the plugin process is gone.
 func (p *Plugin) Exited() bool { return p.client != nil && p.client.Exited() }

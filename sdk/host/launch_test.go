@@ -4,12 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -96,4 +100,91 @@ func TestEventTimesSurviveTheWire(t *testing.T) {
 	if !f.got[0].Equal(at) || !f.got[1].IsZero() {
 		t.Fatalf("times %v", f.got)
 	}
+}
+
+// buildHang builds the test plugin whose calls never return.
+func buildHang(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "hang")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../proxy/pluginhost/testdata/hang").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// within runs f and fails the test if it has not returned after d (the bug it guards
+// against is a wait without end, which would otherwise hang the test binary).
+func within(t *testing.T, d time.Duration, what string, f func() error) error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- f() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(d):
+		t.Fatalf("%s did not return within %v", what, d)
+		return nil
+	}
+}
+
+// A plugin that completes the handshake but never describes itself does not hold the
+// launch for ever: StartTimeout bounds the description too.
+func TestLaunchGivesUpOnAStalledDescribe(t *testing.T) {
+	bin := buildHang(t)
+	err := within(t, 20*time.Second, "Launch", func() error {
+		p, err := host.Launch(context.Background(), host.Config{Path: bin, Env: []string{"HANG_DESCRIBE=1"}, StartTimeout: time.Second})
+		if err == nil {
+			p.Kill()
+		}
+		return err
+	})
+	if err == nil || !strings.Contains(err.Error(), "describe") {
+		t.Fatalf("Launch = %v, want a describe error", err)
+	}
+}
+
+// A frozen plugin process never answers go-plugin's health check: Ping gives up when
+// its context ends.
+func TestPingGivesUpOnAFrozenPlugin(t *testing.T) {
+	bin := buildHang(t)
+	ctx := context.Background()
+	p, err := host.Launch(ctx, host.Config{Path: bin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Kill()
+	ping := func(d time.Duration) error {
+		pctx, cancel := context.WithTimeout(ctx, d)
+		defer cancel()
+		return p.Ping(pctx)
+	}
+	if err := ping(5 * time.Second); err != nil {
+		t.Fatalf("ping of a running plugin: %v", err)
+	}
+	pid := pidOf(t, bin)
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Kill(pid, syscall.SIGCONT)
+	err = within(t, 20*time.Second, "Ping", func() error { return ping(300 * time.Millisecond) })
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("ping of a stopped plugin = %v, want its deadline exceeded", err)
+	}
+}
+
+// pidOf finds the process running the binary at path.
+func pidOf(t *testing.T, path string) int {
+	t.Helper()
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		if exe, err := os.Readlink(filepath.Join("/proc", d.Name(), "exe")); err == nil && exe == path {
+			return pid
+		}
+	}
+	t.Fatalf("no process runs %s", path)
+	return 0
 }

@@ -1,12 +1,16 @@
 // Command hang is a test plugin whose Forward never returns: for every call, or, when
 // configured with {"hang_on": PREFIX}, only for calls carrying an event whose ID starts
-// with PREFIX (the others are delivered, each call after {"delay": DURATION}).
+// with PREFIX (the others are delivered, each call after {"delay": DURATION}). With
+// HANG_DESCRIBE set in its environment, it completes the handshake and then never
+// answers the host's Describe.
 package main
 
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/clickgate/clickgate/sdk"
@@ -17,7 +21,17 @@ type hang struct {
 	delay  time.Duration
 }
 
-func (*hang) Info() sdk.Info              { return sdk.Info{Name: "hang", Version: "test"} }
+// infoCalls counts calls of Info: Serve makes the first, before the handshake, to name
+// its logger; Describe makes the next.
+var infoCalls atomic.Int64
+
+func (*hang) Info() sdk.Info {
+	if infoCalls.Add(1) > 1 && os.Getenv("HANG_DESCRIBE") != "" {
+		select {}
+	}
+	return sdk.Info{Name: "hang", Version: "test"}
+}
+
 func (*hang) Close(context.Context) error { return nil }
 
 func (h *hang) Configure(_ context.Context, raw json.RawMessage) error {
