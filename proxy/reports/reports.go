@@ -138,7 +138,7 @@ func previousKey(k, by string, n storage.Day) string {
 	if err != nil {
 		return k
 	}
-	return key(&storage.CellData{Day: storage.DayOf(t) - n}, by)
+	return periodKey(storage.DayOf(t)-n, by)
 }
 
 func campaignFigures(src Source, row *Row) error {
@@ -277,8 +277,10 @@ func percentiles(ttc map[int]int64) (med, p90 int64, ok bool) {
 }
 
 func key(c *storage.CellData, by string) string {
-	if c.ID.Slug == "" && by != "day" && by != "week" {
-		return "(unattributed)" // conversions no click was credited with
+	if c.ID.Slug == "" {
+		// Conversions no click was credited with: a day's or week's row counts only
+		// attributed conversions and revenue, like every other grouping's.
+		return "(unattributed)"
 	}
 	switch by {
 	case "medium":
@@ -290,13 +292,19 @@ func key(c *storage.CellData, by string) string {
 			return c.ID.Domain + "/" + c.ID.Slug
 		}
 		return c.ID.Slug
-	case "day":
-		return c.Day.Time().Format(time.DateOnly)
-	case "week":
-		t := c.Day.Time()
-		return t.AddDate(0, 0, -((int(t.Weekday()) + 6) % 7)).Format(time.DateOnly)
+	case "day", "week":
+		return periodKey(c.Day, by)
 	}
 	return orNone(c.ID.Campaign)
+}
+
+// periodKey is the group of day d by day, or by week (its Monday).
+func periodKey(d storage.Day, by string) string {
+	t := d.Time()
+	if by == "week" {
+		t = t.AddDate(0, 0, -((int(t.Weekday()) + 6) % 7))
+	}
+	return t.Format(time.DateOnly)
 }
 
 func orNone(s string) string {
