@@ -66,6 +66,9 @@ func New(tokens []string) *Intake {
 	return in
 }
 
+// codeUnavailable is the error code of a conversion the store could not take.
+const codeUnavailable = "unavailable"
+
 // MaxBatch is the most conversions one request carries.
 const MaxBatch = 1000
 
@@ -459,7 +462,17 @@ func (in *Intake) Conversions(ctx *fasthttp.RequestCtx) {
 		})
 	}
 	wg.Wait()
-	writeJSON(ctx, fasthttp.StatusOK, out)
+	// A 2xx says every conversion in it was dealt with: one the store could not take is
+	// retried by the sender only if the answer says so. The whole batch comes again; the
+	// items stored this time answer duplicate then.
+	status := fasthttp.StatusOK
+	for _, a := range out.Results {
+		if a.Error != nil && a.Error.Code == codeUnavailable {
+			status = fasthttp.StatusServiceUnavailable
+			break
+		}
+	}
+	writeJSON(ctx, status, out)
 }
 
 // maxNesting bounds how deeply a conversion body's arrays and objects may nest: the
@@ -534,7 +547,7 @@ func (in *Intake) one(ctx context.Context, r *reads, raw []byte, now time.Time) 
 	a, err := in.process(ctx, r, v, "api", now)
 	if err != nil {
 		in.Log.Error("conversion not stored", "event_id", v.eventID, "err", err)
-		return &errorAnswer{ErrorBody{"unavailable", "the conversion could not be stored; retry", ""}}, fasthttp.StatusServiceUnavailable
+		return &errorAnswer{ErrorBody{codeUnavailable, "the conversion could not be stored; retry", ""}}, fasthttp.StatusServiceUnavailable
 	}
 	return a, fasthttp.StatusOK
 }
@@ -584,7 +597,7 @@ func (in *Intake) Postback(ctx *fasthttp.RequestCtx) {
 	a, err := in.process(ctx, r, v, "postback", now)
 	if err != nil {
 		in.Log.Error("postback not stored", "event_id", v.eventID, "err", err)
-		writeError(ctx, fasthttp.StatusServiceUnavailable, "unavailable", "the conversion could not be stored; retry", "")
+		writeError(ctx, fasthttp.StatusServiceUnavailable, codeUnavailable, "the conversion could not be stored; retry", "")
 		return
 	}
 	writeJSON(ctx, fasthttp.StatusOK, a)
