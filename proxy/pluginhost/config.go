@@ -148,6 +148,12 @@ func Load(path string) (*File, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s.config: %w", at, err)
 		}
+		for k, v := range s.Env {
+			var missing []string
+			if s.Env[k] = expandRefs(v, &missing); len(missing) > 0 {
+				return nil, fmt.Errorf("%s.env.%s: environment variable %s is not set", at, k, missing[0])
+			}
+		}
 		s.Config = cfg
 	}
 	return &f, nil
@@ -155,12 +161,29 @@ func Load(path string) (*File, error) {
 
 var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
 
+// expandRefs replaces each ${VAR} in s with clickgate's environment and adds the names
+// of unset variables to missing. Nothing else is special: a "$" elsewhere (a secret
+// such as "pa$$w0rd") stays as written.
+func expandRefs(s string, missing *[]string) string {
+	return envRef.ReplaceAllStringFunc(s, func(m string) string {
+		name := envRef.FindStringSubmatch(m)[1]
+		val, ok := os.LookupEnv(name)
+		if !ok {
+			*missing = append(*missing, name)
+		}
+		return val
+	})
+}
+
 // expandEnv replaces ${VAR} in the config's string values with clickgate's environment,
 // so secrets stay out of the plugins file. A reference to an unset variable is an error
-// rather than an empty secret.
+// rather than an empty secret. Numbers are kept as written (a decode into float64
+// would round integers past 2^53).
 func expandEnv(raw json.RawMessage) (json.RawMessage, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
 	var v any
-	if err := json.Unmarshal(raw, &v); err != nil {
+	if err := dec.Decode(&v); err != nil {
 		return nil, err
 	}
 	var missing []string
@@ -168,14 +191,7 @@ func expandEnv(raw json.RawMessage) (json.RawMessage, error) {
 	walk = func(x any) any {
 		switch t := x.(type) {
 		case string:
-			return envRef.ReplaceAllStringFunc(t, func(m string) string {
-				name := envRef.FindStringSubmatch(m)[1]
-				val, ok := os.LookupEnv(name)
-				if !ok {
-					missing = append(missing, name)
-				}
-				return val
-			})
+			return expandRefs(t, &missing)
 		case map[string]any:
 			for k, e := range t {
 				t[k] = walk(e)
@@ -194,10 +210,11 @@ func expandEnv(raw json.RawMessage) (json.RawMessage, error) {
 	return json.Marshal(v)
 }
 
+// env is the plugin's environment, its ${VAR} references expanded by Load.
 func (s *Spec) env() []string {
 	var out []string
 	for k, v := range s.Env {
-		out = append(out, k+"="+os.Expand(v, os.Getenv))
+		out = append(out, k+"="+v)
 	}
 	return out
 }

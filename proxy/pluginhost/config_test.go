@@ -3,6 +3,7 @@ package pluginhost
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -16,10 +17,13 @@ func TestLoad(t *testing.T) {
     path: bin/webhook
     events: [click]
     linger: 20ms
+    env: {TOKEN: "${HOOK_SECRET}", LITERAL: "pa$$w0rd$1$HOME"}
     config:
       url: https://hooks.example.com/x
       secret: ${HOOK_SECRET}
+      literal: "pa$$w0rd$1$HOME"
       nested: {list: ["${HOOK_SECRET}", 1]}
+      account: 9007199254740993
 `
 	p := filepath.Join(dir, "plugins.yaml")
 	os.WriteFile(p, []byte(yaml), 0o600)
@@ -32,8 +36,16 @@ func TestLoad(t *testing.T) {
 		s.Timeout.Duration != 30*time.Second || s.MaxAttempts != 10 || len(s.Events) != 1 {
 		t.Fatalf("spec %+v", s)
 	}
-	if c := string(s.Config); !strings.Contains(c, `"secret":"s3cr3t-from-env"`) || !strings.Contains(c, `["s3cr3t-from-env",1]`) {
+	// Only ${VAR} is replaced: a "$" elsewhere is part of the value, and numbers keep
+	// every digit (2^53+1 is not a float64).
+	if c := string(s.Config); !strings.Contains(c, `"secret":"s3cr3t-from-env"`) || !strings.Contains(c, `["s3cr3t-from-env",1]`) ||
+		!strings.Contains(c, `"literal":"pa$$w0rd$1$HOME"`) || !strings.Contains(c, `"account":9007199254740993`) {
 		t.Fatalf("config %s", c)
+	}
+	env := s.env()
+	slices.Sort(env)
+	if want := []string{"LITERAL=pa$$w0rd$1$HOME", "TOKEN=s3cr3t-from-env"}; !slices.Equal(env, want) {
+		t.Fatalf("env %q, want %q", env, want)
 	}
 }
 
@@ -49,6 +61,7 @@ func TestLoadHostile(t *testing.T) {
 		`{"plugins":[{"name":"a","path":"x","timeout":"soon"}]}`:                 "duration",
 		`{"plugins":[{"name":"a","path":"x","colour":"red"}]}`:                   "unknown field",
 		`{"plugins":[{"name":"a","path":"x","config":{"k":"${NOPE_UNSET_1}"}}]}`: "NOPE_UNSET_1",
+		`{"plugins":[{"name":"a","path":"x","env":{"K":"${NOPE_UNSET_2}"}}]}`:    "env.K: environment variable NOPE_UNSET_2",
 		`plugins: [`: "yaml",
 	}
 	for body, want := range cases {
