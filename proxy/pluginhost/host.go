@@ -203,7 +203,7 @@ func (r *runner) run(ctx context.Context) {
 			}
 			if len(batch) == 0 { // every event filtered out
 				cursor = batchNext
-				r.advance(cursor)
+				r.advance(ctx, cursor)
 				continue
 			}
 		}
@@ -217,7 +217,7 @@ func (r *runner) run(ctx context.Context) {
 		}
 		if len(batch) == 0 {
 			cursor = batchNext
-			r.advance(cursor)
+			r.advance(ctx, cursor)
 			retryBackoff.Reset()
 			continue
 		}
@@ -328,8 +328,9 @@ func (r *runner) deliver(ctx context.Context, batch []*pending) (time.Duration, 
 			p.attempts++
 			retried.WithLabelValues(r.spec.Name).Inc()
 			if p.attempts >= r.spec.MaxAttempts {
-				r.deadLetter(p, fmt.Sprintf("gave up after %d attempts: %v", p.attempts, err))
-				batch[i] = nil
+				if r.deadLetter(ctx, p, fmt.Sprintf("gave up after %d attempts: %v", p.attempts, err)) {
+					batch[i] = nil
+				}
 			}
 		}
 		return 0, true
@@ -346,19 +347,21 @@ func (r *runner) deliver(ctx context.Context, batch []*pending) (time.Duration, 
 		for i, p := range batch {
 			p.attempts++
 			if p.attempts >= r.spec.MaxAttempts {
-				r.deadLetter(p, fmt.Sprintf("gave up after %d attempts: the plugin crashed or hung: %v", p.attempts, err))
-				batch[i] = nil
+				if r.deadLetter(ctx, p, fmt.Sprintf("gave up after %d attempts: the plugin crashed or hung: %v", p.attempts, err)) {
+					batch[i] = nil
+				}
 			}
 		}
 		return 0, false
 	}
-	return r.settle(batch, results), true
+	return r.settle(ctx, batch, results), true
 }
 
 // settle applies a plugin's results to its batch: delivered and failed events leave it
 // (failed ones dead-lettered), the rest stay for a retry. It returns how long to wait
-// before that retry.
-func (r *runner) settle(batch []*pending, results []sdk.Result) time.Duration {
+// before that retry. A dead letter that could not be stored before ctx ended stays in
+// the batch, unresolved.
+func (r *runner) settle(ctx context.Context, batch []*pending, results []sdk.Result) time.Duration {
 	var wait time.Duration
 	for i, res := range results {
 		p := batch[i]
@@ -368,14 +371,16 @@ func (r *runner) settle(batch []*pending, results []sdk.Result) time.Duration {
 			delivered.WithLabelValues(r.spec.Name).Inc()
 			batch[i] = nil
 		case sdk.StatusFailed:
-			r.deadLetter(p, res.Reason)
-			batch[i] = nil
+			if r.deadLetter(ctx, p, res.Reason) {
+				batch[i] = nil
+			}
 		default:
 			retried.WithLabelValues(r.spec.Name).Inc()
 			p.lastWhy = res.Reason
 			if p.attempts >= r.spec.MaxAttempts {
-				r.deadLetter(p, fmt.Sprintf("gave up after %d attempts: %s", p.attempts, res.Reason))
-				batch[i] = nil
+				if r.deadLetter(ctx, p, fmt.Sprintf("gave up after %d attempts: %s", p.attempts, res.Reason)) {
+					batch[i] = nil
+				}
 				continue
 			}
 			// A plugin's word on when to retry is honoured up to a bound, so a bogus
@@ -386,20 +391,25 @@ func (r *runner) settle(batch []*pending, results []sdk.Result) time.Duration {
 	return wait
 }
 
-func (r *runner) deadLetter(p *pending, reason string) {
+// deadLetter stores p as a dead letter and reports whether it did. A dead letter that
+// cannot be stored must not be dropped: the write is retried until ctx ends, and then
+// the event stays unresolved (the cursor does not pass it; a restart delivers it again).
+func (r *runner) deadLetter(ctx context.Context, p *pending, reason string) bool {
 	d := &storage.DeadLetter{Consumer: r.consumer, Seq: p.seq, EventID: p.ev.ID, Type: p.ev.Type, Time: p.ev.Time,
 		Event: p.ev.JSON, Reason: reason, Attempts: p.attempts, FailedAt: time.Now().UTC()}
-	// A dead letter that cannot be stored must not be dropped: keep retrying the write.
 	for {
 		err := r.db.PutDeadLetter(d)
 		if err == nil {
 			break
 		}
 		r.log.Error("cannot store a dead letter; retrying", "event_id", p.ev.ID, "err", err)
-		time.Sleep(time.Second)
+		if !backoff.Sleep(ctx, time.Second) {
+			return false
+		}
 	}
 	deadLettered.WithLabelValues(r.spec.Name).Inc()
 	r.log.Warn("event dead-lettered", "event_id", p.ev.ID, "reason", reason, "attempts", p.attempts)
+	return true
 }
 
 // replay sends the named dead letters again, or every one of them page by page, and
@@ -515,14 +525,18 @@ func (r *runner) setCursor(c uint64) {
 }
 
 // advance stores the cursor: only events delivered, dead-lettered or filtered are behind it.
-func (r *runner) advance(c uint64) {
+// A write that keeps failing is retried until ctx ends; the cursor then stays where it
+// was stored, and a restart delivers those events again.
+func (r *runner) advance(ctx context.Context, c uint64) {
 	for {
 		err := r.db.SetCursor(r.consumer, c)
 		if err == nil {
 			break
 		}
 		r.log.Error("cannot store the plugin cursor; retrying", "err", err)
-		time.Sleep(time.Second)
+		if !backoff.Sleep(ctx, time.Second) {
+			return
+		}
 	}
 	r.setCursor(c)
 }

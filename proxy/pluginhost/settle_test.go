@@ -1,11 +1,14 @@
 package pluginhost
 
 import (
+	"context"
+	"io"
 	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/clickgate/clickgate/sdk"
+	"github.com/clickgate/clickgate/storage"
 )
 
 // A plugin's word on when to retry is honoured up to sdk.MaxRetryAfter: a forwarder that
@@ -29,7 +32,7 @@ func TestSettleCapsRetryAfter(t *testing.T) {
 			batch[i] = &pending{seq: uint64(i)}
 			results[i] = sdk.Result{Status: sdk.StatusRetry, RetryAfter: w, Reason: "busy"}
 		}
-		if got := r.settle(batch, results); got != tc.want {
+		if got := r.settle(context.Background(), batch, results); got != tc.want {
 			t.Errorf("%s: wait %s, want %s", tc.name, got, tc.want)
 		}
 		for i, p := range batch {
@@ -40,8 +43,41 @@ func TestSettleCapsRetryAfter(t *testing.T) {
 	}
 	// Delivered events leave the batch; a retried one stays.
 	batch := []*pending{{seq: 1}, {seq: 2}}
-	r.settle(batch, []sdk.Result{{Status: sdk.StatusDelivered}, {Status: sdk.StatusRetry}})
+	r.settle(context.Background(), batch, []sdk.Result{{Status: sdk.StatusDelivered}, {Status: sdk.StatusRetry}})
 	if batch[0] != nil || batch[1] == nil {
 		t.Fatalf("after delivered and retry: %+v", batch)
+	}
+}
+
+// A store that refuses writes (a full disk, a closed store) does not hold a runner, and
+// with it the server's shutdown, for ever: the dead letter and the cursor are retried
+// until the runner's context ends, and the event stays unresolved, for a restart to
+// deliver again.
+func TestStoreWritesGiveUpAtShutdown(t *testing.T) {
+	db, err := storage.Open(storage.Options{Dir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close() // every write now fails
+	r := &runner{spec: Spec{Name: "full", MaxAttempts: 1}, db: db, consumer: Consumer("full"), log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	done := make(chan []*pending, 1)
+	go func() {
+		batch := []*pending{{seq: 7, ev: sdk.Event{ID: "e7", Type: sdk.TypeClick}}}
+		r.settle(ctx, batch, []sdk.Result{sdk.Failed("refused")})
+		r.advance(ctx, 8)
+		done <- batch
+	}()
+	select {
+	case batch := <-done:
+		if batch[0] == nil {
+			t.Error("an event whose dead letter was never stored left the batch")
+		}
+		if r.cursor != 0 {
+			t.Errorf("the runner's cursor moved to %d without being stored", r.cursor)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("settle and advance still retrying 20 s after their context ended")
 	}
 }
