@@ -63,6 +63,10 @@ type Write struct {
 	Kind EventKind
 	Ref  [16]byte
 	Sets []KV
+	// State, when set, is the announced record as this event leaves it: it is kept
+	// under the event's sequence (eventStateKey) until the outbox entry is trimmed, so a
+	// consumer reading the event late reads this state, not a later one.
+	State []byte
 }
 
 // KV is one record of a Write; ExpiresAt (Unix seconds, 0 for never) makes it expire
@@ -259,7 +263,12 @@ func (w *Committer) write(b *batch) error {
 		b.otherSeq = seq + uint64(len(b.ends))
 		s := len(arena)
 		arena = append(arena, ev...)
-		for _, o := range b.others {
+		for j, o := range b.others {
+			if o.State != nil {
+				if err := txn.Set(eventStateKey(b.otherSeq+uint64(j)), o.State); err != nil {
+					return fmt.Errorf("storage: stage event state: %w", err)
+				}
+			}
 			for _, kv := range o.Sets {
 				e := badger.NewEntry(kv.Key, kv.Value)
 				if kv.ExpiresAt > 0 {

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
@@ -15,7 +16,16 @@ const (
 	prefixConversion = 'K' // K conversion-id(16)           -> conversion record (AppendConversion)
 	prefixDedupe     = 'E' // E type 0x00 event_id          -> conversion-id(16)
 	prefixSealedUser = 'U' // U conversion-id(16)           -> sealed plain identifiers
+	prefixEventState = 'V' // V seq(8, big endian)          -> the conversion record as of that outbox event
 )
+
+// eventStateKey keys the record a conversion event announced, as it was then. A status
+// change rewrites the conversion's record; a consumer that reads the event of the first
+// state after that (it fell behind, or restarted) would otherwise publish the later
+// state twice and the first never. The state goes when the outbox entry is trimmed.
+func eventStateKey(seq uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{prefixEventState}, seq)
+}
 
 // Touch is a click credited for a conversion.
 type Touch struct {
@@ -158,7 +168,7 @@ func (db *DB) PutConversion(id [16]byte, c *Conversion, horizon time.Duration, e
 	// Known before it is committed: a commit that fails after all leaves a key the filter
 	// only thinks may be there.
 	db.seen.add(db.seen.hash(dk), expires)
-	return db.clicks.CommitEvent(Write{Kind: EventConversion, Ref: id, Sets: sets})
+	return db.clicks.CommitEvent(Write{Kind: EventConversion, Ref: id, Sets: sets, State: sets[0].Value})
 }
 
 // GetConversion reads a conversion by its ID.

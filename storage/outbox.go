@@ -125,7 +125,12 @@ func (db *DB) readOutbox(from uint64, max int) ([]Event, error) {
 			case EventClick:
 				order = append(order, i)
 			case EventConversion:
-				it, err := txn.Get(conversionKey(out[i].Ref))
+				// The state the event announced; an event committed before states were
+				// kept has only the conversion's current record.
+				it, err := txn.Get(eventStateKey(out[i].Seq))
+				if err == badger.ErrKeyNotFound {
+					it, err = txn.Get(conversionKey(out[i].Ref))
+				}
 				if err == badger.ErrKeyNotFound {
 					continue
 				}

@@ -119,8 +119,8 @@ func (r *recent) events(from uint64, max int) ([]Event, bool) {
 // outbox in one transaction. Records are shared between readers: read them, never
 // change them.
 //
-// A conversion's record is as of its event when it comes from memory and its current
-// one (after any later status change) when it comes from the outbox.
+// A conversion's record is as of its event, from memory or from the outbox (where an
+// event committed before event states were kept has the conversion's current record).
 func (db *DB) ReadEvents(from uint64, max int) ([]Event, error) {
 	evs, ok := db.recent.events(from, max)
 	if !ok {
@@ -148,9 +148,16 @@ func (db *DB) ReadEvents(from uint64, max int) ([]Event, error) {
 
 // revised reports whether a conversion record is a status change (revision above 0).
 func revised(rec []byte) bool {
+	rev, ok := recordRevision(rec)
+	return ok && rev > 0
+}
+
+// recordRevision reads a conversion record's revision without decoding the rest; false
+// for a record of another layout.
+func recordRevision(rec []byte) (int64, bool) {
 	if len(rec) < 3 || rec[0] != conversionRecordV1 {
-		return false
+		return 0, false
 	}
 	rev, n := binary.Varint(rec[2:])
-	return n > 0 && rev > 0
+	return rev, n > 0
 }

@@ -3,7 +3,9 @@ package storage
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -162,5 +164,87 @@ func BenchmarkTrimOutbox(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// A conversion's events each carry the state they announced, also when read from the
+// outbox (after a restart, or by a consumer that fell behind): a purchase refunded
+// before a consumer read it still reaches that consumer as the purchase, then the
+// refund. Its sealed identifiers stay while any of its events is in the outbox, and
+// the kept states go with their entries.
+func TestConversionEventsKeepTheirStateUntilTrimmed(t *testing.T) {
+	dir := t.TempDir()
+	db := openTest(t, dir)
+	stop := runUntil(db)
+	var id [16]byte
+	id[15] = 7
+	value := 20.0
+	c := &Conversion{ID: "c7", EventID: "o7", Type: "purchase", Status: "approved", Value: &value, Currency: "USD"}
+	first, err := db.PutConversion(id, c, time.Hour, []KV{SealedUser(id, []byte("sealed-7"), time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Status, c.Revision = "refunded", 1
+	second, err := db.PutConversion(id, c, time.Hour, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	db = openTest(t, dir) // nothing kept in memory: the events come from the outbox
+	defer db.Close()
+	read := func(from uint64) []Event {
+		t.Helper()
+		evs, err := db.ReadEvents(from, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return evs
+	}
+	statuses := func(evs []Event) (out []string) {
+		for _, e := range evs {
+			if e.Kind != EventConversion {
+				continue
+			}
+			c, err := DecodeConversion(e.Record)
+			if err != nil {
+				t.Fatalf("event %d: %v", e.Seq, err)
+			}
+			out = append(out, fmt.Sprintf("%d:%s:%s", e.Seq, c.Status, e.Sealed))
+		}
+		return out
+	}
+	want := []string{fmt.Sprintf("%d:approved:sealed-7", first), fmt.Sprintf("%d:refunded:sealed-7", second)}
+	if got := statuses(read(first)); !slices.Equal(got, want) {
+		t.Fatalf("read from the outbox: %q, want %q", got, want)
+	}
+
+	// Every consumer past the purchase's event: its entry goes, the refund's stays
+	// with the identifiers it goes out with.
+	holdOutbox(t, db, second)
+	if n, err := db.TrimOutbox(); err != nil || n != int(second-1) {
+		t.Fatalf("trim: %d events, %v; want the %d before the refund", n, err, second-1)
+	}
+	if got := statuses(read(second)); !slices.Equal(got, want[1:]) {
+		t.Fatalf("after the purchase's event was trimmed: %q, want %q", got, want[1:])
+	}
+	if n := countPrefix(t, db, prefixEventState); n != 1 {
+		t.Fatalf("%d event states kept, want the refund's alone", n)
+	}
+	// Past the refund too: its state and the identifiers go.
+	holdOutbox(t, db, second+1)
+	if _, err := db.TrimOutbox(); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []byte{prefixEventState, prefixSealedUser} {
+		if n := countPrefix(t, db, p); n != 0 {
+			t.Errorf("%d records under %q left after the conversion's last event was trimmed", n, p)
+		}
+	}
+	if _, err := db.GetConversion(id); err != nil {
+		t.Errorf("the conversion itself: %v", err)
 	}
 }
