@@ -217,9 +217,16 @@ func topicGone(err error) bool {
 // Run relays until ctx ends. One goroutine reads and encodes the next batch while the
 // current one is in flight; a single writer produces batches one at a time and retries
 // a failed batch until it succeeds, so per-partition order is kept.
+//
+// It returns only after its helper goroutines, which read the store, have: the server
+// closes the store after Run returns.
 func (r *Relay) Run(ctx context.Context) {
 	defer r.cfg.Transport.CloseIdleConnections()
-	go r.watch(ctx)
+	var helpers sync.WaitGroup
+	defer helpers.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // before the Wait: the helpers stop on it
+	helpers.Go(func() { r.watch(ctx) })
 	cursor, err := r.db.Cursor(Consumer)
 	for err != nil {
 		r.log.Error("cannot read the relay cursor", "err", err)
@@ -230,7 +237,7 @@ func (r *Relay) Run(ctx context.Context) {
 	}
 	r.setCursor(cursor)
 	ready := make(chan batch, 1)
-	go r.prepare(ctx, cursor, ready)
+	helpers.Go(func() { r.prepare(ctx, cursor, ready) })
 	topicsReady := false
 	retry := &backoff.Backoff{Min: 100 * time.Millisecond, Max: 10 * time.Second}
 	for {
