@@ -17,7 +17,15 @@ const (
 	prefixDedupe     = 'E' // E type 0x00 event_id          -> conversion-id(16)
 	prefixSealedUser = 'U' // U conversion-id(16)           -> sealed plain identifiers
 	prefixEventState = 'V' // V seq(8, big endian)          -> the conversion record as of that outbox event
+	prefixEventIndex = 'Q' // Q type 0x00 event_id          -> conversion-id(16), for ever (FindConversion)
 )
+
+// metaEventIndex marks a store whose conversions all have their prefixEventIndex key.
+const metaEventIndex = "conversion_event_index"
+
+func eventIndexKey(typ, eventID string) []byte {
+	return append(append(append([]byte{prefixEventIndex}, typ...), 0), eventID...)
+}
 
 // eventStateKey keys the record a conversion event announced, as it was then. A status
 // change rewrites the conversion's record; a consumer that reads the event of the first
@@ -164,11 +172,104 @@ func (db *DB) PutConversion(id [16]byte, c *Conversion, horizon time.Duration, e
 		// Sized for the usual record, so encoding it does not grow the buffer step by step.
 		{Key: conversionKey(id), Value: AppendConversion(make([]byte, 0, 256+192*(2+len(c.Linear))), c)},
 		{Key: dk, Value: append([]byte(nil), id[:]...), ExpiresAt: expires},
+		{Key: eventIndexKey(c.Type, c.EventID), Value: append([]byte(nil), id[:]...)},
 	}, extra...)
 	// Known before it is committed: a commit that fails after all leaves a key the filter
 	// only thinks may be there.
 	db.seen.add(db.seen.hash(dk), expires)
 	return db.clicks.CommitEvent(Write{Kind: EventConversion, Ref: id, Sets: sets, State: sets[0].Value})
+}
+
+// FindConversion finds a conversion by its type and event ID however long ago it was
+// committed: the dedupe key ConversionByEvent reads expires with the dedupe horizon,
+// but a refund or a rejection can come later and must still change the conversion it
+// names. It reads the store (no filter answers from memory): it is for status changes,
+// which are rare.
+func (db *DB) FindConversion(typ, eventID string) (*Conversion, [16]byte, error) {
+	var id [16]byte
+	var c *Conversion
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		it, err := txn.Get(eventIndexKey(typ, eventID))
+		if err != nil {
+			return err
+		}
+		if err := it.Value(func(v []byte) error {
+			if len(v) != 16 {
+				return ErrCorrupt
+			}
+			copy(id[:], v)
+			return nil
+		}); err != nil {
+			return err
+		}
+		c, err = getConversion(txn, id)
+		return err
+	})
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, id, ErrNotFound
+	}
+	if err != nil {
+		return nil, id, fmt.Errorf("storage: find conversion: %w", err)
+	}
+	return c, id, nil
+}
+
+// indexConversionEvents gives every conversion of a store from before FindConversion
+// its event index key, once.
+func (db *DB) indexConversionEvents() error {
+	done := false
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		_, err := txn.Get(metaKey(metaEventIndex))
+		done = err == nil
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		return err
+	})
+	if err != nil || done {
+		return err
+	}
+	start := time.Now()
+	wb := db.bdb.NewWriteBatch()
+	defer wb.Cancel()
+	n := 0
+	err = db.bdb.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixConversion}, PrefetchValues: true})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			item := it.Item()
+			if len(item.Key()) != 17 {
+				continue
+			}
+			var c *Conversion
+			if err := item.Value(func(v []byte) error {
+				var err error
+				c, err = DecodeConversion(v)
+				return err
+			}); err != nil {
+				db.log.Error("conversion record not readable; it cannot be found by its event ID", "key", fmt.Sprintf("%x", item.Key()), "err", err)
+				continue
+			}
+			if err := wb.Set(eventIndexKey(c.Type, c.EventID), item.KeyCopy(nil)[1:]); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	if err == nil {
+		err = wb.Set(metaKey(metaEventIndex), []byte{1})
+	}
+	if err == nil {
+		err = wb.Flush()
+	}
+	if err != nil {
+		return fmt.Errorf("storage: index conversions by event: %w", err)
+	}
+	if n > 0 {
+		db.log.Info("conversions indexed by event ID", "conversions", n, "took", time.Since(start).Round(time.Millisecond).String())
+	}
+	return nil
 }
 
 // GetConversion reads a conversion by its ID.

@@ -261,6 +261,9 @@ func Open(opt Options) (*DB, error) {
 	if err := db.moveVisitorIndex(); err != nil {
 		return fail(err)
 	}
+	if err := db.indexConversionEvents(); err != nil {
+		return fail(err)
+	}
 	// A wait before the index consumer's first advance must wake at it.
 	db.index.progress = make(chan struct{})
 	db.reportsFlushEvery.Store(int64(reportsFlushEvery))

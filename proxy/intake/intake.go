@@ -283,6 +283,12 @@ func (in *Intake) process(ctx context.Context, r *reads, v *valid, source string
 	l.Lock()
 	defer l.Unlock()
 	old, oldID, err := in.DB.ConversionByEvent(v.typ, v.eventID)
+	if errors.Is(err, storage.ErrNotFound) && v.status != "approved" {
+		// Past the dedupe horizon the event is forgotten, but not its conversion: a
+		// refund weeks later still reverses the purchase rather than adding a refunded
+		// conversion beside it.
+		old, oldID, err = in.DB.FindConversion(v.typ, v.eventID)
+	}
 	switch {
 	case err == nil:
 		a := &Answer{Duplicate: true, ConversionID: old.ID, Status: old.Status, Attribution: old.LastClick, Reason: old.Reason}
