@@ -180,6 +180,11 @@ func (r *runner) run(ctx context.Context) {
 	retryBackoff := backoff.Backoff{Min: 200 * time.Millisecond, Max: 30 * time.Second}
 	var batch []*pending
 	var batchNext uint64 // cursor once the batch is resolved
+	// span is how many of the batch's events go in the next call, 0 for all of them.
+	// A call that kills the plugin does not say which event did: the next calls take
+	// half as many until the one that does is alone, and only it uses up attempts and
+	// becomes a dead letter. Calls that go through double it again.
+	span := 0
 	health := time.NewTicker(healthEvery)
 	defer health.Stop()
 	for ctx.Err() == nil {
@@ -201,25 +206,42 @@ func (r *runner) run(ctx context.Context) {
 			if !ok {
 				continue
 			}
+			span = 0
 			if len(batch) == 0 { // every event filtered out
 				cursor = batchNext
 				r.advance(ctx, cursor)
 				continue
 			}
 		}
-		wait, alive := r.deliver(ctx, batch)
+		n := len(batch)
+		if span > 0 {
+			n = min(n, span)
+		}
+		before := len(batch)
+		wait, alive := r.deliver(ctx, batch[:n])
 		batch = compact(batch)
+		if len(batch) == 0 {
+			// Also when the last of them was dead-lettered by a call that killed the
+			// plugin: the next batch starts past them.
+			cursor = batchNext
+			r.advance(ctx, cursor)
+			retryBackoff.Reset()
+		}
 		if !alive {
+			span = max(1, n/2)
 			if !backoff.Sleep(ctx, launchBackoff.Next()) {
 				return
 			}
 			continue
 		}
+		if span > 0 {
+			span *= 2
+		}
 		if len(batch) == 0 {
-			cursor = batchNext
-			r.advance(ctx, cursor)
-			retryBackoff.Reset()
 			continue
+		}
+		if before-len(batch) == n {
+			continue // the call's part was settled: the rest goes at once
 		}
 		if !backoff.Sleep(ctx, max(wait, retryBackoff.Next())) {
 			return
@@ -342,15 +364,17 @@ func (r *runner) deliver(ctx context.Context, batch []*pending) (time.Duration, 
 		// A dead or hung plugin cannot be trusted with the next call: kill it (and its
 		// process group) and start a fresh one; the same events go to the new process.
 		r.restart(fmt.Errorf("forward failed: %w", err))
-		// Events that keep killing the plugin are dead-lettered like any other, so
-		// one poison event cannot stop the stream.
-		for i, p := range batch {
-			p.attempts++
-			if p.attempts >= r.spec.MaxAttempts {
-				if r.deadLetter(ctx, p, fmt.Sprintf("gave up after %d attempts: the plugin crashed or hung: %v", p.attempts, err)) {
-					batch[i] = nil
-				}
-			}
+		if len(batch) > 1 {
+			// Which event did it is not known: the caller splits the batch, and no
+			// attempt is counted until an event is alone.
+			return 0, false
+		}
+		// An event that keeps killing the plugin alone is dead-lettered like any
+		// other, so one poison event cannot stop the stream.
+		p := batch[0]
+		p.attempts++
+		if p.attempts >= r.spec.MaxAttempts && r.deadLetter(ctx, p, fmt.Sprintf("gave up after %d attempts: the plugin crashed or hung: %v", p.attempts, err)) {
+			batch[0] = nil
 		}
 		return 0, false
 	}

@@ -397,3 +397,54 @@ func TestReplayStopsWhenItsRequestEnds(t *testing.T) {
 		t.Fatalf("replay of the rest: %d %v, %d left", st, out, left())
 	}
 }
+
+// An event that kills the plugin does not take its batch with it: the batch is split
+// until the event is alone, and only it is dead-lettered, once; the events around it
+// are delivered and the cursor passes them all, the poison last in its batch or not.
+func TestPoisonEventDeadLetteredAlone(t *testing.T) {
+	for _, after := range []int{3, 0} {
+		t.Run(fmt.Sprintf("%d events after it", after), func(t *testing.T) {
+			g := gateWith(t, map[string]any{"name": "x", "path": bins["hang"], "timeout": "300ms", "max_attempts": 2,
+				"batch_size": 16, "linger": "500ms", "config": map[string]any{"hang_on_json": `"slug":"poison"`}})
+			g.MustCreate(map[string]any{"slug": "poison", "destination": "https://shop.example.com/q",
+				"utm": map[string]any{"medium": "promotional", "campaign": "plugins"}})
+			for deadline := time.Now().Add(20 * time.Second); pluginStatus(t, g)["state"] != "running"; time.Sleep(50 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("plugin not running: %v", pluginStatus(t, g))
+				}
+			}
+			tap := func(slug string) string {
+				u, _ := url.Parse(g.Tap("GET", "/"+slug, nil).Header.Get("Location"))
+				return u.Query().Get("cgid")
+			}
+			// Inside one linger, so the events are one batch.
+			for range 3 {
+				tap("p")
+			}
+			poison := tap("poison")
+			for range after {
+				tap("p")
+			}
+			var dls []any
+			deadline := time.Now().Add(60 * time.Second)
+			for {
+				_, out := g.API("GET", "/api/v1/deadletters?plugin=x", nil)
+				dls, _ = out["dead_letters"].([]any)
+				st := pluginStatus(t, g)
+				if lag, _ := st["lag"].(float64); lag == 0 && len(dls) > 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("status %v, dead letters %v", st, dls)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			time.Sleep(time.Second) // anything sent again would be dead-lettered again by now
+			_, out := g.API("GET", "/api/v1/deadletters?plugin=x", nil)
+			dls, _ = out["dead_letters"].([]any)
+			if len(dls) != 1 || dls[0].(map[string]any)["event_id"] != poison {
+				t.Fatalf("dead letters %v, want the poison event %s alone", dls, poison)
+			}
+		})
+	}
+}

@@ -1,6 +1,7 @@
 // Command hang is a test plugin whose Forward never returns: for every call, or, when
 // configured with {"hang_on": PREFIX}, only for calls carrying an event whose ID starts
-// with PREFIX (the others are delivered, each call after {"delay": DURATION}). With
+// with PREFIX, or with {"hang_on_json": TEXT}, whose document contains TEXT (the others
+// are delivered, each call after {"delay": DURATION}). With
 // HANG_DESCRIBE set in its environment, it completes the handshake and then never
 // answers the host's Describe.
 package main
@@ -17,8 +18,8 @@ import (
 )
 
 type hang struct {
-	prefix string
-	delay  time.Duration
+	prefix, text string
+	delay        time.Duration
 }
 
 // infoCalls counts calls of Info: Serve makes the first, before the handshake, to name
@@ -36,15 +37,16 @@ func (*hang) Close(context.Context) error { return nil }
 
 func (h *hang) Configure(_ context.Context, raw json.RawMessage) error {
 	var c struct {
-		HangOn string `json:"hang_on"`
-		Delay  string `json:"delay"`
+		HangOn     string `json:"hang_on"`
+		HangOnJSON string `json:"hang_on_json"`
+		Delay      string `json:"delay"`
 	}
 	if len(raw) > 0 {
 		if err := json.Unmarshal(raw, &c); err != nil {
 			return err
 		}
 	}
-	h.prefix = c.HangOn
+	h.prefix, h.text = c.HangOn, c.HangOnJSON
 	if c.Delay != "" {
 		d, err := time.ParseDuration(c.Delay)
 		if err != nil {
@@ -59,7 +61,12 @@ func (h *hang) Forward(_ context.Context, evs []sdk.Event) ([]sdk.Result, error)
 	time.Sleep(h.delay)
 	out := make([]sdk.Result, len(evs))
 	for i, e := range evs {
-		if h.prefix == "" || strings.HasPrefix(e.ID, h.prefix) {
+		switch {
+		case h.text != "":
+			if strings.Contains(string(e.JSON), h.text) {
+				select {}
+			}
+		case h.prefix == "" || strings.HasPrefix(e.ID, h.prefix):
 			select {}
 		}
 		out[i] = sdk.Delivered()
