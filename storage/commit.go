@@ -63,10 +63,10 @@ type Write struct {
 	Kind EventKind
 	Ref  [16]byte
 	Sets []KV
-	// State, when set, is the announced record as this event leaves it: it is kept
-	// under the event's sequence (eventStateKey) until the outbox entry is trimmed, so a
-	// consumer reading the event late reads this state, not a later one.
-	State []byte
+	// Stamp holds values among Sets whose last 8 bytes the commit sets to this event's
+	// outbox sequence (big endian) before staging them: a record that says which event
+	// last announced it, known only once the commit numbers the event.
+	Stamp [][]byte
 }
 
 // KV is one record of a Write; ExpiresAt (Unix seconds, 0 for never) makes it expire
@@ -264,10 +264,8 @@ func (w *Committer) write(b *batch) error {
 		s := len(arena)
 		arena = append(arena, ev...)
 		for j, o := range b.others {
-			if o.State != nil {
-				if err := txn.Set(eventStateKey(b.otherSeq+uint64(j)), o.State); err != nil {
-					return fmt.Errorf("storage: stage event state: %w", err)
-				}
+			for _, v := range o.Stamp {
+				binary.BigEndian.PutUint64(v[len(v)-8:], b.otherSeq+uint64(j))
 			}
 			for _, kv := range o.Sets {
 				e := badger.NewEntry(kv.Key, kv.Value)

@@ -16,8 +16,8 @@ const (
 	prefixConversion = 'K' // K conversion-id(16)           -> conversion record (AppendConversion)
 	prefixDedupe     = 'E' // E type 0x00 event_id          -> conversion-id(16)
 	prefixSealedUser = 'U' // U conversion-id(16)           -> sealed plain identifiers
-	prefixEventState = 'V' // V seq(8, big endian)          -> the conversion record as of that outbox event
-	prefixEventIndex = 'Q' // Q type 0x00 event_id          -> conversion-id(16), for ever (FindConversion)
+	prefixEventState = 'V' // V seq(8, big endian)          -> the conversion record as of that outbox event, once changed
+	prefixEventIndex = 'Q' // Q type 0x00 event_id          -> conversion-id(16) [seq(8) of its last event], for ever (FindConversion)
 )
 
 // metaEventIndex marks a store whose conversions all have their prefixEventIndex key.
@@ -27,10 +27,12 @@ func eventIndexKey(typ, eventID string) []byte {
 	return append(append(append([]byte{prefixEventIndex}, typ...), 0), eventID...)
 }
 
-// eventStateKey keys the record a conversion event announced, as it was then. A status
-// change rewrites the conversion's record; a consumer that reads the event of the first
-// state after that (it fell behind, or restarted) would otherwise publish the later
-// state twice and the first never. The state goes when the outbox entry is trimmed.
+// eventStateKey keys the record a conversion event announced, kept when a status change
+// rewrites the conversion's record: a consumer that reads the earlier event after that
+// (it fell behind, or restarted) would otherwise publish the later state twice and the
+// earlier one never. An event with no kept state announced the record as it is. The
+// state goes when the outbox entry is trimmed (or at the dedupe horizon, should the
+// trim have passed the event before the state was written).
 func eventStateKey(seq uint64) []byte {
 	return binary.BigEndian.AppendUint64([]byte{prefixEventState}, seq)
 }
@@ -168,16 +170,69 @@ func (db *DB) PutConversion(id [16]byte, c *Conversion, horizon time.Duration, e
 	// The key's expiry is fixed here, so Badger and the filter agree on it however long
 	// the commit waits.
 	expires := expiresAfter(horizon)
+	// The event index entry carries the sequence of the conversion's latest event, which
+	// the commit stamps in.
+	index := append(id[:len(id):len(id)], make([]byte, 8)...)
 	sets := append([]KV{
 		// Sized for the usual record, so encoding it does not grow the buffer step by step.
 		{Key: conversionKey(id), Value: AppendConversion(make([]byte, 0, 256+192*(2+len(c.Linear))), c)},
 		{Key: dk, Value: append([]byte(nil), id[:]...), ExpiresAt: expires},
-		{Key: eventIndexKey(c.Type, c.EventID), Value: append([]byte(nil), id[:]...)},
+		{Key: eventIndexKey(c.Type, c.EventID), Value: index},
 	}, extra...)
+	if c.Revision > 0 {
+		// A status change: the event that announced the state it replaces keeps it.
+		kept, err := db.keepEventState(id, c, expires)
+		if err != nil {
+			return 0, err
+		}
+		sets = append(sets, kept...)
+	}
 	// Known before it is committed: a commit that fails after all leaves a key the filter
 	// only thinks may be there.
 	db.seen.add(db.seen.hash(dk), expires)
-	return db.clicks.CommitEvent(Write{Kind: EventConversion, Ref: id, Sets: sets, State: sets[0].Value})
+	return db.clicks.CommitEvent(Write{Kind: EventConversion, Ref: id, Sets: sets, Stamp: [][]byte{index}})
+}
+
+// keepEventState returns the record keeping conversion id's current state under the
+// sequence of the event that announced it, for a status change about to replace it:
+// none when that event is unknown (committed before events were stamped) or already
+// trimmed, when no consumer can read it any more.
+func (db *DB) keepEventState(id [16]byte, c *Conversion, expires int64) ([]KV, error) {
+	var kept []KV
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		it, err := txn.Get(eventIndexKey(c.Type, c.EventID))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		var seq uint64
+		if err := it.Value(func(v []byte) error {
+			if len(v) == 24 && [16]byte(v[:16]) == id {
+				seq = binary.BigEndian.Uint64(v[16:])
+			}
+			return nil
+		}); err != nil || seq == 0 || seq < db.retention.floor.Load() {
+			return err
+		}
+		rec, err := txn.Get(conversionKey(id))
+		if err != nil {
+			return err
+		}
+		v, err := rec.ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		// Expiring at the horizon bounds a state a trim passed its event before it
+		// was written, which no trim would delete.
+		kept = append(kept, KV{Key: eventStateKey(seq), Value: v, ExpiresAt: expires})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("storage: keep the state a status change replaces: %w", err)
+	}
+	return kept, nil
 }
 
 // FindConversion finds a conversion by its type and event ID however long ago it was
@@ -194,7 +249,7 @@ func (db *DB) FindConversion(typ, eventID string) (*Conversion, [16]byte, error)
 			return err
 		}
 		if err := it.Value(func(v []byte) error {
-			if len(v) != 16 {
+			if len(v) != 16 && len(v) != 24 {
 				return ErrCorrupt
 			}
 			copy(id[:], v)

@@ -153,17 +153,17 @@ func (db *DB) TrimOutbox() (int, error) {
 					if EventKind(v[i]) != EventConversion {
 						continue
 					}
-					seq := first + uint64(i/outboxEventLen)
-					ref := [16]byte(v[i+1 : i+outboxEventLen])
-					dead = append(dead, eventStateKey(seq))
-					// A conversion's sealed identifiers go with its last event: a status
-					// change still in the outbox goes out with them.
-					last, err := lastEventOf(txn, seq, ref)
-					if err != nil {
+					// An event whose state was kept has a status change after it, which
+					// goes out with the conversion's sealed identifiers: they go with the
+					// conversion's last event.
+					state := eventStateKey(first + uint64(i/outboxEventLen))
+					switch _, err := txn.Get(state); {
+					case err == nil:
+						dead = append(dead, state)
+					case errors.Is(err, badger.ErrKeyNotFound):
+						dead = append(dead, sealedUserKey([16]byte(v[i+1:i+outboxEventLen])))
+					default:
 						return err
-					}
-					if last {
-						dead = append(dead, sealedUserKey(ref))
 					}
 				}
 				return nil
@@ -191,34 +191,6 @@ func (db *DB) TrimOutbox() (int, error) {
 	}
 	db.retention.floor.Store(floor)
 	return deleted, nil
-}
-
-// lastEventOf reports whether the conversion event at seq announced conversion ref's
-// latest state: no status change came after it. An event without a kept state (from
-// before states were kept) counts as the last, as every event did then.
-func lastEventOf(txn *badger.Txn, seq uint64, ref [16]byte) (bool, error) {
-	revision := func(key []byte) (int64, bool, error) {
-		it, err := txn.Get(key)
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return 0, false, nil
-		}
-		if err != nil {
-			return 0, false, err
-		}
-		var rev int64
-		var ok bool
-		err = it.Value(func(v []byte) error { rev, ok = recordRevision(v); return nil })
-		return rev, ok, err
-	}
-	then, ok, err := revision(eventStateKey(seq))
-	if err != nil || !ok {
-		return true, err
-	}
-	now, ok, err := revision(conversionKey(ref))
-	if err != nil || !ok {
-		return true, err
-	}
-	return then >= now, nil
 }
 
 // OutboxSize estimates the bytes the outbox takes on disk.

@@ -458,10 +458,10 @@ func (c *pendingCell) loadLegacy(txn *badger.Txn) error {
 // applyConversion brings the counters in line with a conversion's current state: the
 // first time it adds the conversion, later it moves it to reversed on a refund.
 //
-// A recount decodes each event from the conversion's record as it is now, which may be a
-// later status than the event's, so skipping cell by cell would not redo what was done:
-// the cells a conversion changes are written with its state and the cursor, in one
-// transaction, and need no skip.
+// A recount may decode an event from a later state than the event's (an event from
+// before replaced states were kept reads the conversion's record as it is now), so
+// skipping cell by cell would not redo what was done: the cells a conversion changes
+// are written with its state and the cursor, in one transaction, and need no skip.
 func (p *pending) applyConversion(txn *badger.Txn, c *Conversion) error {
 	prev := p.accounted[c.ID]
 	// A conversion as first committed cannot have been counted (its counters are written

@@ -5,9 +5,10 @@ import "encoding/binary"
 // Key layout. One byte of prefix per record kind keeps each kind in its own sorted range,
 // so a prefix scan never wanders into another kind. Besides the ones below:
 // conversions.go has K (conversions), E (dedupe keys), Q (conversions by event ID, kept
-// past the dedupe horizon), U (sealed identifiers) and V (the state each conversion
-// event announced); visitors.go P (clicks by visitor), I and J (the identity graph);
-// deadletters.go X; reports.go R (report counters) and G (campaign metadata).
+// past the dedupe horizon), U (sealed identifiers) and V (a state a status change
+// replaced, under the event that announced it); visitors.go P (clicks by visitor), I and
+// J (the identity graph); deadletters.go X; reports.go R (report counters) and G
+// (campaign metadata).
 const (
 	prefixLink     = 'L' // L domain 0x00 slug            -> Link (JSON)
 	prefixCounters = 'N' // N domain 0x00 slug            -> human, bot, test (3×uint64): read once into the checkpoint journal (checkpoint.go S)

@@ -148,16 +148,9 @@ func (db *DB) ReadEvents(from uint64, max int) ([]Event, error) {
 
 // revised reports whether a conversion record is a status change (revision above 0).
 func revised(rec []byte) bool {
-	rev, ok := recordRevision(rec)
-	return ok && rev > 0
-}
-
-// recordRevision reads a conversion record's revision without decoding the rest; false
-// for a record of another layout.
-func recordRevision(rec []byte) (int64, bool) {
 	if len(rec) < 3 || rec[0] != conversionRecordV1 {
-		return 0, false
+		return false
 	}
 	rev, n := binary.Varint(rec[2:])
-	return rev, n > 0
+	return n > 0 && rev > 0
 }

@@ -170,8 +170,9 @@ func BenchmarkTrimOutbox(b *testing.B) {
 // A conversion's events each carry the state they announced, also when read from the
 // outbox (after a restart, or by a consumer that fell behind): a purchase refunded
 // before a consumer read it still reaches that consumer as the purchase, then the
-// refund. Its sealed identifiers stay while any of its events is in the outbox, and
-// the kept states go with their entries.
+// refund. Its sealed identifiers stay while any of its events is in the outbox, the
+// kept state goes with its entry, and a status change whose earlier event is already
+// trimmed keeps no state.
 func TestConversionEventsKeepTheirStateUntilTrimmed(t *testing.T) {
 	dir := t.TempDir()
 	db := openTest(t, dir)
@@ -231,8 +232,8 @@ func TestConversionEventsKeepTheirStateUntilTrimmed(t *testing.T) {
 	if got := statuses(read(second)); !slices.Equal(got, want[1:]) {
 		t.Fatalf("after the purchase's event was trimmed: %q, want %q", got, want[1:])
 	}
-	if n := countPrefix(t, db, prefixEventState); n != 1 {
-		t.Fatalf("%d event states kept, want the refund's alone", n)
+	if n := countPrefix(t, db, prefixEventState); n != 0 {
+		t.Fatalf("%d event states kept after the purchase's event was trimmed, want none", n)
 	}
 	// Past the refund too: its state and the identifiers go.
 	holdOutbox(t, db, second+1)
@@ -246,5 +247,19 @@ func TestConversionEventsKeepTheirStateUntilTrimmed(t *testing.T) {
 	}
 	if _, err := db.GetConversion(id); err != nil {
 		t.Errorf("the conversion itself: %v", err)
+	}
+	// A rejection now: the refund's event is gone, so nothing keeps its state.
+	stop = runUntil(db)
+	c.Status, c.Revision = "rejected", 2
+	third, err := db.PutConversion(id, c, time.Hour, nil)
+	stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := countPrefix(t, db, prefixEventState); n != 0 {
+		t.Errorf("%d event states kept for an event already trimmed", n)
+	}
+	if got := statuses(read(third)); !slices.Equal(got, []string{fmt.Sprintf("%d:rejected:", third)}) {
+		t.Errorf("the rejection: %q", got)
 	}
 }
