@@ -121,20 +121,8 @@ func (db *DB) ConversionByEvent(typ, eventID string) (*Conversion, [16]byte, err
 	}
 	var c *Conversion
 	err := db.bdb.View(func(txn *badger.Txn) error {
-		it, err := txn.Get(dk)
-		if err != nil {
-			return err
-		}
-		if err := it.Value(func(v []byte) error {
-			if len(v) != 16 {
-				return ErrCorrupt
-			}
-			copy(id[:], v)
-			return nil
-		}); err != nil {
-			return err
-		}
-		c, err = getConversion(txn, id)
+		var err error
+		c, id, err = conversionAt(txn, dk)
 		return err
 	})
 	if errors.Is(err, badger.ErrKeyNotFound) {
@@ -144,6 +132,27 @@ func (db *DB) ConversionByEvent(typ, eventID string) (*Conversion, [16]byte, err
 		return nil, id, fmt.Errorf("storage: conversion by event: %w", err)
 	}
 	return c, id, nil
+}
+
+// conversionAt reads the conversion whose ID a dedupe or event index entry holds (its
+// first 16 bytes).
+func conversionAt(txn *badger.Txn, key []byte) (*Conversion, [16]byte, error) {
+	var id [16]byte
+	it, err := txn.Get(key)
+	if err != nil {
+		return nil, id, err
+	}
+	if err := it.Value(func(v []byte) error {
+		if len(v) != 16 && len(v) != 24 {
+			return ErrCorrupt
+		}
+		copy(id[:], v)
+		return nil
+	}); err != nil {
+		return nil, id, err
+	}
+	c, err := getConversion(txn, id)
+	return c, id, err
 }
 
 func getConversion(txn *badger.Txn, id [16]byte) (*Conversion, error) {
@@ -244,20 +253,8 @@ func (db *DB) FindConversion(typ, eventID string) (*Conversion, [16]byte, error)
 	var id [16]byte
 	var c *Conversion
 	err := db.bdb.View(func(txn *badger.Txn) error {
-		it, err := txn.Get(eventIndexKey(typ, eventID))
-		if err != nil {
-			return err
-		}
-		if err := it.Value(func(v []byte) error {
-			if len(v) != 16 && len(v) != 24 {
-				return ErrCorrupt
-			}
-			copy(id[:], v)
-			return nil
-		}); err != nil {
-			return err
-		}
-		c, err = getConversion(txn, id)
+		var err error
+		c, id, err = conversionAt(txn, eventIndexKey(typ, eventID))
 		return err
 	})
 	if errors.Is(err, badger.ErrKeyNotFound) {
