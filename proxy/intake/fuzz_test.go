@@ -20,18 +20,50 @@ const fuzzToken = "fuzz-ingest-token-0123456789"
 
 // fuzzIntake is an intake on a store of its own, as the server wires it.
 func fuzzIntake(f *testing.F) (*Intake, *storage.DB) {
-	db, err := storage.Open(storage.Options{Dir: f.TempDir(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	db, _ := runningStore(f)
+	return intakeOn(db), db
+}
+
+// runningStore opens a store of the test's own and runs its background work until
+// stop is called or the test ends; the store stays open until the test ends.
+func runningStore(tb testing.TB) (db *storage.DB, stop func()) {
+	db, err := storage.Open(storage.Options{Dir: tb.TempDir(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
-		f.Fatal(err)
+		tb.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { db.Run(ctx); close(done) }()
-	f.Cleanup(func() { cancel(); <-done; db.Close() })
+	stop = func() { cancel(); <-done }
+	tb.Cleanup(func() { stop(); db.Close() })
+	return db, stop
+}
+
+// intakeOn is an intake on db, wired as the server wires it, accepting fuzzToken.
+func intakeOn(db *storage.DB) *Intake {
 	in := New([]string{fuzzToken})
 	in.DB, in.Windows, in.IDs = db, attribution.Windows{Default: 7 * 24 * time.Hour}, ids.NewClickIDs(1)
 	in.Hasher, in.Region, in.Log = identity.NewHasher([]byte("fuzz-secret")), "US", slog.New(slog.NewTextHandler(io.Discard, nil))
-	return in, db
+	return in
+}
+
+// postConversions sends body to the intake's POST /v1/conversions and returns the
+// status and the decoded JSON answer.
+func postConversions(tb testing.TB, in *Intake, body string) (int, map[string]any) {
+	tb.Helper()
+	var req fasthttp.Request
+	req.Header.SetMethod("POST")
+	req.SetRequestURI("/v1/conversions")
+	req.Header.Set("Authorization", "Bearer "+fuzzToken)
+	req.SetBodyString(body)
+	var rc fasthttp.RequestCtx
+	rc.Init(&req, nil, nil)
+	in.Conversions(&rc)
+	var out map[string]any
+	if err := json.Unmarshal(rc.Response.Body(), &out); err != nil {
+		tb.Fatalf("answer is not JSON: %q", rc.Response.Body())
+	}
+	return rc.Response.StatusCode(), out
 }
 
 // serve runs a handler on a request the way the server would, and checks what every

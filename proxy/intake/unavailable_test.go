@@ -1,21 +1,9 @@
 package intake
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/valyala/fasthttp"
-
-	"github.com/clickgate/clickgate/proxy/attribution"
-	"github.com/clickgate/clickgate/proxy/identity"
-	"github.com/clickgate/clickgate/proxy/ids"
-	"github.com/clickgate/clickgate/storage"
 )
 
 // A conversion the store cannot take is answered 503, alone or in a batch: a sender
@@ -23,36 +11,10 @@ import (
 // committer has stopped (as it does when the server shuts down) refuses every commit
 // while it still answers reads.
 func TestUnavailableStoreIsNeverA2xx(t *testing.T) {
-	db, err := storage.Open(storage.Options{Dir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { db.Run(ctx); close(done) }()
-	cancel()
-	<-done
-	in := New([]string{fuzzToken})
-	in.DB, in.Windows, in.IDs = db, attribution.Windows{Default: 7 * 24 * time.Hour}, ids.NewClickIDs(1)
-	in.Hasher, in.Region, in.Log = identity.NewHasher([]byte("test-secret")), "US", slog.New(slog.NewTextHandler(io.Discard, nil))
-
-	post := func(body string) (int, map[string]any) {
-		var req fasthttp.Request
-		req.Header.SetMethod("POST")
-		req.SetRequestURI("/v1/conversions")
-		req.Header.Set("Authorization", "Bearer "+fuzzToken)
-		req.Header.SetContentType("application/json")
-		req.SetBodyString(body)
-		var rc fasthttp.RequestCtx
-		rc.Init(&req, nil, nil)
-		in.Conversions(&rc)
-		var out map[string]any
-		if err := json.Unmarshal(rc.Response.Body(), &out); err != nil {
-			t.Fatalf("answer is not JSON: %q", rc.Response.Body())
-		}
-		return rc.Response.StatusCode(), out
-	}
+	db, stop := runningStore(t)
+	stop()
+	in := intakeOn(db)
+	post := func(body string) (int, map[string]any) { return postConversions(t, in, body) }
 	conv := func(id string) string {
 		return fmt.Sprintf(`{"event_id":%q,"type":"purchase","value":5,"currency":"USD"}`, id)
 	}
