@@ -31,8 +31,7 @@ func eventIndexKey(typ, eventID string) []byte {
 // rewrites the conversion's record: a consumer that reads the earlier event after that
 // (it fell behind, or restarted) would otherwise publish the later state twice and the
 // earlier one never. An event with no kept state announced the record as it is. The
-// state goes when the outbox entry is trimmed (or at the dedupe horizon, should the
-// trim have passed the event before the state was written).
+// state goes when the outbox entry is trimmed (at the dedupe horizon at the latest).
 func eventStateKey(seq uint64) []byte {
 	return binary.BigEndian.AppendUint64([]byte{prefixEventState}, seq)
 }
@@ -190,6 +189,12 @@ func (db *DB) PutConversion(id [16]byte, c *Conversion, horizon time.Duration, e
 	}, extra...)
 	if c.Revision > 0 {
 		// A status change: the event that announced the state it replaces keeps it.
+		// No trim runs from the look at that event to the commit: a trim deciding
+		// meanwhile that the event was the conversion's last would delete the sealed
+		// identifiers this change goes out with, or pass the event and leave its state
+		// to the horizon.
+		db.retention.trim.Lock()
+		defer db.retention.trim.Unlock()
 		kept, err := db.keepEventState(id, c, expires)
 		if err != nil {
 			return 0, err
@@ -233,8 +238,7 @@ func (db *DB) keepEventState(id [16]byte, c *Conversion, expires int64) ([]KV, e
 		if err != nil {
 			return err
 		}
-		// Expiring at the horizon bounds a state a trim passed its event before it
-		// was written, which no trim would delete.
+		// Expiring at the horizon bounds what a state could cost that no trim deletes.
 		kept = append(kept, KV{Key: eventStateKey(seq), Value: v, ExpiresAt: expires})
 		return nil
 	})
