@@ -125,8 +125,9 @@ func (db *DB) readOutbox(from uint64, max int) ([]Event, error) {
 			case EventClick:
 				order = append(order, i)
 			case EventConversion:
-				// The state the event announced; an event committed before states were
-				// kept has only the conversion's current record.
+				// The state the event announced, kept if a status change has replaced it
+				// since; else the record as it is (also for events from before states
+				// were kept).
 				it, err := txn.Get(eventStateKey(out[i].Seq))
 				if err == badger.ErrKeyNotFound {
 					it, err = txn.Get(conversionKey(out[i].Ref))
