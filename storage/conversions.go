@@ -31,7 +31,7 @@ func eventIndexKey(typ, eventID string) []byte {
 // rewrites the conversion's record: a consumer that reads the earlier event after that
 // (it fell behind, or restarted) would otherwise publish the later state twice and the
 // earlier one never. An event with no kept state announced the record as it is. The
-// state goes when the outbox entry is trimmed (at the dedupe horizon at the latest).
+// state goes when the outbox entry is trimmed.
 func eventStateKey(seq uint64) []byte {
 	return binary.BigEndian.AppendUint64([]byte{prefixEventState}, seq)
 }
@@ -195,7 +195,7 @@ func (db *DB) PutConversion(id [16]byte, c *Conversion, horizon time.Duration, e
 		// to the horizon.
 		db.retention.trim.Lock()
 		defer db.retention.trim.Unlock()
-		kept, err := db.keepEventState(id, c, expires)
+		kept, err := db.keepEventState(id, c)
 		if err != nil {
 			return 0, err
 		}
@@ -211,7 +211,7 @@ func (db *DB) PutConversion(id [16]byte, c *Conversion, horizon time.Duration, e
 // sequence of the event that announced it, for a status change about to replace it:
 // none when that event is unknown (committed before events were stamped) or already
 // trimmed, when no consumer can read it any more.
-func (db *DB) keepEventState(id [16]byte, c *Conversion, expires int64) ([]KV, error) {
+func (db *DB) keepEventState(id [16]byte, c *Conversion) ([]KV, error) {
 	var kept []KV
 	err := db.bdb.View(func(txn *badger.Txn) error {
 		it, err := txn.Get(eventIndexKey(c.Type, c.EventID))
@@ -238,8 +238,10 @@ func (db *DB) keepEventState(id [16]byte, c *Conversion, expires int64) ([]KV, e
 		if err != nil {
 			return err
 		}
-		// Expiring at the horizon bounds what a state could cost that no trim deletes.
-		kept = append(kept, KV{Key: eventStateKey(seq), Value: v, ExpiresAt: expires})
+		// No expiry: a consumer may be behind by more than the horizon, and the state
+		// lives as long as its event (the floor, checked under the trim lock, says the
+		// event is not trimmed yet, so a trim will delete it).
+		kept = append(kept, KV{Key: eventStateKey(seq), Value: v})
 		return nil
 	})
 	if err != nil {

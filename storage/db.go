@@ -271,6 +271,9 @@ func Open(opt Options) (*DB, error) {
 	if err != nil {
 		return fail(err)
 	}
+	// Where the outbox's live entries begin: a status change keeps the state it replaces
+	// only for an event not trimmed yet, which a trim will then delete.
+	db.retention.floor.Store(db.oldestOutbox())
 	start := time.Now()
 	n, err := db.seen.load(bdb)
 	if err != nil {

@@ -222,6 +222,16 @@ func TestConversionEventsKeepTheirStateUntilTrimmed(t *testing.T) {
 	if got := statuses(read(first)); !slices.Equal(got, want) {
 		t.Fatalf("read from the outbox: %q, want %q", got, want)
 	}
+	// The kept state lasts as long as its event, however far behind a consumer is.
+	if err := db.bdb.View(func(txn *badger.Txn) error {
+		it, err := txn.Get(eventStateKey(first))
+		if err == nil && it.ExpiresAt() != 0 {
+			t.Errorf("the purchase's kept state expires at %d", it.ExpiresAt())
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
 
 	// Every consumer past the purchase's event: its entry goes, the refund's stays
 	// with the identifiers it goes out with.
@@ -248,7 +258,12 @@ func TestConversionEventsKeepTheirStateUntilTrimmed(t *testing.T) {
 	if _, err := db.GetConversion(id); err != nil {
 		t.Errorf("the conversion itself: %v", err)
 	}
-	// A rejection now: the refund's event is gone, so nothing keeps its state.
+	// A rejection now, after a restart: the refund's event is gone, so nothing keeps
+	// its state (a reopened store knows where its outbox begins).
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = openTest(t, dir)
 	stop = runUntil(db)
 	c.Status, c.Revision = "rejected", 2
 	third, err := db.PutConversion(id, c, time.Hour, nil)
