@@ -15,13 +15,37 @@ import (
 // acknowledged. It returns the indexes of the messages the broker refused for good, and
 // the request limit the producer ended with for the topic.
 func ProduceAcknowledged(ctx context.Context, brokers []string, comp kafka.Compression, maxBytes int64, msgs []kafka.Message, acked func(partition, n int) int) (refused []int, limit int64, err error) {
-	p := &producer{client: &kafka.Client{Addr: kafka.TCP(brokers...)}, comp: comp, maxBytes: maxBytes}
-	parts, err := p.assign(ctx, msgs)
+	p := &Producer{&producer{client: &kafka.Client{Addr: kafka.TCP(brokers...)}, comp: comp, maxBytes: maxBytes}}
+	refused, err = p.Produce(ctx, msgs, acked)
 	if err != nil {
 		return nil, 0, err
 	}
+	return refused, p.Limit(msgs[0].Topic), nil
+}
+
+// Producer is the relay's producer, kept across calls (its request limits with it).
+type Producer struct{ p *producer }
+
+// NewProducer returns a producer of requests of at most maxBytes whose lowered limits
+// double after growEvery requests taken in a row.
+func NewProducer(brokers []string, maxBytes, growEvery int64) *Producer {
+	return &Producer{&producer{client: &kafka.Client{Addr: kafka.TCP(brokers...)}, maxBytes: maxBytes, growEvery: growEvery}}
+}
+
+// Limit is the request size the producer uses for topic.
+func (t *Producer) Limit(topic string) int64 { return t.p.limit(topic) }
+
+// Produce writes msgs (all to one topic) as ProduceAcknowledged does; acked may be nil.
+func (t *Producer) Produce(ctx context.Context, msgs []kafka.Message, acked func(partition, n int) int) (refused []int, err error) {
+	p := t.p
+	parts, err := p.assign(ctx, msgs)
+	if err != nil {
+		return nil, err
+	}
 	for _, pb := range parts {
-		pb.sent = acked(pb.partition, len(pb.msgs))
+		if acked != nil {
+			pb.sent = acked(pb.partition, len(pb.msgs))
+		}
 	}
 	for attempt := 0; ; attempt++ {
 		err = p.write(ctx, parts)
@@ -33,10 +57,10 @@ func ProduceAcknowledged(ctx context.Context, brokers []string, comp kafka.Compr
 	for _, pb := range parts {
 		for _, f := range pb.refused {
 			if !errors.Is(f.err, kafka.MessageSizeTooLarge) {
-				return nil, 0, f.err
+				return nil, f.err
 			}
 			refused = append(refused, f.idx)
 		}
 	}
-	return refused, p.limit(msgs[0].Topic), err
+	return refused, err
 }

@@ -36,9 +36,20 @@ type producer struct {
 	// limits holds, per topic, a request size below one the broker refused as too large
 	// (*atomic.Int64); a topic without one gets maxBytes.
 	limits sync.Map
+	// streaks counts, per topic with a lowered limit, the requests taken since the limit
+	// last changed (*atomic.Int64); after growEvery of them the limit doubles, so that a
+	// topic whose max.message.bytes was raised gets full requests again without a
+	// restart. A doubled limit the topic still refuses costs one request, resent smaller.
+	streaks sync.Map
+	// growEvery is growAfter; tests lower it.
+	growEvery int64
 	// shrinks counts the times a limit went down, for the relay to log.
 	shrinks atomic.Int64
 }
+
+// growAfter is how many requests in a row a topic takes at a lowered limit before the
+// producer tries twice that size: one refused request in every few hundred at worst.
+const growAfter = 256
 
 // partitionBatch is one partition's share of a batch, in outbox order. sent counts the
 // records the broker acknowledged: a retry resumes after them rather than writing them
@@ -222,9 +233,42 @@ func (p *producer) shrink(topic string, size int64) bool {
 		}
 		if lim.CompareAndSwap(cur, next) {
 			p.shrinks.Add(1)
+			p.streak(topic).Store(0)
 			return true
 		}
 	}
+}
+
+func (p *producer) streak(topic string) *atomic.Int64 {
+	s, _ := p.streaks.LoadOrStore(topic, new(atomic.Int64))
+	return s.(*atomic.Int64)
+}
+
+// took counts a request topic took; after enough in a row at a lowered limit, the limit
+// doubles, back to maxBytes at most.
+func (p *producer) took(topic string) {
+	l, ok := p.limits.Load(topic)
+	if !ok {
+		return
+	}
+	every := p.growEvery
+	if every <= 0 {
+		every = growAfter
+	}
+	if p.streak(topic).Add(1) < every {
+		return
+	}
+	p.streak(topic).Store(0)
+	lim := l.(*atomic.Int64)
+	cur := lim.Load()
+	if cur <= 0 {
+		return
+	}
+	if next := 2 * cur; next < p.maxBytes {
+		lim.CompareAndSwap(cur, next)
+		return
+	}
+	p.resetLimit(topic)
 }
 
 // resetLimit forgets topic's smaller limit, after a message went through that the
@@ -246,6 +290,7 @@ func (p *producer) writePartition(ctx context.Context, pb *partitionBatch) error
 		}
 		switch {
 		case err == nil:
+			p.took(pb.topic)
 		case tooLarge(err) && end-pb.sent > 1:
 			// The topic takes less than a request of ours: send smaller ones, down to one
 			// message, which either goes through or is refused for good.

@@ -157,3 +157,60 @@ func waitForLeaders(ctx context.Context, t *testing.T, c *kafka.Client, topic st
 		}
 	}
 }
+
+// A topic that refused requests gets smaller ones; once its max.message.bytes is raised,
+// requests grow back to the full size without a restart. While the topic still refuses
+// them, the producer's tries at a larger size cost requests, never messages or order.
+func TestProducerLimitGrowsBack(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	topic := fmt.Sprintf("t%d.regrow", time.Now().UnixNano())
+	c := createTopic(ctx, t, topic, 1, 1000)
+	waitForLeaders(ctx, t, c, topic)
+	const full = 1 << 20
+	p := relay.NewProducer([]string{broker.Addr}, full, 4)
+	var want []string
+	produce := func(n int) {
+		t.Helper()
+		msgs := make([]kafka.Message, n)
+		for i := range msgs {
+			msgs[i] = kafka.Message{Topic: topic, Key: []byte("v"), Value: fmt.Appendf(nil, "%-300d", len(want))}
+			want = append(want, string(msgs[i].Value))
+		}
+		if refused, err := p.Produce(ctx, msgs, nil); err != nil || len(refused) != 0 {
+			t.Fatalf("refused %v, %v", refused, err)
+		}
+	}
+	for range 10 {
+		produce(20) // the limit shrinks, tries to grow every four requests, shrinks again
+	}
+	if l := p.Limit(topic); l >= full {
+		t.Fatalf("limit %d against a topic taking 1,000 bytes", l)
+	}
+	alter, err := c.IncrementalAlterConfigs(ctx, &kafka.IncrementalAlterConfigsRequest{Resources: []kafka.IncrementalAlterConfigsRequestResource{{
+		ResourceType: kafka.ResourceTypeTopic, ResourceName: topic,
+		Configs: []kafka.IncrementalAlterConfigsRequestConfig{{Name: "max.message.bytes", Value: "1048588", ConfigOperation: kafka.ConfigOperationSet}},
+	}}})
+	if err != nil || alter.Resources[0].Error != nil {
+		t.Fatalf("raise max.message.bytes: %v %v", err, alter)
+	}
+	// Ten doublings of four requests each, and the broker may take a moment to apply the
+	// new setting: a hundred rounds are plenty.
+	for round := 0; p.Limit(topic) < full; round++ {
+		if round == 100 {
+			t.Fatalf("the limit stayed at %d after the topic's was raised", p.Limit(topic))
+		}
+		produce(20)
+	}
+	got, err := kafkatest.ReadAll(ctx, broker.Addr, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var values []string
+	for _, m := range got[0] {
+		values = append(values, string(m.Value))
+	}
+	if !slices.Equal(values, want) {
+		t.Fatalf("the topic holds %d messages, want the %d produced, in order, once each", len(values), len(want))
+	}
+}
