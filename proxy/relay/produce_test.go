@@ -114,15 +114,7 @@ func TestProducerBelowItsSmallestRequest(t *testing.T) {
 	if err != nil || len(refused) != 0 {
 		t.Fatalf("refused %v, %v", refused, err)
 	}
-	got, err := kafkatest.ReadAll(ctx, broker.Addr, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var values []string
-	for _, m := range got[0] {
-		values = append(values, string(m.Value))
-	}
-	if !slices.Equal(values, want) {
+	if values := partitionValues(ctx, t, topic); !slices.Equal(values, want) {
 		t.Fatalf("the topic holds %d messages, want the 20 in order", len(values))
 	}
 }
@@ -187,13 +179,7 @@ func TestProducerLimitGrowsBack(t *testing.T) {
 	if l := p.Limit(topic); l >= full {
 		t.Fatalf("limit %d against a topic taking 1,000 bytes", l)
 	}
-	alter, err := c.IncrementalAlterConfigs(ctx, &kafka.IncrementalAlterConfigsRequest{Resources: []kafka.IncrementalAlterConfigsRequestResource{{
-		ResourceType: kafka.ResourceTypeTopic, ResourceName: topic,
-		Configs: []kafka.IncrementalAlterConfigsRequestConfig{{Name: "max.message.bytes", Value: "1048588", ConfigOperation: kafka.ConfigOperationSet}},
-	}}})
-	if err != nil || alter.Resources[0].Error != nil {
-		t.Fatalf("raise max.message.bytes: %v %v", err, alter)
-	}
+	raiseMaxMessageBytes(ctx, t, c, topic)
 	// Ten doublings of four requests each, and the broker may take a moment to apply the
 	// new setting: a hundred rounds are plenty.
 	for round := 0; p.Limit(topic) < full; round++ {
@@ -202,6 +188,14 @@ func TestProducerLimitGrowsBack(t *testing.T) {
 		}
 		produce(20)
 	}
+	if values := partitionValues(ctx, t, topic); !slices.Equal(values, want) {
+		t.Fatalf("the topic holds %d messages, want the %d produced, in order, once each", len(values), len(want))
+	}
+}
+
+// partitionValues reads the values of a one-partition topic, in order.
+func partitionValues(ctx context.Context, t *testing.T, topic string) []string {
+	t.Helper()
 	got, err := kafkatest.ReadAll(ctx, broker.Addr, topic)
 	if err != nil {
 		t.Fatal(err)
@@ -210,7 +204,17 @@ func TestProducerLimitGrowsBack(t *testing.T) {
 	for _, m := range got[0] {
 		values = append(values, string(m.Value))
 	}
-	if !slices.Equal(values, want) {
-		t.Fatalf("the topic holds %d messages, want the %d produced, in order, once each", len(values), len(want))
+	return values
+}
+
+// raiseMaxMessageBytes sets a topic's max.message.bytes to 1 MiB and a little more.
+func raiseMaxMessageBytes(ctx context.Context, t *testing.T, c *kafka.Client, topic string) {
+	t.Helper()
+	alter, err := c.IncrementalAlterConfigs(ctx, &kafka.IncrementalAlterConfigsRequest{Resources: []kafka.IncrementalAlterConfigsRequestResource{{
+		ResourceType: kafka.ResourceTypeTopic, ResourceName: topic,
+		Configs: []kafka.IncrementalAlterConfigsRequestConfig{{Name: "max.message.bytes", Value: "1048588", ConfigOperation: kafka.ConfigOperationSet}},
+	}}})
+	if err != nil || alter.Resources[0].Error != nil {
+		t.Fatalf("raise max.message.bytes: %v %v", err, alter)
 	}
 }

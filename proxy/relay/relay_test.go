@@ -547,13 +547,7 @@ func TestOversizedEventIsDeadLetteredAndReplayed(t *testing.T) {
 	if dls := dead(); len(dls) != 1 || !strings.HasPrefix(dls[0].(map[string]any)["reason"].(string), "replay: ") {
 		t.Fatalf("after a failed replay: %v", dls)
 	}
-	alter, err := c.IncrementalAlterConfigs(ctx, &kafka.IncrementalAlterConfigsRequest{Resources: []kafka.IncrementalAlterConfigsRequestResource{{
-		ResourceType: kafka.ResourceTypeTopic, ResourceName: topic,
-		Configs: []kafka.IncrementalAlterConfigsRequestConfig{{Name: "max.message.bytes", Value: "1048588", ConfigOperation: kafka.ConfigOperationSet}},
-	}}})
-	if err != nil || alter.Resources[0].Error != nil {
-		t.Fatalf("raise max.message.bytes: %v %v", err, alter)
-	}
+	raiseMaxMessageBytes(ctx, t, c, topic)
 	// The broker applies a topic's new configuration a moment after it answers the
 	// change: until then a replay fails as before and leaves the letter for the next.
 	for i := 0; ; i++ {
