@@ -118,10 +118,17 @@ func (db *DB) ConversionByEvent(typ, eventID string) (*Conversion, [16]byte, err
 	if !db.seen.mayHave(db.seen.hash(dk)) {
 		return nil, id, ErrNotFound
 	}
+	return db.conversionAt(dk)
+}
+
+// conversionAt reads the conversion whose ID a dedupe or event index entry holds (its
+// first 16 bytes); ErrNotFound when there is no such entry.
+func (db *DB) conversionAt(key []byte) (*Conversion, [16]byte, error) {
+	var id [16]byte
 	var c *Conversion
 	err := db.bdb.View(func(txn *badger.Txn) error {
 		var err error
-		c, id, err = conversionAt(txn, dk)
+		c, id, err = conversionIn(txn, key)
 		return err
 	})
 	if errors.Is(err, badger.ErrKeyNotFound) {
@@ -133,9 +140,7 @@ func (db *DB) ConversionByEvent(typ, eventID string) (*Conversion, [16]byte, err
 	return c, id, nil
 }
 
-// conversionAt reads the conversion whose ID a dedupe or event index entry holds (its
-// first 16 bytes).
-func conversionAt(txn *badger.Txn, key []byte) (*Conversion, [16]byte, error) {
+func conversionIn(txn *badger.Txn, key []byte) (*Conversion, [16]byte, error) {
 	var id [16]byte
 	it, err := txn.Get(key)
 	if err != nil {
@@ -168,8 +173,9 @@ func getConversion(txn *badger.Txn, id [16]byte) (*Conversion, error) {
 }
 
 // PutConversion commits a conversion (new or changed) with its dedupe key (kept for
-// horizon), any extra records (identity links), and an outbox event, in the next group
-// commit, and returns the event's outbox sequence.
+// horizon), its event index entry (kept for ever, FindConversion), any extra records
+// (identity links), for a status change the state it replaces (eventStateKey), and an
+// outbox event, in the next group commit, and returns the event's outbox sequence.
 //
 // The caller serialises calls for one dedupe key with ConversionByEvent: between the
 // lookup and this commit, no other conversion with the same key may be looked up.
@@ -256,20 +262,7 @@ func (db *DB) keepEventState(id [16]byte, c *Conversion) ([]KV, error) {
 // names. It reads the store (no filter answers from memory): it is for status changes,
 // which are rare.
 func (db *DB) FindConversion(typ, eventID string) (*Conversion, [16]byte, error) {
-	var id [16]byte
-	var c *Conversion
-	err := db.bdb.View(func(txn *badger.Txn) error {
-		var err error
-		c, id, err = conversionAt(txn, eventIndexKey(typ, eventID))
-		return err
-	})
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return nil, id, ErrNotFound
-	}
-	if err != nil {
-		return nil, id, fmt.Errorf("storage: find conversion: %w", err)
-	}
-	return c, id, nil
+	return db.conversionAt(eventIndexKey(typ, eventID))
 }
 
 // indexConversionEvents gives every conversion of a store from before FindConversion
