@@ -17,7 +17,7 @@ import (
 
 // deadLetter keeps the messages the broker refused for good, under the relay's consumer
 // name, so the cursor can pass them and an operator can replay them once the topic takes
-// them (max.message.bytes raised). It returns false only when ctx ends first: a dead
+// them (max.message.bytes raised, a timestamp window widened). It returns false only when ctx ends first: a dead
 // letter that cannot be stored is retried, never dropped.
 func (r *Relay) deadLetter(ctx context.Context, refused []refused) bool {
 	if len(refused) == 0 {
@@ -26,7 +26,7 @@ func (r *Relay) deadLetter(ctx context.Context, refused []refused) bool {
 	for _, f := range refused {
 		d := &storage.DeadLetter{
 			Consumer: Consumer, Seq: f.seq, Time: f.msg.Time.UTC(), Event: json.RawMessage(f.msg.Value),
-			Reason:   fmt.Sprintf("kafka refused the %d-byte event for good: %v (raise the topic's max.message.bytes, then replay)", len(f.msg.Value), f.err),
+			Reason:   fmt.Sprintf("kafka refused the %d-byte event for good: %v (%s)", len(f.msg.Value), f.err, remedy(f.err)),
 			Attempts: 1, FailedAt: time.Now().UTC(),
 		}
 		var doc struct {
@@ -53,6 +53,17 @@ func (r *Relay) deadLetter(ctx context.Context, refused []refused) bool {
 	r.log.Error("kafka refused events for good; kept as dead letters (clickgate deadletters list kafka)",
 		"events", len(refused), "first_seq", f.seq, "topic", f.msg.Topic, "bytes", len(f.msg.Value), "err", f.err)
 	return true
+}
+
+// remedy says what lets a topic take an event it refused for good.
+func remedy(err error) string {
+	switch {
+	case tooLarge(err):
+		return "raise the topic's max.message.bytes, then replay"
+	case errors.Is(err, kafka.InvalidTimestamp):
+		return "the event's time is outside the topic's message.timestamp.before.max.ms or message.timestamp.after.max.ms, or this host's clock is off: widen them, then replay"
+	}
+	return "change the topic's settings so that it takes the event, then replay"
 }
 
 // Replay publishes dead letters again (all of them when seqs is empty), keyed and

@@ -2,7 +2,7 @@ package relay
 
 import (
 	"context"
-	"errors"
+	"slices"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -15,7 +15,7 @@ import (
 // acknowledged. It returns the indexes of the messages the broker refused for good, and
 // the request limit the producer ended with for the topic.
 func ProduceAcknowledged(ctx context.Context, brokers []string, comp kafka.Compression, maxBytes int64, msgs []kafka.Message, acked func(partition, n int) int) (refused []int, limit int64, err error) {
-	p := &Producer{&producer{client: &kafka.Client{Addr: kafka.TCP(brokers...)}, comp: comp, maxBytes: maxBytes}}
+	p := &Producer{p: &producer{client: &kafka.Client{Addr: kafka.TCP(brokers...)}, comp: comp, maxBytes: maxBytes}}
 	refused, err = p.Produce(ctx, msgs, acked)
 	if err != nil {
 		return nil, 0, err
@@ -24,12 +24,17 @@ func ProduceAcknowledged(ctx context.Context, brokers []string, comp kafka.Compr
 }
 
 // Producer is the relay's producer, kept across calls (its request limits with it).
-type Producer struct{ p *producer }
+type Producer struct {
+	p *producer
+	// Refusals holds the broker's answer for each message the last Produce saw refused,
+	// by index.
+	Refusals map[int]error
+}
 
 // NewProducer returns a producer of requests of at most maxBytes whose lowered limits
 // double after growEvery requests taken in a row.
 func NewProducer(brokers []string, maxBytes, growEvery int64) *Producer {
-	return &Producer{&producer{client: &kafka.Client{Addr: kafka.TCP(brokers...)}, maxBytes: maxBytes, growEvery: growEvery}}
+	return &Producer{p: &producer{client: &kafka.Client{Addr: kafka.TCP(brokers...)}, maxBytes: maxBytes, growEvery: growEvery}}
 }
 
 // Limit is the request size the producer uses for topic.
@@ -54,13 +59,13 @@ func (t *Producer) Produce(ctx context.Context, msgs []kafka.Message, acked func
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	t.Refusals = map[int]error{}
 	for _, pb := range parts {
 		for _, f := range pb.refused {
-			if !errors.Is(f.err, kafka.MessageSizeTooLarge) {
-				return nil, f.err
-			}
 			refused = append(refused, f.idx)
+			t.Refusals[f.idx] = f.err
 		}
 	}
+	slices.Sort(refused)
 	return refused, err
 }

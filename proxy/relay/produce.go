@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,7 +28,9 @@ import (
 //
 // A broker that refuses a request as too large gets smaller ones from then on; a single
 // message it refuses is set aside (refused) rather than retried forever, for the relay to
-// dead-letter: one oversized event must not stop the stream.
+// dead-letter: one oversized event must not stop the stream. So are the records a broker
+// names when it refuses a request for them (a timestamp outside the topic's window, a
+// record its settings forbid); the rest of the request is sent again without them.
 type producer struct {
 	client   *kafka.Client
 	comp     kafka.Compression
@@ -64,6 +67,9 @@ type partitionBatch struct {
 	// refused holds the messages the broker will never take, by index in the batch, with
 	// its answer; they count as sent.
 	refused []refusal
+	// bad holds, by index in msgs, the messages the broker named when it refused a
+	// request for them: requests stop before them, and they are refused in their turn.
+	bad map[int]error
 }
 
 type refusal struct {
@@ -208,6 +214,49 @@ func tooLarge(err error) bool {
 	return errors.Is(err, kafka.MessageSizeTooLarge) || errors.Is(err, kafka.RecordListTooLarge)
 }
 
+// refusedRecords is a request the broker refused for some of its records, which it
+// named. Kafka appends a partition's record batch whole or not at all, so none of the
+// request's records were written.
+type refusedRecords struct {
+	err     error         // the partition's error, such as kafka.InvalidTimestamp
+	records map[int]error // the broker's reason, by index in the request
+}
+
+func (e *refusedRecords) Error() string {
+	for i, r := range e.records {
+		return fmt.Sprintf("%v: %d of the request's records refused, such as record %d: %v", e.err, len(e.records), i, r)
+	}
+	return e.err.Error()
+}
+
+func (e *refusedRecords) Unwrap() error { return e.err }
+
+// refusedForGood reports whether err refuses records for what they hold, which no retry
+// changes: a timestamp outside the topic's message.timestamp.before.max.ms or
+// after.max.ms, or a record the topic's settings forbid (a compacted topic's record
+// without a key).
+func refusedForGood(err error) bool {
+	return errors.Is(err, kafka.InvalidTimestamp) || errors.Is(err, kafka.InvalidRecord)
+}
+
+// named returns the records, by index in pb.msgs, that err refuses for good in a request
+// of pb's messages from sent to end; nil when err is no such refusal or names a record
+// outside the request.
+func (pb *partitionBatch) named(err error, end int) map[int]error {
+	var rr *refusedRecords
+	if !refusedForGood(err) || !errors.As(err, &rr) || len(rr.records) == 0 {
+		return nil
+	}
+	out := make(map[int]error, len(rr.records))
+	for i, reason := range rr.records {
+		if i < 0 || i >= end-pb.sent {
+			return nil
+		}
+		out[pb.sent+i] = fmt.Errorf("%w: %v", rr.err, reason)
+	}
+	return out
+}
+
 // minRequestBytes is the smallest request limit the producer shrinks to: below it every
 // message goes alone anyway.
 const minRequestBytes = 1 << 10
@@ -278,9 +327,14 @@ func (p *producer) resetLimit(topic string) { p.limits.Delete(topic) }
 func (p *producer) writePartition(ctx context.Context, pb *partitionBatch) error {
 	alone := false // the next request carries one message
 	for pb.sent < len(pb.msgs) {
+		if err, ok := pb.bad[pb.sent]; ok {
+			pb.refused = append(pb.refused, refusal{idx: pb.idx[pb.sent], err: err})
+			pb.sent++
+			continue
+		}
 		budget := p.limit(pb.topic) - batchHeader
 		end, size := pb.sent, int64(0)
-		for end < len(pb.msgs) && (end == pb.sent || !alone && size+pb.sizes[end] <= budget) {
+		for end < len(pb.msgs) && (end == pb.sent || !alone && size+pb.sizes[end] <= budget && pb.bad[end] == nil) {
 			size += pb.sizes[end]
 			end++
 		}
@@ -288,6 +342,7 @@ func (p *producer) writePartition(ctx context.Context, pb *partitionBatch) error
 		if quickRetry(err) && backoff.Sleep(ctx, temporaryRetry) {
 			err = p.produce(ctx, pb, end)
 		}
+		named := pb.named(err, end)
 		switch {
 		case err == nil:
 			p.took(pb.topic)
@@ -298,6 +353,13 @@ func (p *producer) writePartition(ctx context.Context, pb *partitionBatch) error
 			continue
 		case tooLarge(err):
 			pb.refused = append(pb.refused, refusal{idx: pb.idx[pb.sent], err: err})
+		case named != nil:
+			// Nothing of the request was written: send it again without those records.
+			if pb.bad == nil {
+				pb.bad = map[int]error{}
+			}
+			maps.Copy(pb.bad, named)
+			continue
 		default:
 			return fmt.Errorf("%s/%d: %w", pb.topic, pb.partition, err)
 		}
@@ -317,6 +379,9 @@ func (p *producer) produce(ctx context.Context, pb *partitionBatch, end int) err
 		return err
 	}
 	if res.Error != nil {
+		if len(res.RecordErrors) > 0 {
+			return &refusedRecords{err: res.Error, records: res.RecordErrors}
+		}
 		return res.Error
 	}
 	for _, e := range res.RecordErrors {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -95,6 +96,76 @@ func TestProducerSplitsAndResumes(t *testing.T) {
 	}
 }
 
+// Records a broker refuses for what they hold (named in its answer, which refuses the
+// whole request) are set aside with its reason; the others of their request are sent again
+// without them, in order, once each.
+func TestProducerSetsAsideRecordsTheBrokerNames(t *testing.T) {
+	const n = 300
+	// Refused at the start and end of the batch, alone and five in a row.
+	refusedAt := func(i int) bool { return i == 0 || i == n-1 || i%37 == 5 || i >= 100 && i < 105 }
+	for _, tc := range []struct {
+		name     string
+		settings []kafka.ConfigEntry
+		maxBytes int64 // 2,000 bytes: several requests a partition
+		spoil    func(*kafka.Message)
+		want     kafka.Error
+	}{
+		{"timestamp before the topic's window", []kafka.ConfigEntry{{ConfigName: "message.timestamp.before.max.ms", ConfigValue: "3600000"}},
+			1 << 20, func(m *kafka.Message) { m.Time = m.Time.Add(-2 * time.Hour) }, kafka.InvalidTimestamp},
+		{"timestamp, small requests", []kafka.ConfigEntry{{ConfigName: "message.timestamp.before.max.ms", ConfigValue: "3600000"}},
+			2000, func(m *kafka.Message) { m.Time = m.Time.Add(-2 * time.Hour) }, kafka.InvalidTimestamp},
+		{"no key in a compacted topic", []kafka.ConfigEntry{{ConfigName: "cleanup.policy", ConfigValue: "compact"}},
+			1 << 20, func(m *kafka.Message) { m.Key = nil }, kafka.InvalidRecord},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			topic := fmt.Sprintf("t%d.refused", time.Now().UnixNano())
+			c := createTopic(ctx, t, topic, 3, 1<<20, tc.settings...)
+			msgs := make([]kafka.Message, n)
+			want := map[int][]string{}
+			var wantRefused []int
+			for i := range msgs {
+				msgs[i] = kafka.Message{Topic: topic, Key: []byte("visitor-" + strconv.Itoa(i%17)), Value: fmt.Appendf(nil, "%-200d", i), Time: time.Now()}
+				if refusedAt(i) {
+					tc.spoil(&msgs[i])
+					wantRefused = append(wantRefused, i)
+					continue
+				}
+				p := kafka.Murmur2Balancer{}.Balance(msgs[i], 0, 1, 2)
+				want[p] = append(want[p], string(msgs[i].Value))
+			}
+			waitForLeaders(ctx, t, c, topic)
+			p := relay.NewProducer([]string{broker.Addr}, tc.maxBytes, 0)
+			refused, err := p.Produce(ctx, msgs, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(refused, wantRefused) {
+				t.Fatalf("refused %v, want %v", refused, wantRefused)
+			}
+			for i, err := range p.Refusals {
+				if !errors.Is(err, tc.want) {
+					t.Fatalf("message %d refused with %v, want %v", i, err, tc.want)
+				}
+			}
+			got, err := kafkatest.ReadAll(ctx, broker.Addr, topic)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for part := range 3 {
+				var values []string
+				for _, m := range got[part] {
+					values = append(values, string(m.Value))
+				}
+				if !slices.Equal(values, want[part]) {
+					t.Errorf("partition %d holds %d messages, want the %d not refused, in order", part, len(values), len(want[part]))
+				}
+			}
+		})
+	}
+}
+
 // A topic that takes less than the smallest request the producer builds (two 300-byte
 // messages against 500 bytes) gets one message a request, not the same refused request
 // again and again.
@@ -119,14 +190,14 @@ func TestProducerBelowItsSmallestRequest(t *testing.T) {
 	}
 }
 
-// createTopic creates a topic whose record batches may be at most maxMessageBytes, and
-// returns a client of the test broker.
-func createTopic(ctx context.Context, t *testing.T, topic string, partitions, maxMessageBytes int) *kafka.Client {
+// createTopic creates a topic whose record batches may be at most maxMessageBytes, with
+// the other settings given, and returns a client of the test broker.
+func createTopic(ctx context.Context, t *testing.T, topic string, partitions, maxMessageBytes int, settings ...kafka.ConfigEntry) *kafka.Client {
 	t.Helper()
 	c := &kafka.Client{Addr: kafka.TCP(broker.Addr)}
 	res, err := c.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{
 		Topic: topic, NumPartitions: partitions, ReplicationFactor: 1,
-		ConfigEntries: []kafka.ConfigEntry{{ConfigName: "max.message.bytes", ConfigValue: strconv.Itoa(maxMessageBytes)}},
+		ConfigEntries: append([]kafka.ConfigEntry{{ConfigName: "max.message.bytes", ConfigValue: strconv.Itoa(maxMessageBytes)}}, settings...),
 	}}})
 	if err != nil || res.Errors[topic] != nil {
 		t.Fatalf("create topic: %v %v", err, res)
@@ -210,11 +281,18 @@ func partitionValues(ctx context.Context, t *testing.T, topic string) []string {
 // raiseMaxMessageBytes sets a topic's max.message.bytes to 1 MiB and a little more.
 func raiseMaxMessageBytes(ctx context.Context, t *testing.T, c *kafka.Client, topic string) {
 	t.Helper()
+	setTopicConfig(ctx, t, c, topic, "max.message.bytes", "1048588")
+}
+
+// setTopicConfig changes one setting of a topic. The broker applies it a moment after it
+// answers.
+func setTopicConfig(ctx context.Context, t *testing.T, c *kafka.Client, topic, name, value string) {
+	t.Helper()
 	alter, err := c.IncrementalAlterConfigs(ctx, &kafka.IncrementalAlterConfigsRequest{Resources: []kafka.IncrementalAlterConfigsRequestResource{{
 		ResourceType: kafka.ResourceTypeTopic, ResourceName: topic,
-		Configs: []kafka.IncrementalAlterConfigsRequestConfig{{Name: "max.message.bytes", Value: "1048588", ConfigOperation: kafka.ConfigOperationSet}},
+		Configs: []kafka.IncrementalAlterConfigsRequestConfig{{Name: name, Value: value, ConfigOperation: kafka.ConfigOperationSet}},
 	}}})
 	if err != nil || alter.Resources[0].Error != nil {
-		t.Fatalf("raise max.message.bytes: %v %v", err, alter)
+		t.Fatalf("set %s: %v %v", name, err, alter)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -567,5 +568,63 @@ func TestOversizedEventIsDeadLetteredAndReplayed(t *testing.T) {
 	assertEvery(t, append(tp.ids, big), seen)
 	if seen[big] != 1 {
 		t.Fatalf("the replayed click is in Kafka %d times", seen[big])
+	}
+}
+
+// Events the topic refuses for their time (here a window that takes no event already in
+// the past, as a topic with message.timestamp.before.max.ms would after a long outage)
+// become dead letters and the stream goes on; once the window is widened, a replay
+// publishes them, and every click is in Kafka once.
+func TestEventsOutsideTheTopicsTimeWindowAreDeadLetteredAndReplayed(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	topic := fmt.Sprintf("t%d.window.clicks", time.Now().UnixNano())
+	c := createTopic(ctx, t, topic, 3, 1<<20, kafka.ConfigEntry{ConfigName: "message.timestamp.before.max.ms", ConfigValue: "0"})
+	g, _ := startGate(t, "CLICKGATE_KAFKA_CLICKS_TOPIC="+topic)
+	tp := newTapper(g, "/k")
+	tp.run(4, 40, nil, 0)
+	if tp.errors.Load() > 0 {
+		t.Fatalf("%d taps failed", tp.errors.Load())
+	}
+	drained(t, g, time.Minute)
+	refused := slices.Clone(tp.ids)
+	dead := func() []any {
+		st, out := g.API("GET", "/api/v1/deadletters?plugin=kafka&limit=1000", nil)
+		if st != 200 {
+			t.Fatalf("dead letters: %d %v", st, out)
+		}
+		return out["dead_letters"].([]any)
+	}
+	dls := dead()
+	var lettered []string
+	for _, d := range dls {
+		d := d.(map[string]any)
+		if !strings.Contains(d["reason"].(string), "message.timestamp.before.max.ms") || d["type"] != "click" {
+			t.Fatalf("dead letter %v", d)
+		}
+		lettered = append(lettered, d["event_id"].(string))
+	}
+	if slices.Sort(lettered); !slices.Equal(lettered, slices.Sorted(slices.Values(refused))) {
+		t.Fatalf("%d dead letters, want the %d clicks refused", len(lettered), len(refused))
+	}
+
+	setTopicConfig(ctx, t, c, topic, "message.timestamp.before.max.ms", "3600000")
+	for i := 0; len(dead()) > 0; i++ {
+		if st, out := g.API("POST", "/api/v1/deadletters/kafka/replay", nil); st != 200 || i == 40 {
+			t.Fatalf("replay once the topic takes the events: %d %v", st, out)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	tp.run(4, 40, nil, 0)
+	drained(t, g, time.Minute)
+	if dls := dead(); len(dls) != 0 {
+		t.Fatalf("dead letters after the window was widened: %v", dls)
+	}
+	_, seen := consume(t, topic)
+	assertEvery(t, tp.ids, seen)
+	for _, id := range refused {
+		if seen[id] != 1 {
+			t.Fatalf("replayed click %s is in Kafka %d times", id, seen[id])
+		}
 	}
 }
