@@ -216,6 +216,7 @@ func (w *Committer) write(b *batch) error {
 	db.outboxMu.Lock()
 	seq := db.outboxNext
 	db.outboxMu.Unlock()
+	b.otherSeq = seq + uint64(len(b.ends))
 
 	// Keys and outbox values live in one arena sized up front, so appending never moves
 	// memory that Badger still points at.
@@ -224,64 +225,96 @@ func (w *Committer) write(b *batch) error {
 		b.keys = make([]byte, 0, need)
 	}
 	arena := b.keys[:0]
-	// events carves the outbox value announcing records [from, to) out of the arena: one
-	// outbox entry per transaction instead of one per click halves Badger's writes.
-	events := func(from, to int) []byte {
+	defer func() { b.keys = arena }()
+	// events carves out of the arena the outbox value announcing clicks [c0, c1) and
+	// other events [o0, o1): one outbox entry per transaction instead of one per click
+	// halves Badger's writes.
+	events := func(c0, c1, o0, o1 int) []byte {
 		s := len(arena)
-		for i := from; i < to; i++ {
+		for i := c0; i < c1; i++ {
 			arena = appendOutboxValue(arena, EventClick, b.recs[b.start(i):b.start(i)+16])
+		}
+		for _, o := range b.others[o0:o1] {
+			arena = appendOutboxValue(arena, o.Kind, o.Ref[:])
 		}
 		return arena[s:len(arena):len(arena)]
 	}
-
-	txn := db.bdb.NewTransaction(true)
-	defer func() { txn.Discard() }()
-	first := 0 // first record of the transaction being staged
-	for i := range b.ends {
+	stageClick := func(txn *badger.Txn, i int) error {
 		rec := b.recs[b.start(i):b.ends[i]:b.ends[i]]
 		ks := len(arena)
 		arena = append(append(arena, prefixClick), rec[:16]...)
-		key := arena[ks:len(arena):len(arena)]
-		err := txn.Set(key, rec)
-		if errors.Is(err, badger.ErrTxnTooBig) {
-			// Badger's documented way out: commit what is staged, go on in a new txn.
-			if err := w.finish(txn, seq+uint64(first), events(first, i)); err != nil {
+		return txn.Set(arena[ks:len(arena):len(arena)], rec)
+	}
+	stageOther := func(txn *badger.Txn, j int) error {
+		o := b.others[j]
+		for _, v := range o.Stamp {
+			binary.BigEndian.PutUint64(v[len(v)-8:], b.otherSeq+uint64(j))
+		}
+		for _, kv := range o.Sets {
+			e := badger.NewEntry(kv.Key, kv.Value)
+			if kv.ExpiresAt > 0 {
+				e.ExpiresAt = uint64(kv.ExpiresAt)
+			}
+			if err := txn.SetEntry(e); err != nil {
 				return err
 			}
-			w.applyDeltas(b.ctrs[first:i])
-			first = i
-			txn = db.bdb.NewTransaction(true)
-			err = txn.Set(key, rec)
+		}
+		return nil
+	}
+
+	// Badger refuses a transaction past MaxBatchCount entries or MaxBatchSize bytes as
+	// it estimates them (ErrTxnTooBig). A batch that would pass either goes in several
+	// transactions, in order, each with the outbox entry of its own events and room left
+	// for it; the transaction being staged holds clicks from first and other events from
+	// firstOther (only once every click is in an earlier one). An event's records never
+	// straddle two transactions: they go with its outbox entry or not at all.
+	txn := db.bdb.NewTransaction(true)
+	defer func() { txn.Discard() }()
+	first, firstOther := 0, 0
+	maxCount, maxSize := db.bdb.MaxBatchCount()-txnOverheadEntries, db.bdb.MaxBatchSize()-txnOverheadBytes
+	var count, size int64
+	// room makes room for n more entries of the given estimated size, committing what is
+	// staged when they would not fit beside it.
+	room := func(n, bytes int64, clicksTo, othersTo int) error {
+		if count+n < maxCount && size+bytes < maxSize {
+			count, size = count+n, size+bytes
+			return nil
+		}
+		if count == 0 {
+			return fmt.Errorf("%d entries of %d bytes: %w", n, bytes, badger.ErrTxnTooBig)
+		}
+		if err := w.finish(txn, seq+uint64(first+firstOther), events(first, clicksTo, firstOther, othersTo)); err != nil {
+			return err
+		}
+		w.applyDeltas(b.ctrs[first:clicksTo])
+		first, firstOther = clicksTo, othersTo
+		txn = db.bdb.NewTransaction(true)
+		count, size = n, bytes
+		return nil
+	}
+	for i := range b.ends {
+		err := room(1, txnEntrySize(1+16, b.ends[i]-b.start(i)), i, 0)
+		if err == nil {
+			err = stageClick(txn, i)
 		}
 		if err != nil {
 			return fmt.Errorf("storage: stage click: %w", err)
 		}
 	}
-	ev := events(first, len(b.ends))
-	if len(b.others) > 0 {
-		// Other events follow the clicks in the outbox, in the same transaction.
-		b.otherSeq = seq + uint64(len(b.ends))
-		s := len(arena)
-		arena = append(arena, ev...)
-		for j, o := range b.others {
-			for _, v := range o.Stamp {
-				binary.BigEndian.PutUint64(v[len(v)-8:], b.otherSeq+uint64(j))
-			}
-			for _, kv := range o.Sets {
-				e := badger.NewEntry(kv.Key, kv.Value)
-				if kv.ExpiresAt > 0 {
-					e.ExpiresAt = uint64(kv.ExpiresAt)
-				}
-				if err := txn.SetEntry(e); err != nil {
-					return fmt.Errorf("storage: stage event: %w", err)
-				}
-			}
-			arena = appendOutboxValue(arena, o.Kind, o.Ref[:])
+	for j, o := range b.others {
+		var bytes int64
+		for _, kv := range o.Sets {
+			bytes += txnEntrySize(len(kv.Key), len(kv.Value))
 		}
-		ev = arena[s:len(arena):len(arena)]
+		err := room(int64(len(o.Sets)), bytes, len(b.ends), j)
+		if err == nil {
+			err = stageOther(txn, j)
+		}
+		if err != nil {
+			return fmt.Errorf("storage: stage event: %w", err)
+		}
 	}
-	b.keys = arena
-	if err := w.finish(txn, seq+uint64(first), ev); err != nil {
+	if err := w.finish(txn, seq+uint64(first+firstOther), events(first, len(b.ends), firstOther, len(b.others))); err != nil {
 		return err
 	}
 	w.applyDeltas(b.ctrs[first:])
@@ -291,6 +324,23 @@ func (w *Committer) write(b *batch) error {
 		db.outboxMu.Unlock()
 	}
 	return nil
+}
+
+// What a transaction holds besides the events' records, at most: Badger's end-of-
+// transaction entry, which it counts from the start, and finish's outbox entry and
+// outbox sequence; each a short key and a value under valueThreshold bytes (a longer one
+// goes to the value log, leaving a pointer).
+const (
+	txnOverheadEntries = 3
+	txnOverheadBytes   = txnOverheadEntries * (32 + valueThreshold + 12)
+)
+
+// txnEntrySize is what Badger counts against a transaction's MaxBatchSize for an entry.
+func txnEntrySize(key, value int) int64 {
+	if value >= valueThreshold {
+		value = 12 // a value pointer
+	}
+	return int64(key + value + 2 + 10) // meta, user meta, key version
 }
 
 func (b *batch) start(i int) int {

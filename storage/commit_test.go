@@ -1,0 +1,105 @@
+package storage
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"testing"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// A group commit Badger would refuse as one transaction (too many entries, or too many
+// bytes) goes in several: every click and event is committed, numbered in order, each
+// event with all its records, stamped with its own sequence, and read back the same
+// from the outbox and from the committer's memory.
+func TestCommitSplitsWhatBadgerWillNotTakeInOneTransaction(t *testing.T) {
+	// A 1 MiB memtable lets a transaction hold about 1,600 entries or 150 KB.
+	db, err := Open(Options{Dir: t.TempDir(), MemTableMB: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	const clicks, events = 3000, 1500
+	w := db.clicks
+	ctr := db.Counters("", "s")
+	b := w.open
+	for i := range clicks {
+		b.recs = AppendClick(b.recs, testClick(i, "s", false))
+		b.ends = append(b.ends, len(b.recs))
+		b.ctrs = append(b.ctrs, counterDelta{ctr, KindHuman})
+	}
+	for j := range events {
+		var ref [16]byte
+		ref[0] = 0xff
+		binary.BigEndian.PutUint64(ref[8:], uint64(j))
+		index := make([]byte, 16+8)
+		b.others = append(b.others, Write{Kind: EventConversion, Ref: ref, Stamp: [][]byte{index}, Sets: []KV{
+			{Key: conversionKey(ref), Value: fmt.Appendf(nil, "conversion %d", j)},
+			// Stays in the tree (under valueThreshold), so bytes bind before entries.
+			{Key: fmt.Appendf(nil, "zz-big-%d", j), Value: bytes.Repeat([]byte{'x'}, 150)},
+			{Key: fmt.Appendf(nil, "zz-index-%d", j), Value: index},
+		}})
+	}
+	w.commitOpen()
+	if b.err != nil {
+		t.Fatalf("commit: %v", b.err)
+	}
+	if got := ctr.Human.Load(); got != clicks {
+		t.Fatalf("counter %d, want %d", got, clicks)
+	}
+	if h := db.OutboxHead(); h != clicks+events+1 {
+		t.Fatalf("outbox head %d, want %d", h, clicks+events+1)
+	}
+	entries := 0
+	err = db.bdb.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixOutbox}})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			entries++
+		}
+		for j := range events {
+			item, err := txn.Get(fmt.Appendf(nil, "zz-index-%d", j))
+			if err != nil {
+				return fmt.Errorf("event %d's index: %w", j, err)
+			}
+			v, _ := item.ValueCopy(nil)
+			if seq := binary.BigEndian.Uint64(v[16:]); seq != clicks+uint64(j)+1 {
+				return fmt.Errorf("event %d stamped %d, want %d", j, seq, clicks+j+1)
+			}
+			if _, err := txn.Get(fmt.Appendf(nil, "zz-big-%d", j)); err != nil {
+				return fmt.Errorf("event %d's record: %w", j, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if entries < 4 {
+		t.Fatalf("%d transactions: the batch was not big enough to need splitting", entries)
+	}
+	stored, err := db.readOutbox(1, clicks+events+1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept, err := db.ReadEvents(1, clicks+events+1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stored) != clicks+events || len(kept) != len(stored) {
+		t.Fatalf("outbox holds %d events, memory %d, want %d", len(stored), len(kept), clicks+events)
+	}
+	for i, e := range stored {
+		want := fmt.Sprintf("conversion %d", i-clicks)
+		if i < clicks {
+			want = string(b.recs[b.start(i):b.ends[i]])
+		}
+		if e.Seq != uint64(i+1) || string(e.Record) != want {
+			t.Fatalf("event %d: seq %d, record %q, want %q", i, e.Seq, e.Record, want)
+		}
+		if k := kept[i]; k.Seq != e.Seq || k.Kind != e.Kind || k.Ref != e.Ref || !bytes.Equal(k.Record, e.Record) {
+			t.Fatalf("event %d from memory: %+v, from the outbox %+v", i, k.OutboxEntry, e.OutboxEntry)
+		}
+	}
+}
