@@ -68,20 +68,23 @@ type User struct {
 // A status change (refund, rejection) is a new event for the same conversion, with
 // event_id "<source_event_id>:<status>", so destinations that dedupe on event_id keep it.
 type ConversionEvent struct {
-	SchemaVersion int        `json:"schema_version"`
-	EventType     string     `json:"event_type"`
-	EventID       string     `json:"event_id"`
-	ConversionID  string     `json:"conversion_id"`
-	SourceEventID string     `json:"source_event_id"`
-	Type          string     `json:"type"`
-	Status        string     `json:"status"`
-	Value         *float64   `json:"value,omitempty"`
-	Currency      string     `json:"currency,omitempty"`
-	OccurredAt    time.Time  `json:"occurred_at"`
-	ReceivedAt    time.Time  `json:"received_at"`
-	ClickID       string     `json:"click_id,omitempty"`
-	VisitorID     string     `json:"visitor_id,omitempty"`
-	Identities    []Identity `json:"identities,omitempty"`
+	SchemaVersion int       `json:"schema_version"`
+	EventType     string    `json:"event_type"`
+	EventID       string    `json:"event_id"`
+	ConversionID  string    `json:"conversion_id"`
+	SourceEventID string    `json:"source_event_id"`
+	Type          string    `json:"type"`
+	Status        string    `json:"status"`
+	Value         *float64  `json:"value,omitempty"`
+	Currency      string    `json:"currency,omitempty"`
+	OccurredAt    time.Time `json:"occurred_at"`
+	ReceivedAt    time.Time `json:"received_at"`
+	// StatusChangedAt is when the refund or rejection that set Status happened; zero
+	// while the conversion keeps the status it came with. EventTime picks it.
+	StatusChangedAt time.Time  `json:"status_changed_at,omitzero"`
+	ClickID         string     `json:"click_id,omitempty"`
+	VisitorID       string     `json:"visitor_id,omitempty"`
+	Identities      []Identity `json:"identities,omitempty"`
 	// User is who the sender said converted, normalised; nil when the sender gave no
 	// email, phone or customer ID, or when the operator turned user data off.
 	User *User `json:"user,omitempty"`
@@ -91,6 +94,17 @@ type ConversionEvent struct {
 	Linear      []Touch `json:"linear,omitempty"`
 	Reason      string  `json:"reason,omitempty"`
 	Source      string  `json:"source"`
+}
+
+// EventTime is when what the event announces happened: the refund or rejection for a
+// conversion whose status changed, else the conversion. A destination that takes a
+// reversal as an event of its own (a refund) stamps it with this, not with the purchase's
+// time, which may lie past the destination's window for late events.
+func (c *ConversionEvent) EventTime() time.Time {
+	if !c.StatusChangedAt.IsZero() {
+		return c.StatusChangedAt
+	}
+	return c.OccurredAt
 }
 
 // Touch is a click credited with a conversion.

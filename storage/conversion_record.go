@@ -23,6 +23,7 @@ import (
 //	identities: uvarint count, then kind and value strings
 //	[last touch] [first touch]               when present
 //	linear: uvarint count, then touches
+//	[status changed at]                      varint Unix nanoseconds, when present
 //
 // A string is a uvarint length and its bytes. A touch is ClickID Slug Domain Campaign
 // and the five UTM strings, the variant as uvarint (0 for none, else variant+1), a flag
@@ -36,8 +37,9 @@ const (
 	convHasReceived
 	convHasLast
 	convHasFirst
+	convHasStatusChanged
 
-	convFlagsKnown = convHasFirst<<1 - 1
+	convFlagsKnown = convHasStatusChanged<<1 - 1
 )
 
 // AppendConversion appends the record of c to dst.
@@ -57,6 +59,9 @@ func AppendConversion(dst []byte, c *Conversion) []byte {
 	}
 	if c.FirstClick != nil {
 		flags |= convHasFirst
+	}
+	if !c.StatusChangedAt.IsZero() {
+		flags |= convHasStatusChanged
 	}
 	dst = binary.AppendVarint(append(dst, conversionRecordV1, flags), int64(c.Revision))
 	for _, s := range [...]string{c.ID, c.EventID, c.Type, c.Status, c.Currency, c.ClickID, c.VisitorID, c.Reason, c.Source} {
@@ -84,6 +89,9 @@ func AppendConversion(dst []byte, c *Conversion) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(c.Linear)))
 	for i := range c.Linear {
 		dst = appendTouch(dst, &c.Linear[i])
+	}
+	if flags&convHasStatusChanged != 0 {
+		dst = binary.AppendVarint(dst, c.StatusChangedAt.UnixNano())
 	}
 	return dst
 }
@@ -266,6 +274,9 @@ func decodeConversionV1(b []byte) (*Conversion, error) {
 		for i := range c.Linear {
 			r.touch(&c.Linear[i])
 		}
+	}
+	if flags&convHasStatusChanged != 0 {
+		c.StatusChangedAt = r.time()
 	}
 	if r.err == nil && r.off != len(r.s) {
 		r.fail("trailing bytes")

@@ -38,7 +38,9 @@ func TestConversionRecordRoundTrip(t *testing.T) {
 	noClickTime.LastClick.ClickTime = time.Time{}
 	negative := testConversion()
 	*negative.Value = -0.25
-	for name, c := range map[string]*Conversion{"full": full, "bare": bare, "zero click time": noClickTime, "negative value": negative} {
+	refunded := testConversion()
+	refunded.Status, refunded.Revision, refunded.StatusChangedAt = "refunded", 1, refunded.OccurredAt.Add(72*time.Hour+time.Nanosecond)
+	for name, c := range map[string]*Conversion{"full": full, "bare": bare, "zero click time": noClickTime, "negative value": negative, "refunded": refunded} {
 		got, err := DecodeConversion(AppendConversion(nil, c))
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)

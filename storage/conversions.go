@@ -82,6 +82,9 @@ type Conversion struct {
 	// Revision is 0 for the conversion as first committed, and each status change adds
 	// one; -1 for a record from before revisions were kept (it may be either).
 	Revision int `json:"-"`
+	// StatusChangedAt is when the refund or rejection that set Status happened; zero
+	// while the conversion keeps the status it came with.
+	StatusChangedAt time.Time `json:"status_changed_at,omitzero"`
 }
 
 func conversionKey(id [16]byte) []byte { return append([]byte{prefixConversion}, id[:]...) }

@@ -19,7 +19,7 @@ func FromConversion(c *storage.Conversion) *Conversion {
 	}
 	e := &Conversion{
 		SchemaVersion: SchemaVersion, EventType: TypeConversion, EventID: eid, ConversionID: c.ID, SourceEventID: c.EventID,
-		Type: c.Type, Status: c.Status, Value: c.Value, Currency: c.Currency, OccurredAt: c.OccurredAt, ReceivedAt: c.ReceivedAt,
+		Type: c.Type, Status: c.Status, Value: c.Value, Currency: c.Currency, OccurredAt: c.OccurredAt, ReceivedAt: c.ReceivedAt, StatusChangedAt: c.StatusChangedAt,
 		ClickID: c.ClickID, VisitorID: c.VisitorID, Attribution: touch(c.LastClick), FirstClick: touch(c.FirstClick),
 		Reason: c.Reason, Source: c.Source,
 	}

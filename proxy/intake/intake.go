@@ -295,6 +295,13 @@ func (in *Intake) process(ctx context.Context, r *reads, v *valid, source string
 		if v.status != "approved" && v.status != old.Status {
 			// A refund or rejection reverses the conversion's value; it is not a new one.
 			old.Status, old.Revision = v.status, max(old.Revision, 0)+1
+			// Senders often resend the purchase as it was, its occurred_at included, with
+			// only the status changed: a time not after the purchase's is not the
+			// change's, which then happened when it arrived.
+			old.StatusChangedAt = v.occurred.UTC()
+			if !v.occurred.After(old.OccurredAt) {
+				old.StatusChangedAt = now.UTC()
+			}
 			if _, err := in.DB.PutConversion(oldID, old, in.Horizon, in.sealUser(oldID, v)); err != nil {
 				return nil, err
 			}

@@ -164,10 +164,14 @@ func TestJourneys(t *testing.T) {
 	})
 	t.Run("refund after purchase", func(t *testing.T) {
 		_, vid := tap(t, g, "/a", "", "")
-		c := conv(map[string]any{"visitor_id": vid})
+		bought := time.Now().Add(-2 * time.Hour).UTC().Truncate(time.Second)
+		c := conv(map[string]any{"visitor_id": vid, "occurred_at": bought.Format(time.RFC3339)})
 		_, first := post(t, g, c, ingest)
+		// Resent as the purchase was, occurred_at included: the refund happened when it came.
 		c["status"] = "refunded"
+		sent := time.Now()
 		_, out := post(t, g, c, ingest)
+		answered := time.Now()
 		if out["status_changed"] != true || out["duplicate"] != false || out["status"] != "refunded" || out["conversion_id"] != first["conversion_id"] {
 			t.Fatalf("%v", out)
 		}
@@ -181,8 +185,21 @@ func TestJourneys(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if stored, err := g.S.DB.GetConversion(cid); err != nil || stored.Revision != 1 || stored.Status != "refunded" {
+		stored, err := g.S.DB.GetConversion(cid)
+		if err != nil || stored.Revision != 1 || stored.Status != "refunded" || !stored.OccurredAt.Equal(bought) {
 			t.Fatalf("stored after the refund: %+v, %v", stored, err)
+		}
+		if at := stored.StatusChangedAt; at.Before(sent.Truncate(time.Microsecond)) || at.After(answered) {
+			t.Fatalf("refund stamped %v, want when it was received (%v to %v)", at, sent, answered)
+		}
+		// A change that says when it happened, after the purchase, keeps that time.
+		rejected := bought.Add(time.Hour)
+		c["status"], c["occurred_at"] = "rejected", rejected.Format(time.RFC3339)
+		if _, out := post(t, g, c, ingest); out["status_changed"] != true {
+			t.Fatalf("rejection: %v", out)
+		}
+		if stored, err := g.S.DB.GetConversion(cid); err != nil || stored.Revision != 2 || !stored.StatusChangedAt.Equal(rejected) || !stored.OccurredAt.Equal(bought) {
+			t.Fatalf("stored after the rejection: %+v, %v", stored, err)
 		}
 	})
 	t.Run("identity seen only on a later click", func(t *testing.T) {

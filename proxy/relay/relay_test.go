@@ -374,14 +374,17 @@ func TestConversionsReachKafka(t *testing.T) {
 	tp := newTapper(g, "/k")
 	cookie := fmt.Sprintf("0%025d", 7)
 	cid, _ := tp.tap(cookie)
-	body := fmt.Sprintf(`{"event_id":"o-1","type":"purchase","value":12.5,"currency":"EUR","visitor_id":%q,"user":{"email":"a@b.co"}}`, cookie)
-	req, _ := http.NewRequest("POST", g.Pub+"/v1/conversions", strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer ingest-token-0123456789")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("conversion: %v %v", resp, err)
+	// The purchase, then its refund: an event of its own, saying when it happened.
+	for _, status := range []string{"approved", "refunded"} {
+		body := fmt.Sprintf(`{"event_id":"o-1","type":"purchase","value":12.5,"currency":"EUR","visitor_id":%q,"user":{"email":"a@b.co"},"status":%q}`, cookie, status)
+		req, _ := http.NewRequest("POST", g.Pub+"/v1/conversions", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer ingest-token-0123456789")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("conversion: %v %v", resp, err)
+		}
+		resp.Body.Close()
 	}
-	resp.Body.Close()
 	drained(t, g, time.Minute)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -405,8 +408,9 @@ func TestConversionsReachKafka(t *testing.T) {
 				t.Fatalf("conversion event invalid: %v\n%s", err, m.Value)
 			}
 			var ev struct {
-				EventID     string `json:"event_id"`
-				Attribution struct {
+				EventID         string     `json:"event_id"`
+				StatusChangedAt *time.Time `json:"status_changed_at"`
+				Attribution     struct {
 					ClickID string `json:"click_id"`
 				} `json:"attribution"`
 				User struct {
@@ -415,6 +419,9 @@ func TestConversionsReachKafka(t *testing.T) {
 			}
 			json.Unmarshal(m.Value, &ev)
 			ids[ev.EventID] = true
+			if refund := ev.EventID == "o-1:refunded"; refund != (ev.StatusChangedAt != nil) {
+				t.Errorf("event %s has status_changed_at %v", ev.EventID, ev.StatusChangedAt)
+			}
 			if ev.User.Email != "a@b.co" {
 				t.Errorf("conversion event carries user %+v, want the sender's email", ev.User)
 			}
@@ -425,8 +432,8 @@ func TestConversionsReachKafka(t *testing.T) {
 	}
 	// Delivery is at least once: a write retried after a slow acknowledgement may land
 	// twice, always with the same event ID.
-	if n == 0 || len(ids) != 1 || !ids["o-1"] {
-		t.Fatalf("%d conversion messages with event IDs %v, want o-1", n, ids)
+	if n == 0 || len(ids) != 2 || !ids["o-1"] || !ids["o-1:refunded"] {
+		t.Fatalf("%d conversion messages with event IDs %v, want o-1 and o-1:refunded", n, ids)
 	}
 }
 
