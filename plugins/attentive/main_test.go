@@ -290,13 +290,20 @@ var touch = &sdk.Touch{
 func conv(eventID, typ, status string, user *sdk.User, attribution *sdk.Touch) sdk.ConversionEvent {
 	src, _, _ := strings.Cut(eventID, ":")
 	v := 49.9
-	return sdk.ConversionEvent{
+	c := sdk.ConversionEvent{
 		SchemaVersion: sdk.SchemaVersion, EventType: sdk.TypeConversion, EventID: eventID, ConversionID: "09k00000000000000000000001",
 		SourceEventID: src, Type: typ, Status: status, Value: &v, Currency: "EUR",
 		OccurredAt: t0.Add(30 * time.Minute), ReceivedAt: t0.Add(30*time.Minute + 2*time.Second),
 		User: user, Attribution: attribution, Source: "api",
 	}
+	if status != "approved" {
+		c.StatusChangedAt = c.OccurredAt.Add(reversedAfter) // a refund or rejection days later
+	}
+	return c
 }
+
+// reversedAfter is how long after the conversion its refund or rejection in conv happened.
+const reversedAfter = 50 * time.Hour
 
 func convEvent(t testing.TB, c sdk.ConversionEvent) sdk.Event {
 	t.Helper()
@@ -507,7 +514,11 @@ func TestConversionMapping(t *testing.T) {
 			if e.User.ExternalIdentifiers != nil {
 				cid = e.User.ExternalIdentifiers.ClientUserID
 			}
-			if e.Type != c.typ || e.OccurredAt != "2026-11-26T19:00:15.123Z" || [3]string{e.User.Phone, e.User.Email, cid} != c.user {
+			at := "2026-11-26T19:00:15.123Z"
+			if strings.Contains(c.id, ":") {
+				at = "2026-11-28T21:00:15.123Z" // when the reversal happened
+			}
+			if e.Type != c.typ || e.OccurredAt != at || [3]string{e.User.Phone, e.User.Email, cid} != c.user {
 				t.Errorf("%s: type %q at %q user %+v", c.id, e.Type, e.OccurredAt, e.User)
 			}
 			if !reflect.DeepEqual(e.Properties, c.props) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -78,7 +79,10 @@ type conversion struct {
 	Value         *float64  `json:"value"`
 	Currency      string    `json:"currency"`
 	OccurredAt    time.Time `json:"occurred_at"`
-	Identities    []struct {
+	// StatusChangedAt is when a refund or rejection happened: such an event is stamped
+	// with it, not with the purchase's time.
+	StatusChangedAt time.Time `json:"status_changed_at"`
+	Identities      []struct {
 		Kind  string `json:"kind"`
 		Value string `json:"value"`
 	} `json:"identities"`
@@ -148,7 +152,7 @@ func (a *Attentive) request(e sdk.Event) (request, error) {
 		if u.empty() {
 			return request{}, errors.New("conversion carries no phone, email or customer ID for Attentive to find the person by (send user with the conversion)" + why)
 		}
-		at = c.OccurredAt
+		at = cmp.Or(c.StatusChangedAt, c.OccurredAt)
 		if at.IsZero() {
 			at = e.Time
 		}

@@ -388,11 +388,15 @@ func TestConversionMapping(t *testing.T) {
 	api := newMPAPI(t, "/mp/collect", t0, nil)
 	p, _ := connect(t, config(api.URL, `,"event_names":{"call":"phone_call_lead"}`))
 	noUser := func(c *sdk.ConversionEvent) { c.User, c.VisitorID = nil, "" }
+	// A reversal is stamped when it happened, which GA4 takes however long ago the
+	// purchase was (past its 72-hour window here).
+	changed := t0.Add(-30 * time.Minute)
+	reversed := func(c *sdk.ConversionEvent) { c.OccurredAt, c.StatusChangedAt = t0.Add(-10*24*time.Hour), changed }
 	evs := []sdk.Event{
 		conversion(t, "ord-1001", "purchase", "approved", nil),
-		conversion(t, "ord-1001:refunded", "purchase", "refunded", nil),
+		conversion(t, "ord-1001:refunded", "purchase", "refunded", reversed),
 		conversion(t, "lead-7", "lead", "approved", func(c *sdk.ConversionEvent) { c.Value, c.Currency = nil, "" }),
-		conversion(t, "lead-7:rejected", "lead", "rejected", func(c *sdk.ConversionEvent) { c.Value, c.Currency = nil, "" }),
+		conversion(t, "lead-7:rejected", "lead", "rejected", func(c *sdk.ConversionEvent) { c.Value, c.Currency = nil, ""; reversed(c) }),
 		conversion(t, "sig-1", "signup", "approved", noUser),
 		conversion(t, "call-1", "call", "approved", nil),
 		conversion(t, "demo-1", "book_demo", "approved", func(c *sdk.ConversionEvent) { c.Attribution = nil; c.Reason = "no click" }),

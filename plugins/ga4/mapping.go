@@ -169,7 +169,7 @@ func (g *GA4) mapEvent(e sdk.Event, now time.Time) (mapped, error) {
 		if err != nil {
 			return m, fmt.Errorf("conversion event is not valid JSON: %v", err)
 		}
-		m.id, at, user = firstOf(e.ID, c.EventID), c.OccurredAt, c.User
+		m.id, at, user = firstOf(e.ID, c.EventID), c.EventTime(), c.User
 		var touch string
 		if a := c.Attribution; a != nil {
 			touch = a.ClickID

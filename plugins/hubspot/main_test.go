@@ -400,6 +400,7 @@ func TestConversionMapping(t *testing.T) {
 	full := conversion(1)
 	refund := conversion(1)
 	refund.EventID, refund.Status = "ord-1:refunded", "refunded"
+	refund.StatusChangedAt = refund.OccurredAt.Add(50 * time.Hour)
 	unattributed := conversion(2)
 	unattributed.Attribution, unattributed.Value, unattributed.Currency = nil, nil, ""
 	customerOnly := conversion(3)
@@ -424,8 +425,8 @@ func TestConversionMapping(t *testing.T) {
 		got[0].UUID != eventUUID("ord-1") || !reflect.DeepEqual(got[0].Properties, want) {
 		t.Errorf("conversion\n got %+v\nwant properties %v", got[0], want)
 	}
-	if got[1].UUID == got[0].UUID || got[1].Properties["conversion_status"] != "refunded" {
-		t.Errorf("a refund is its own occurrence: %+v", got[1])
+	if got[1].UUID == got[0].UUID || got[1].Properties["conversion_status"] != "refunded" || got[1].OccurredAt != "2026-11-28T21:30:15.123Z" {
+		t.Errorf("a refund is its own occurrence, when it happened: %+v", got[1])
 	}
 	if _, ok := got[2].Properties["click_id"]; ok || got[2].Properties["value"] != "" {
 		t.Errorf("an unattributed conversion sends no attribution: %+v", got[2].Properties)

@@ -91,6 +91,12 @@ func (h *HubSpot) mapEvent(e sdk.Event) (mapped, error) {
 			at = t
 		}
 	}
+	// A refund or rejection happened when its status changed, not when the purchase did.
+	if s, ok, _ := doc.text(source{path: []string{"status_changed_at"}}); ok && e.Type == sdk.TypeConversion {
+		if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+			at = t
+		}
+	}
 	if at.Year() < 2000 || at.Year() > 9999 {
 		return m, fmt.Errorf("%s event has no usable %s", e.Type, timeField)
 	}

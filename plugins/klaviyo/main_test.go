@@ -255,13 +255,20 @@ var touch = &sdk.Touch{
 func conv(eventID, typ, status string, user *sdk.User, attribution *sdk.Touch) sdk.ConversionEvent {
 	src, _, _ := strings.Cut(eventID, ":")
 	v := 49.9
-	return sdk.ConversionEvent{
+	c := sdk.ConversionEvent{
 		SchemaVersion: sdk.SchemaVersion, EventType: sdk.TypeConversion, EventID: eventID, ConversionID: "09k00000000000000000000001",
 		SourceEventID: src, Type: typ, Status: status, Value: &v, Currency: "EUR",
 		OccurredAt: t0.Add(30 * time.Minute), ReceivedAt: t0.Add(30*time.Minute + 2*time.Second),
 		User: user, Attribution: attribution, Source: "api",
 	}
+	if status != "approved" {
+		c.StatusChangedAt = c.OccurredAt.Add(reversedAfter) // a refund or rejection days later
+	}
+	return c
 }
+
+// reversedAfter is how long after the conversion its refund or rejection in conv happened.
+const reversedAfter = 50 * time.Hour
 
 func convEvent(t testing.TB, c sdk.ConversionEvent) sdk.Event {
 	t.Helper()
@@ -469,7 +476,11 @@ func TestConversionMapping(t *testing.T) {
 		}
 		a := e.Data.Attributes
 		pr := a.Profile.Data.Attributes
-		if a.Metric.Data.Attributes.Name != c.metric || *a.Time != "2026-11-26T19:00:15Z" || [3]string{pr.Email, pr.PhoneNumber, pr.ExternalID} != c.profile {
+		at := "2026-11-26T19:00:15Z"
+		if strings.Contains(c.id, ":") {
+			at = "2026-11-28T21:00:15Z" // when the reversal happened
+		}
+		if a.Metric.Data.Attributes.Name != c.metric || *a.Time != at || [3]string{pr.Email, pr.PhoneNumber, pr.ExternalID} != c.profile {
 			t.Errorf("%s: metric %q time %q profile %+v", c.id, a.Metric.Data.Attributes.Name, *a.Time, pr)
 		}
 		if c.value != (a.Value != nil) || (c.value && (*a.Value != 49.9 || *a.ValueCurrency != "EUR")) {

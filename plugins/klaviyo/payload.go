@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -70,7 +71,10 @@ type conversion struct {
 	Value         *float64  `json:"value"`
 	Currency      string    `json:"currency"`
 	OccurredAt    time.Time `json:"occurred_at"`
-	Identities    []struct {
+	// StatusChangedAt is when a refund or rejection happened: such an event is stamped
+	// with it, not with the purchase's time.
+	StatusChangedAt time.Time `json:"status_changed_at"`
+	Identities      []struct {
 		Kind  string `json:"kind"`
 		Value string `json:"value"`
 	} `json:"identities"`
@@ -146,7 +150,7 @@ func (k *Klaviyo) payload(e sdk.Event) ([]byte, error) {
 		a.Profile.Data.Attributes = p
 		a.Metric.Data.Attributes.Name = k.conversionMetric(c.Type, c.Status)
 		a.UniqueID = firstNonEmpty(e.ID, c.EventID)
-		at = c.OccurredAt
+		at = cmp.Or(c.StatusChangedAt, c.OccurredAt)
 		if c.Value != nil {
 			a.Value = c.Value
 			if c.Currency != "" {

@@ -183,13 +183,20 @@ var touch = &sdk.Touch{
 func conv(eventID, typ, status string, user *sdk.User, attribution *sdk.Touch) sdk.ConversionEvent {
 	src, _, _ := strings.Cut(eventID, ":")
 	v := 49.9
-	return sdk.ConversionEvent{
+	c := sdk.ConversionEvent{
 		SchemaVersion: sdk.SchemaVersion, EventType: sdk.TypeConversion, EventID: eventID, ConversionID: "09k00000000000000000000001",
 		SourceEventID: src, Type: typ, Status: status, Value: &v, Currency: "EUR",
 		OccurredAt: t0.Add(30 * time.Minute), ReceivedAt: t0.Add(30*time.Minute + 2*time.Second),
 		User: user, Attribution: attribution, Source: "api",
 	}
+	if status != "approved" {
+		c.StatusChangedAt = c.OccurredAt.Add(reversedAfter) // a refund or rejection days later
+	}
+	return c
 }
+
+// reversedAfter is how long after the conversion its refund or rejection in conv happened.
+const reversedAfter = 50 * time.Hour
 
 func convEvent(t testing.TB, c sdk.ConversionEvent) sdk.Event {
 	t.Helper()
@@ -396,7 +403,11 @@ func TestConversionMapping(t *testing.T) {
 			t.Errorf("%s not sent", c.id)
 			continue
 		}
-		if e.Type != c.typ || e.OccurredAt != "2026-11-26 19:00:15.123000" || e.Phone != c.phone || e.Email != c.email || e.SubscriberID != "" {
+		at := "2026-11-26 19:00:15.123000"
+		if strings.Contains(c.id, ":") {
+			at = "2026-11-28 21:00:15.123000" // when the reversal happened
+		}
+		if e.Type != c.typ || e.OccurredAt != at || e.Phone != c.phone || e.Email != c.email || e.SubscriberID != "" {
 			t.Errorf("%s: %+v", c.id, e)
 		}
 		if !reflect.DeepEqual(e.Properties, c.props) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -45,7 +46,10 @@ type conversion struct {
 	Value         *float64  `json:"value"`
 	Currency      string    `json:"currency"`
 	OccurredAt    time.Time `json:"occurred_at"`
-	Identities    []struct {
+	// StatusChangedAt is when a refund or rejection happened: such an event is stamped
+	// with it, not with the purchase's time.
+	StatusChangedAt time.Time `json:"status_changed_at"`
+	Identities      []struct {
 		Kind  string `json:"kind"`
 		Value string `json:"value"`
 	} `json:"identities"`
@@ -118,7 +122,7 @@ func (p *Postscript) payload(e sdk.Event) ([]byte, error) {
 			return nil, errors.New("conversion carries no phone or email for Postscript to find the subscriber by (send user with the conversion)" + why)
 		}
 		ev = customEvent{Type: p.conversionType(c.Status), ExternalID: firstNonEmpty(e.ID, c.EventID)}
-		at = c.OccurredAt
+		at = cmp.Or(c.StatusChangedAt, c.OccurredAt)
 		props := map[string]any{"conversion_id": c.ConversionID, "conversion_type": c.Type, "status": c.Status, "attributed": c.Attribution != nil}
 		if c.Value != nil {
 			props["value"] = *c.Value

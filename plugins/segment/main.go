@@ -10,6 +10,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -331,8 +332,11 @@ type conversion struct {
 	Value         *float64  `json:"value"`
 	Currency      string    `json:"currency"`
 	OccurredAt    time.Time `json:"occurred_at"`
-	VisitorID     string    `json:"visitor_id"`
-	Identities    []struct {
+	// StatusChangedAt is when a refund or rejection happened: such an event is stamped
+	// with it, not with the purchase's time.
+	StatusChangedAt time.Time `json:"status_changed_at"`
+	VisitorID       string    `json:"visitor_id"`
+	Identities      []struct {
 		Kind  string `json:"kind"`
 		Value string `json:"value"`
 	} `json:"identities"`
@@ -395,7 +399,7 @@ func (s *Segment) message(e sdk.Event) ([]byte, error) {
 		if err := json.Unmarshal(e.JSON, &c); err != nil {
 			return nil, fmt.Errorf("conversion event is not valid JSON: %v", err)
 		}
-		docID, visitor, at = c.EventID, c.VisitorID, c.OccurredAt
+		docID, visitor, at = c.EventID, c.VisitorID, cmp.Or(c.StatusChangedAt, c.OccurredAt)
 		for _, id := range c.Identities {
 			if id.Kind == "customer_id" && identity == nil {
 				identity = &sdk.Identity{Kind: id.Kind, Value: id.Value}

@@ -342,7 +342,7 @@ func TestConversionMapping(t *testing.T) {
 	customer := `,"identities":[{"kind":"email","value":"9f86d081","source":"conversion"},{"kind":"customer_id","value":"cust-9","source":"conversion"}]`
 	evs := []sdk.Event{
 		conv("ord-1001", "purchase", "approved", visitor+customer+`,"attribution":`+touch),
-		conv("ord-1001:refunded", "purchase", "refunded", visitor+`,"attribution":`+touch),
+		conv("ord-1001:refunded", "purchase", "refunded", visitor+`,"attribution":`+touch+`,"status_changed_at":"2026-12-03T08:15:00Z"`),
 		conv("sig-77", "signup", "approved", customer+`,"attribution":null,"reason":"no click"`),
 		conv("ord-1002", "purchase", "approved", `,"attribution":null`),
 	}
@@ -362,18 +362,19 @@ func TestConversionMapping(t *testing.T) {
 		}
 		return m
 	}
+	// A refund is stamped when it happened.
 	cases := []struct {
-		event, anon, user string
-		props             map[string]any
+		event, anon, user, at string
+		props                 map[string]any
 	}{
-		{"Order Completed", "07v00000000000000000000001", "cust-9", with(map[string]any{"order_id": "ord-1001", "revenue": 49.9, "currency": "EUR"}, attributed)},
-		{"Order Refunded", "07v00000000000000000000001", "", with(map[string]any{"order_id": "ord-1001", "revenue": 49.9, "currency": "EUR"}, attributed)},
-		{"Conversion", "", "cust-9", map[string]any{"type": "signup", "status": "approved", "value": 49.9, "currency": "EUR"}},
+		{"Order Completed", "07v00000000000000000000001", "cust-9", "2026-11-26T19:00:00.000Z", with(map[string]any{"order_id": "ord-1001", "revenue": 49.9, "currency": "EUR"}, attributed)},
+		{"Order Refunded", "07v00000000000000000000001", "", "2026-12-03T08:15:00.000Z", with(map[string]any{"order_id": "ord-1001", "revenue": 49.9, "currency": "EUR"}, attributed)},
+		{"Conversion", "", "cust-9", "2026-11-26T19:00:00.000Z", map[string]any{"type": "signup", "status": "approved", "value": 49.9, "currency": "EUR"}},
 	}
 	for i, want := range cases {
 		m := b[0][i]
 		if m.Event != want.event || m.MessageID != evs[i].ID || m.AnonymousID != want.anon || m.UserID != want.user ||
-			m.Timestamp != "2026-11-26T19:00:00.000Z" || !reflect.DeepEqual(m.Properties, want.props) {
+			m.Timestamp != want.at || !reflect.DeepEqual(m.Properties, want.props) {
 			t.Errorf("conversion %d:\n got %+v\nwant %+v", i, m, want)
 		}
 	}
