@@ -352,6 +352,7 @@ type conversion struct {
 type orderProperties struct {
 	OrderID  string   `json:"order_id,omitempty"`
 	Revenue  *float64 `json:"revenue,omitempty"`
+	Total    *float64 `json:"total,omitempty"`
 	Currency string   `json:"currency,omitempty"`
 	ClickID  string   `json:"click_id,omitempty"`
 	Slug     string   `json:"slug,omitempty"`
@@ -415,7 +416,13 @@ func (s *Segment) message(e sdk.Event) ([]byte, error) {
 				order = c.EventID
 			}
 			m.Event = name
-			m.Properties = orderProperties{OrderID: order, Revenue: c.Value, Currency: c.Currency, ClickID: clickID, Slug: slug, Campaign: camp}
+			props := orderProperties{OrderID: order, Revenue: c.Value, Currency: c.Currency, ClickID: clickID, Slug: slug, Campaign: camp}
+			if c.Status == "refunded" || c.Status == "rejected" {
+				// revenue is reserved for what an event earned, and destinations add it
+				// up whatever the event's name: a reversal says its amount as total.
+				props.Revenue, props.Total = nil, c.Value
+			}
+			m.Properties = props
 		} else {
 			m.Event = "Conversion"
 			m.Properties = conversionProperties{Type: c.Type, Status: c.Status, Value: c.Value, Currency: c.Currency, ClickID: clickID, Slug: slug, Campaign: camp}

@@ -362,13 +362,14 @@ func TestConversionMapping(t *testing.T) {
 		}
 		return m
 	}
-	// A refund is stamped when it happened.
+	// A refund says its amount as total, not revenue (which destinations add up
+	// whatever the event), and is stamped when it happened.
 	cases := []struct {
 		event, anon, user, at string
 		props                 map[string]any
 	}{
 		{"Order Completed", "07v00000000000000000000001", "cust-9", "2026-11-26T19:00:00.000Z", with(map[string]any{"order_id": "ord-1001", "revenue": 49.9, "currency": "EUR"}, attributed)},
-		{"Order Refunded", "07v00000000000000000000001", "", "2026-12-03T08:15:00.000Z", with(map[string]any{"order_id": "ord-1001", "revenue": 49.9, "currency": "EUR"}, attributed)},
+		{"Order Refunded", "07v00000000000000000000001", "", "2026-12-03T08:15:00.000Z", with(map[string]any{"order_id": "ord-1001", "total": 49.9, "currency": "EUR"}, attributed)},
 		{"Conversion", "", "cust-9", "2026-11-26T19:00:00.000Z", map[string]any{"type": "signup", "status": "approved", "value": 49.9, "currency": "EUR"}},
 	}
 	for i, want := range cases {
