@@ -70,7 +70,13 @@ func classify(a answer, now time.Time, scope string) (verdict, time.Duration, st
 	reason := e.summary(a.status)
 	switch code := a.status; {
 	case code == http.StatusTooManyRequests:
-		return verdictRetry, retryAfter(a.header, now), reason + rateLimitNote(a.header, e)
+		wait := retryAfter(a.header, now)
+		if wait == 0 && dailyLimit(a.header, e) {
+			// The daily limit resets at midnight in the account's time zone: an early
+			// retry only uses up an attempt.
+			wait = sdk.MaxRetryAfter
+		}
+		return verdictRetry, wait, reason + rateLimitNote(a.header, e)
 	case code == http.StatusLocked:
 		// HubSpot: "Locks will last for 2 seconds".
 		return verdictRetry, max(retryAfter(a.header, now), 2*time.Second), reason
@@ -108,10 +114,15 @@ func retryAfter(h http.Header, now time.Time) time.Duration {
 	return 0
 }
 
+// dailyLimit reports whether a 429 says the account's daily API limit is used up.
+func dailyLimit(h http.Header, e apiError) bool {
+	return h.Get("X-HubSpot-RateLimit-Daily-Remaining") == "0" || strings.EqualFold(e.PolicyName, "DAILY")
+}
+
 // rateLimitNote says which limit a 429 hit, when HubSpot said.
 func rateLimitNote(h http.Header, e apiError) string {
 	switch {
-	case h.Get("X-HubSpot-RateLimit-Daily-Remaining") == "0" || strings.EqualFold(e.PolicyName, "DAILY"):
+	case dailyLimit(h, e):
 		return " (the account's daily API limit is used up)"
 	case e.PolicyName != "":
 		return " (limit " + clean(e.PolicyName, 40) + ")"

@@ -524,8 +524,11 @@ func TestStatus(t *testing.T) {
 			body: `{"status":"error","message":"You have reached your ten_secondly_rolling limit.","errorType":"RATE_LIMIT","policyName":"TEN_SECONDLY_ROLLING"}`,
 			want: retry, after: 10 * time.Second, inWhy: []string{"ten_secondly_rolling", "TEN_SECONDLY_ROLLING"}},
 		{name: "429 window not used up", status: 429, header: rate("12", "10000"), want: retry},
+		// It resets at midnight: waiting the longest the host honours, not the host's back-off.
 		{name: "429 daily limit", status: 429, header: func(time.Time) http.Header { return http.Header{"X-Hubspot-Ratelimit-Daily-Remaining": {"0"}} },
-			want: retry, inWhy: []string{"daily"}},
+			want: retry, after: sdk.MaxRetryAfter, inWhy: []string{"daily"}},
+		{name: "429 daily limit by policy", status: 429, body: `{"status":"error","message":"You have reached your daily limit.","errorType":"RATE_LIMIT","policyName":"DAILY"}`,
+			want: retry, after: sdk.MaxRetryAfter, inWhy: []string{"daily"}},
 		{name: "477 migration", status: 477, header: func(time.Time) http.Header { return http.Header{"Retry-After": {"3600"}} }, want: retry, after: time.Hour},
 		{name: "500", status: 500, want: retry, inWhy: []string{"500"}},
 		{name: "502 HTML", status: 502, body: "<html>\r\n<body>Bad gateway</body></html>", want: retry, inWhy: []string{"502", "Bad gateway"}},

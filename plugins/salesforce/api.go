@@ -149,6 +149,18 @@ var transient = []string{
 	"ALL_OR_NONE_OPERATION_ROLLED_BACK", "PROCESSING_HALTED",
 }
 
+// totalRequestsUsedUp reports whether errs say the org's 24-hour API request limit is
+// used up ("TotalRequests Limit exceeded."), not its limit on concurrent long requests,
+// which passes in seconds.
+func totalRequestsUsedUp(errs []apiError) bool {
+	for _, e := range errs {
+		if e.Code == "REQUEST_LIMIT_EXCEEDED" && strings.Contains(e.Message, "TotalRequests") {
+			return true
+		}
+	}
+	return false
+}
+
 func isTransient(errs []apiError) bool {
 	for _, e := range errs {
 		if slices.Contains(transient, e.Code) {
@@ -170,6 +182,10 @@ func (s *Salesforce) classify(a answer) (verdict, time.Duration, string) {
 	switch code := a.status; {
 	case code == http.StatusUnauthorized:
 		return verdictRetry, after, reason + " (the access token expired or is invalid: " + s.authHint() + ")"
+	case totalRequestsUsedUp(errs) && after == 0:
+		// The org's rolling 24-hour limit: calls stay blocked until its use of the
+		// preceding 24 hours falls below it, so an early retry only uses up an attempt.
+		return verdictRetry, sdk.MaxRetryAfter, reason + " (the org's 24-hour API request limit is used up)"
 	case isTransient(errs) || code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500:
 		return verdictRetry, after, reason
 	case code == http.StatusForbidden:

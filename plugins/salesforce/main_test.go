@@ -527,7 +527,9 @@ func TestStatus(t *testing.T) {
 		{name: "400 invalid type", status: 400, body: `[{"message":"sObject type 'SMS_Conversion__c' is not supported.","errorCode":"INVALID_TYPE"}]`, want: failed, inWhy: []string{"INVALID_TYPE"}},
 		{name: "401 static token", status: 401, body: `[{"message":"Session expired or invalid","errorCode":"INVALID_SESSION_ID"}]`,
 			want: retry, inWhy: []string{"401 INVALID_SESSION_ID", "update config.access_token"}},
-		{name: "403 request limit", status: 403, body: `[{"message":"TotalRequests Limit exceeded.","errorCode":"REQUEST_LIMIT_EXCEEDED"}]`, want: retry, inWhy: []string{"REQUEST_LIMIT_EXCEEDED"}},
+		// The 24-hour limit: waiting the longest the host honours, not the host's back-off.
+		{name: "403 request limit", status: 403, body: `[{"message":"TotalRequests Limit exceeded.","errorCode":"REQUEST_LIMIT_EXCEEDED"}]`, want: retry, after: sdk.MaxRetryAfter, inWhy: []string{"REQUEST_LIMIT_EXCEEDED", "24-hour"}},
+		{name: "403 concurrent request limit", status: 403, body: `[{"message":"ConcurrentRequests Limit exceeded.","errorCode":"REQUEST_LIMIT_EXCEEDED"}]`, want: retry, inWhy: []string{"REQUEST_LIMIT_EXCEEDED"}},
 		{name: "403 request limit with Retry-After", status: 403, body: `[{"message":"ConcurrentRequests Limit exceeded.","errorCode":"REQUEST_LIMIT_EXCEEDED"}]`,
 			header: func(time.Time) http.Header { return http.Header{"Retry-After": {"30"}} }, want: retry, after: 30 * time.Second},
 		{name: "403 access", status: 403, body: `[{"message":"insufficient access rights on object id","errorCode":"INSUFFICIENT_ACCESS_OR_READONLY"}]`,
