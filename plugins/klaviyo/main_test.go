@@ -923,7 +923,7 @@ func TestBinary(t *testing.T) {
 			t.Errorf("config fields %v, want %v", names, want)
 		}
 		want := map[string]any{"api_key": nil, "base_url": "https://a.klaviyo.com", "revision": "2026-10-15", "click_metric": "SMS Link Clicked",
-			"conversion_metric": "SMS Conversion", "timeout": "10s", "concurrency": 8.0, "max_rate": 58.0}
+			"conversion_metric": "SMS Conversion", "timeout": "10s", "concurrency": 8.0, "max_rate": 38.0}
 		if !reflect.DeepEqual(defaults, want) {
 			t.Errorf("defaults %v, want %v", defaults, want)
 		}
