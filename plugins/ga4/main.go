@@ -206,7 +206,10 @@ func redactJSONError(err error) error {
 // (client_id, user_id, user_data), packs each group into requests of at most 25 events
 // under the byte limit, and sends them in order. An event that cannot be mapped or
 // breaks a documented limit fails alone. After a request that must be retried (429,
-// 5xx, a network error) the rest of the call is not sent: it is retried with it.
+// 5xx, a network error) the rest of the call is not sent: it is retried with it. So is
+// what is left once less than a request's timeout remains of the call: the host kills
+// a plugin whose call overruns and sends the whole batch again, and GA4 dedupes only
+// purchases, so the events already sent would count twice.
 func (g *GA4) Forward(ctx context.Context, evs []sdk.Event) ([]sdk.Result, error) {
 	if g.client == nil {
 		return nil, errors.New("ga4: Forward before Configure")
@@ -239,6 +242,14 @@ func (g *GA4) Forward(ctx context.Context, evs []sdk.Event) ([]sdk.Result, error
 	var stop *sdk.Result
 	for _, gr := range groups {
 		for _, batch := range gr.pack() {
+			if dl, ok := ctx.Deadline(); ok && stop == nil && time.Until(dl) < g.client.Timeout {
+				r := sdk.Retry(0, "not sent: less than config.timeout is left of the call (the plugin's timeout in the plugins file)")
+				for _, k := range batch {
+					results[gr.index[k]] = r
+				}
+				stop = &r
+				continue
+			}
 			if stop != nil {
 				r := sdk.Retry(stop.RetryAfter, "not sent after an earlier request of the call: "+stop.Reason)
 				for _, k := range batch {

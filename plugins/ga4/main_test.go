@@ -696,6 +696,27 @@ func TestRetryStopsTheCall(t *testing.T) {
 	}
 }
 
+// A request is not started when less than config.timeout is left of the call: the
+// host would kill the plugin as it ran over and send every event again, and GA4 dedupes
+// only purchases.
+func TestCallDeadline(t *testing.T) {
+	api := newMPAPI(t, "/mp/collect", t0, nil)
+	p, _ := connect(t, config(api.URL, `,"timeout":"10s"`))
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	res, err := p.Forward(ctx, []sdk.Event{clickEvent(t, click(0)), clickEvent(t, click(1))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, res, sdk.StatusRetry, sdk.StatusRetry)
+	if !strings.Contains(res[0].Reason, "config.timeout") {
+		t.Errorf("reason %q", res[0].Reason)
+	}
+	if len(api.Requests()) != 0 {
+		t.Error("a request was started that could outlive the call")
+	}
+}
+
 // In debug mode the validation server's messages become per-event results.
 func TestDebugMode(t *testing.T) {
 	respond := func(body string) func(int, sdktest.Request) sdktest.Reply {
