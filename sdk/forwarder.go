@@ -84,6 +84,12 @@ const (
 	StatusRetry
 	// StatusFailed: it will never be accepted (e.g. 400); the host dead-letters it.
 	StatusFailed
+	// StatusNotSent: the forwarder did not try it in this call (the call ran short of
+	// time, or an earlier request of the call had to wait), or sent it only in a request
+	// refused for another of its events. The host retries it like StatusRetry, but
+	// counts no attempt for it while the call tried other events, so events never sent
+	// are not dead-lettered for attempts they did not make.
+	StatusNotSent
 )
 
 // Result is the outcome for one event.
@@ -99,6 +105,12 @@ func Delivered() Result { return Result{Status: StatusDelivered} }
 // Retry asks for a later retry, not before after (0: the host's back-off decides).
 func Retry(after time.Duration, reason string) Result {
 	return Result{Status: StatusRetry, RetryAfter: after, Reason: reason}
+}
+
+// NotSent reports an event the call did not try, to be sent again not before after (0:
+// the host's back-off decides).
+func NotSent(after time.Duration, reason string) Result {
+	return Result{Status: StatusNotSent, RetryAfter: after, Reason: reason}
 }
 
 // Failed reports an event the destination will never accept.

@@ -44,3 +44,37 @@ func TestForwardErrorIsUnknown(t *testing.T) {
 		}
 	}
 }
+
+// answering is a forwarder that answers its results, one per event.
+type answering struct{ results []sdk.Result }
+
+func (f answering) Info() sdk.Info                                   { return sdk.Info{Name: "answering"} }
+func (f answering) Configure(context.Context, json.RawMessage) error { return nil }
+func (f answering) Close(context.Context) error                      { return nil }
+func (f answering) Forward(context.Context, []sdk.Event) ([]sdk.Result, error) {
+	return f.results, nil
+}
+
+// Every outcome reaches the host as the forwarder gave it, its wait and reason with it.
+func TestResultsSurviveTheWire(t *testing.T) {
+	want := []sdk.Result{
+		sdk.Delivered(),
+		sdk.Retry(3*time.Second, "429"),
+		sdk.Failed("400 bad event"),
+		sdk.NotSent(2*time.Second, "not sent after an earlier request of the call: 429"),
+	}
+	p := sdktest.Connect(t, answering{want})
+	evs := make([]sdk.Event, len(want))
+	for i := range evs {
+		evs[i] = sdk.Event{ID: fmt.Sprint(i), Type: sdk.TypeClick, JSON: []byte(`{}`)}
+	}
+	got, err := p.Forward(context.Background(), evs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("result %d: got %+v, want %+v", i, got[i], want[i])
+		}
+	}
+}

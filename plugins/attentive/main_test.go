@@ -725,7 +725,8 @@ func TestPerEventResults(t *testing.T) {
 		p := connect(t, &Attentive{}, config(api.URL, `,"concurrency":1`))
 		res := forward(t, p, evs)
 		wantAll(t, res, 0, 5, sdk.StatusDelivered)
-		wantAll(t, res, 5, len(evs), sdk.StatusRetry)
+		wantAll(t, res, 5, 6, sdk.StatusRetry)
+		wantAll(t, res, 6, len(evs), sdk.StatusNotSent) // never tried: no attempt used up
 		for _, r := range res[5:] {
 			if r.RetryAfter != time.Second {
 				t.Fatalf("retry %+v, want after 1s", r)
@@ -765,17 +766,20 @@ func TestCallDeadline(t *testing.T) {
 	if d := time.Since(start); d > 1400*time.Millisecond {
 		t.Errorf("the call took %v, past the deadline less its margin", d)
 	}
-	var delivered, retry int
+	// A request cut short by the deadline was tried (retry); those never started were not.
+	var delivered, retry, notSent int
 	for _, r := range res {
 		switch r.Status {
 		case sdk.StatusDelivered:
 			delivered++
 		case sdk.StatusRetry:
 			retry++
+		case sdk.StatusNotSent:
+			notSent++
 		}
 	}
-	if delivered == 0 || retry == 0 || delivered+retry != 20 {
-		t.Errorf("%d delivered, %d to retry, want some of each and nothing failed", delivered, retry)
+	if delivered == 0 || notSent == 0 || delivered+retry+notSent != 20 {
+		t.Errorf("%d delivered, %d to retry, %d not sent, want some delivered and not sent, nothing failed", delivered, retry, notSent)
 	}
 }
 

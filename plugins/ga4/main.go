@@ -243,7 +243,7 @@ func (g *GA4) Forward(ctx context.Context, evs []sdk.Event) ([]sdk.Result, error
 	for _, gr := range groups {
 		for _, batch := range gr.pack() {
 			if dl, ok := ctx.Deadline(); ok && stop == nil && time.Until(dl) < g.client.Timeout {
-				r := sdk.Retry(0, "not sent: less than config.timeout is left of the call (the plugin's timeout in the plugins file)")
+				r := sdk.NotSent(0, "not sent: less than config.timeout is left of the call (the plugin's timeout in the plugins file)")
 				for _, k := range batch {
 					results[gr.index[k]] = r
 				}
@@ -251,7 +251,10 @@ func (g *GA4) Forward(ctx context.Context, evs []sdk.Event) ([]sdk.Result, error
 				continue
 			}
 			if stop != nil {
-				r := sdk.Retry(stop.RetryAfter, "not sent after an earlier request of the call: "+stop.Reason)
+				r := *stop // the call ran short of time
+				if stop.Status != sdk.StatusNotSent {
+					r = sdk.NotSent(stop.RetryAfter, "not sent after an earlier request of the call: "+stop.Reason)
+				}
 				for _, k := range batch {
 					results[gr.index[k]] = r
 				}

@@ -648,8 +648,12 @@ func TestStatus(t *testing.T) {
 			}
 			api.now = now
 			for i, r := range forward(t, p, evs) {
-				if r.Status != tc.want || r.RetryAfter != tc.after || !strings.Contains(r.Reason, tc.inWhy) {
-					t.Errorf("result %d = %+v, want status %d after %v reason containing %q", i, r, tc.want, tc.after, tc.inWhy)
+				want := tc.want
+				if i > 0 && want == sdk.StatusRetry {
+					want = sdk.StatusNotSent // its request was not sent after the first's
+				}
+				if r.Status != want || r.RetryAfter != tc.after || !strings.Contains(r.Reason, tc.inWhy) {
+					t.Errorf("result %d = %+v, want status %d after %v reason containing %q", i, r, want, tc.after, tc.inWhy)
 				}
 				if strings.Contains(r.Reason, apiSecret) {
 					t.Errorf("result %d reason %q holds the API secret", i, r.Reason)
@@ -688,7 +692,7 @@ func TestRetryStopsTheCall(t *testing.T) {
 	if n := len(api.Requests()); n != 2 {
 		t.Fatalf("%d requests; after a 429 the rest of the call must wait", n)
 	}
-	wantStatus(t, res, sdk.StatusDelivered, sdk.StatusRetry, sdk.StatusRetry, sdk.StatusRetry)
+	wantStatus(t, res, sdk.StatusDelivered, sdk.StatusRetry, sdk.StatusNotSent, sdk.StatusNotSent)
 	for _, r := range res[1:] {
 		if r.RetryAfter != 5*time.Second {
 			t.Errorf("retry %+v, want after 5s", r)
@@ -708,9 +712,11 @@ func TestCallDeadline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantStatus(t, res, sdk.StatusRetry, sdk.StatusRetry)
-	if !strings.Contains(res[0].Reason, "config.timeout") {
-		t.Errorf("reason %q", res[0].Reason)
+	wantStatus(t, res, sdk.StatusNotSent, sdk.StatusNotSent)
+	for _, r := range res {
+		if !strings.HasPrefix(r.Reason, "not sent: less than config.timeout") {
+			t.Errorf("reason %q", r.Reason)
+		}
 	}
 	if len(api.Requests()) != 0 {
 		t.Error("a request was started that could outlive the call")

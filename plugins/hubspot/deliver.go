@@ -49,9 +49,9 @@ func (c *call) try(items []int) (outcome, bool) {
 	var r sdk.Result
 	switch {
 	case c.stop != nil:
-		r = sdk.Retry(c.stop.RetryAfter, "not sent after an earlier request of the call had to wait: "+c.stop.Reason)
+		r = sdk.NotSent(c.stop.RetryAfter, "not sent after an earlier request of the call had to wait: "+c.stop.Reason)
 	case c.ctx.Err() != nil:
-		r = sdk.Retry(0, "not sent: the call ran out of time")
+		r = sdk.NotSent(0, "not sent: the call ran out of time")
 	default:
 		return c.send(items), true
 	}

@@ -305,7 +305,7 @@ func send(ctx context.Context, todo []int, workers int, p *pacer, results []sdk.
 				}
 				var r sdk.Result
 				if err := p.wait(ctx); err != nil {
-					r = sdk.Retry(0, "not sent before the call's deadline")
+					r = sdk.NotSent(0, "not sent before the call's deadline")
 				} else {
 					r = post(ctx, i)
 				}
@@ -320,6 +320,6 @@ func send(ctx context.Context, todo []int, workers int, p *pacer, results []sdk.
 	}
 	wg.Wait()
 	for _, i := range todo[next:] {
-		results[i] = sdk.Retry(stop.RetryAfter, "not sent after an earlier request of the call: "+stop.Reason)
+		results[i] = sdk.NotSent(stop.RetryAfter, "not sent after an earlier request of the call: "+stop.Reason)
 	}
 }

@@ -291,10 +291,13 @@ type sender struct {
 // alone.
 func (s *sender) send(ctx context.Context, idx []int) []sdk.Result {
 	if s.stop != nil {
-		return sdk.All(len(idx), sdk.Retry(s.stop.RetryAfter, "not sent after an earlier request of the call: "+s.stop.Reason))
+		if s.stop.Status == sdk.StatusNotSent { // the call ran short of time
+			return sdk.All(len(idx), *s.stop)
+		}
+		return sdk.All(len(idx), sdk.NotSent(s.stop.RetryAfter, "not sent after an earlier request of the call: "+s.stop.Reason))
 	}
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < s.m.timeout {
-		r := sdk.Retry(0, "not sent: less than config.timeout is left of the call (the plugin's timeout in the plugins file)")
+		r := sdk.NotSent(0, "not sent: less than config.timeout is left of the call (the plugin's timeout in the plugins file)")
 		s.stop = &r
 		return sdk.All(len(idx), r)
 	}
@@ -305,7 +308,7 @@ func (s *sender) send(ctx context.Context, idx []int) []sdk.Result {
 		half := len(idx) / 2
 		return append(s.send(ctx, idx[:half]), s.send(ctx, idx[half:])...)
 	case out.kind == outcomeEvent && len(idx) > 1:
-		return sdk.All(len(idx), sdk.Retry(0, fmt.Sprintf("Meta refused a batch of %d for one of its events (%s); split further in a later call", len(idx), out.result.Reason)))
+		return sdk.All(len(idx), sdk.NotSent(0, fmt.Sprintf("Meta refused a batch of %d for one of its events (%s); split further in a later call", len(idx), out.result.Reason)))
 	}
 	if out.result.Status == sdk.StatusRetry {
 		s.stop = &out.result

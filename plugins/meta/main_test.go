@@ -767,11 +767,14 @@ func TestRetryStopsTheCall(t *testing.T) {
 		t.Fatalf("%d requests; after a rate limit the rest of the call waits", n)
 	}
 	for i, r := range res {
-		want := sdk.StatusRetry
-		if i < 10 {
+		want := sdk.StatusNotSent // after the limited request, never tried
+		switch {
+		case i < 10:
 			want = sdk.StatusDelivered
+		case i < 20:
+			want = sdk.StatusRetry
 		}
-		if r.Status != want || (want == sdk.StatusRetry && r.RetryAfter != 5*time.Second) {
+		if r.Status != want || (want != sdk.StatusDelivered && r.RetryAfter != 5*time.Second) {
 			t.Fatalf("result %d = %+v", i, r)
 		}
 	}
@@ -786,7 +789,7 @@ func TestCallDeadline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantStatus(t, res, sdk.StatusRetry, sdk.StatusRetry)
+	wantStatus(t, res, sdk.StatusNotSent, sdk.StatusNotSent)
 	if len(api.Requests()) != 0 {
 		t.Error("a request was started that could outlive the call")
 	}

@@ -163,7 +163,7 @@ func (s *Segment) Forward(ctx context.Context, evs []sdk.Event) ([]sdk.Result, e
 	for _, batch := range pack(sizes, s.cfg.MaxBatchBytes, maxBatchMessages) {
 		var r sdk.Result
 		if stop != nil {
-			r = sdk.Retry(stop.RetryAfter, "not sent after an earlier request of the call: "+stop.Reason)
+			r = sdk.NotSent(stop.RetryAfter, "not sent after an earlier request of the call: "+stop.Reason)
 		} else {
 			r = s.post(ctx, body(msgs, batch))
 			if r.Status == sdk.StatusRetry {

@@ -526,9 +526,10 @@ func TestRetryStopsTheCall(t *testing.T) {
 		if len(b) != 2 {
 			t.Fatalf("%d requests; after a 429 the rest of the call must not be sent", len(b))
 		}
-		first := len(b[0])
+		first, second := len(b[0]), len(b[0])+len(b[1])
 		wantAll(t, res, 0, first, sdk.StatusDelivered)
-		wantAll(t, res, first, len(evs), sdk.StatusRetry)
+		wantAll(t, res, first, second, sdk.StatusRetry)
+		wantAll(t, res, second, len(evs), sdk.StatusNotSent) // never tried
 		for _, r := range res[first:] {
 			if r.RetryAfter != 5*time.Second {
 				t.Fatalf("retry %+v, want after 5s", r)

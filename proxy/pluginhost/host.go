@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -385,10 +386,22 @@ func (r *runner) deliver(ctx context.Context, batch []*pending) (time.Duration, 
 // (failed ones dead-lettered), the rest stay for a retry. It returns how long to wait
 // before that retry. A dead letter that could not be stored before ctx ended stays in
 // the batch, unresolved.
+//
+// An event the plugin did not try (StatusNotSent) uses up no attempt while the call
+// tried others: a call that runs short of time, or stops after a request that must
+// wait, would otherwise dead-letter the end of every batch without sending it. A call
+// that tried nothing counts an attempt for each, so a plugin that never gets to send
+// (its per-request timeout above the call's) does not stall the stream for ever.
 func (r *runner) settle(ctx context.Context, batch []*pending, results []sdk.Result) time.Duration {
 	var wait time.Duration
+	tried := slices.ContainsFunc(results, func(res sdk.Result) bool { return res.Status != sdk.StatusNotSent })
 	for i, res := range results {
 		p := batch[i]
+		if res.Status == sdk.StatusNotSent && tried {
+			p.lastWhy = res.Reason
+			wait = max(wait, min(res.RetryAfter, sdk.MaxRetryAfter))
+			continue
+		}
 		p.attempts++
 		switch res.Status {
 		case sdk.StatusDelivered:

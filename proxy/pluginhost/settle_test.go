@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -79,5 +80,38 @@ func TestStoreWritesGiveUpAtShutdown(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("settle and advance still retrying 20 s after their context ended")
+	}
+}
+
+// An event the plugin did not try uses up no attempt while the call tried others, however
+// many calls leave it unsent; a call that tried nothing counts an attempt for each, up to
+// a dead letter, so a plugin that never gets to send cannot stall its stream for ever.
+func TestSettleNotSent(t *testing.T) {
+	db, err := storage.Open(storage.Options{Dir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	r := &runner{spec: Spec{Name: "ns", MaxAttempts: 3}, db: db, consumer: Consumer("ns"), log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	ctx := context.Background()
+	unsent := &pending{seq: 2, ev: sdk.Event{ID: "e2", Type: sdk.TypeClick}}
+	for call := range 10 {
+		tried := &pending{seq: uint64(100 + call), ev: sdk.Event{ID: "t", Type: sdk.TypeClick}}
+		batch := []*pending{tried, unsent}
+		wait := r.settle(ctx, batch, []sdk.Result{sdk.Retry(time.Second, "429"), sdk.NotSent(2*time.Second, "not sent after a 429")})
+		if batch[1] == nil || unsent.attempts != 0 || unsent.lastWhy != "not sent after a 429" || tried.attempts != 1 || wait != 2*time.Second {
+			t.Fatalf("call %d: unsent %+v, tried %+v, wait %s", call, unsent, tried, wait)
+		}
+	}
+	for call := 1; call <= 3; call++ {
+		batch := []*pending{unsent}
+		r.settle(ctx, batch, []sdk.Result{sdk.NotSent(0, "out of time")})
+		if unsent.attempts != call || (batch[0] == nil) != (call == 3) {
+			t.Fatalf("call %d sending nothing: %+v, left the batch %v", call, unsent, batch[0] == nil)
+		}
+	}
+	dls, err := db.DeadLetters(Consumer("ns"), 0, 10)
+	if err != nil || len(dls) != 1 || dls[0].EventID != "e2" || !strings.Contains(dls[0].Reason, "gave up after 3 attempts: out of time") {
+		t.Fatalf("dead letters %+v, %v", dls, err)
 	}
 }

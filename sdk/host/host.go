@@ -221,7 +221,7 @@ func (p *Plugin) Forward(ctx context.Context, evs []sdk.Event) ([]sdk.Result, er
 	out := make([]sdk.Result, len(evs))
 	for i, r := range resp.Results {
 		out[i] = sdk.Result{Status: sdk.Status(r.Status), RetryAfter: time.Duration(r.RetryAfterMs) * time.Millisecond, Reason: r.Reason}
-		if out[i].Status < sdk.StatusDelivered || out[i].Status > sdk.StatusFailed {
+		if out[i].Status < sdk.StatusDelivered || out[i].Status > sdk.StatusNotSent {
 			out[i] = sdk.Retry(0, "plugin answered no status")
 		}
 	}

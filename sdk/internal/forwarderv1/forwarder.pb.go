@@ -31,6 +31,11 @@ const (
 	Result_DELIVERED          Result_Status = 1
 	Result_RETRY              Result_Status = 2
 	Result_FAILED             Result_Status = 3
+	// NOT_SENT: the plugin did not try the event in this call (the call ran short of
+	// time, or stopped after an earlier request had to wait), or sent it only in a
+	// request refused for another event. Retried like RETRY, but it uses up no attempt
+	// while other events of the call were tried.
+	Result_NOT_SENT Result_Status = 4
 )
 
 // Enum value maps for Result_Status.
@@ -40,12 +45,14 @@ var (
 		1: "DELIVERED",
 		2: "RETRY",
 		3: "FAILED",
+		4: "NOT_SENT",
 	}
 	Result_Status_value = map[string]int32{
 		"STATUS_UNSPECIFIED": 0,
 		"DELIVERED":          1,
 		"RETRY":              2,
 		"FAILED":             3,
+		"NOT_SENT":           4,
 	}
 )
 
@@ -674,17 +681,18 @@ const file_forwarder_proto_rawDesc = "" +
 	"\x0etime_unix_nano\x18\x03 \x01(\x03R\ftimeUnixNano\x12\x12\n" +
 	"\x04json\x18\x04 \x01(\fR\x04json\"G\n" +
 	"\x0eForwardRequest\x125\n" +
-	"\x06events\x18\x01 \x03(\v2\x1d.clickgate.forwarder.v1.EventR\x06events\"\xcd\x01\n" +
+	"\x06events\x18\x01 \x03(\v2\x1d.clickgate.forwarder.v1.EventR\x06events\"\xdb\x01\n" +
 	"\x06Result\x12=\n" +
 	"\x06status\x18\x01 \x01(\x0e2%.clickgate.forwarder.v1.Result.StatusR\x06status\x12$\n" +
 	"\x0eretry_after_ms\x18\x02 \x01(\x03R\fretryAfterMs\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason\"F\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"T\n" +
 	"\x06Status\x12\x16\n" +
 	"\x12STATUS_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tDELIVERED\x10\x01\x12\t\n" +
 	"\x05RETRY\x10\x02\x12\n" +
 	"\n" +
-	"\x06FAILED\x10\x03\"K\n" +
+	"\x06FAILED\x10\x03\x12\f\n" +
+	"\bNOT_SENT\x10\x04\"K\n" +
 	"\x0fForwardResponse\x128\n" +
 	"\aresults\x18\x01 \x03(\v2\x1e.clickgate.forwarder.v1.ResultR\aresults\"\x0e\n" +
 	"\fCloseRequest\"\x0f\n" +
