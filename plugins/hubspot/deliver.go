@@ -99,7 +99,7 @@ func (c *call) isolate(items []int, rej outcome) {
 		return
 	}
 	if c.budget < 2 {
-		r := sdk.Retry(0, "rejected in a batch, not yet narrowed down to the events at fault: "+rej.reason)
+		r := sdk.NotSent(0, "rejected in a batch, not yet narrowed down to the events at fault: "+rej.reason)
 		for _, i := range items {
 			c.set(i, r)
 		}
