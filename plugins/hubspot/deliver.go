@@ -62,6 +62,9 @@ func (c *call) try(items []int) (outcome, bool) {
 }
 
 func (c *call) resolve(items []int, o outcome) {
+	if len(items) == 0 {
+		return
+	}
 	if o.verdict == verdictSplit {
 		c.isolate(items, o)
 		return
@@ -99,10 +102,7 @@ func (c *call) isolate(items []int, rej outcome) {
 		return
 	}
 	if c.budget < 2 {
-		r := sdk.NotSent(0, "rejected in a batch, not yet narrowed down to the events at fault: "+rej.reason)
-		for _, i := range items {
-			c.set(i, r)
-		}
+		c.notNarrowed(items, rej)
 		return
 	}
 	c.budget -= 2
@@ -124,10 +124,28 @@ func (c *call) isolate(items []int, rej outcome) {
 		return
 	}
 	if ol.verdict == verdictSplit && or.verdict == verdictSplit && ol.key == rej.key && or.key == rej.key {
-		for _, i := range items {
-			c.set(i, sdk.Failed(rej.reason))
+		// Refused for the cause of the whole, both halves: the cause is common to the
+		// inputs (an unknown property, say), or two inputs at fault with the same message sit one
+		// in each half. The first of each half, sent alone, tells them apart: refused
+		// alone too, the cause is common and the rest fail without more requests.
+		if c.budget < 2 {
+			c.notNarrowed(items, rej)
+			return
 		}
-		return
+		c.budget -= 2
+		common := true
+		for _, h := range []*[]int{&left, &right} {
+			if len(*h) > 1 { // a half of one was alone already
+				common = c.refusedAlone((*h)[0], rej.key) && common
+				*h = (*h)[1:]
+			}
+		}
+		if common {
+			for _, i := range append(left[:len(left):len(left)], right...) {
+				c.set(i, sdk.Failed(rej.reason))
+			}
+			return
+		}
 	}
 	if or.verdict == verdictRetry {
 		c.apply(right, or) // first, so the left half sends nothing more
@@ -136,6 +154,25 @@ func (c *call) isolate(items []int, rej outcome) {
 	}
 	c.resolve(left, ol)
 	c.resolve(right, or)
+}
+
+// refusedAlone sends one item of a refused batch alone, resolves it, and reports whether
+// it was refused for key.
+func (c *call) refusedAlone(item int, key string) bool {
+	o, sent := c.try([]int{item})
+	if !sent {
+		return false
+	}
+	c.resolve([]int{item}, o)
+	return o.verdict == verdictSplit && o.key == key
+}
+
+// notNarrowed leaves items of a refused batch to a later call, which goes on narrowing.
+func (c *call) notNarrowed(items []int, rej outcome) {
+	r := sdk.NotSent(0, "rejected in a batch, not yet narrowed down to the events at fault: "+rej.reason)
+	for _, i := range items {
+		c.set(i, r)
+	}
 }
 
 // callContext ends a little before the host's deadline for the call, so the call
