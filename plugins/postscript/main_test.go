@@ -435,6 +435,10 @@ func TestSubscriberNormalisation(t *testing.T) {
 			" (a customer ID is not a Postscript identifier unless customer_id_is_subscriber_id is set)"},
 		{"customer ID as subscriber ID", true, &sdk.User{CustomerID: "s_123"}, "s_999", subscriber{SubscriberID: "s_123"}, ""},
 		{"identity as subscriber ID", true, nil, "s_999", subscriber{SubscriberID: "s_999"}, ""},
+		// Matched first, a store's customer ID could name another subscriber: the phone
+		// and email find the right one.
+		{"customer ID beside a phone", true, &sdk.User{Phone: "+14155550100", CustomerID: "4411"}, "", subscriber{Phone: "+14155550100"}, ""},
+		{"customer ID beside an email", true, &sdk.User{Email: "jane@example.com"}, "4411", subscriber{Email: "jane@example.com"}, ""},
 		{"subscriber ID too long", true, nil, strings.Repeat("s", 256), subscriber{}, " (subscriber ID is too long)"},
 		{"nothing", true, nil, "", subscriber{}, ""},
 	}

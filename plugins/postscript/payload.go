@@ -213,7 +213,11 @@ func (p *Postscript) subscriberOf(u *sdk.User, customerID string) (s subscriber,
 		}
 		customerID = firstNonEmpty(u.CustomerID, customerID)
 	}
-	if id := strings.TrimSpace(customerID); id != "" {
+	// Postscript matches subscriber_id before the phone and email. A customer ID the
+	// operator vouches for is the subscriber's on links, but a conversion's may be the
+	// store's own (a Shopify customer ID), which could name another subscriber: with a
+	// phone or email at hand it is left out, and they find the subscriber.
+	if id := strings.TrimSpace(customerID); id != "" && s.Phone == "" && s.Email == "" {
 		switch {
 		case !p.cfg.CustomerIDIsSubscriberID:
 			dropped = append(dropped, "a customer ID is not a Postscript identifier unless customer_id_is_subscriber_id is set")
