@@ -59,8 +59,9 @@ DRAIN_BYTES = 64 << 10
 # deadline is answered retry instead of overrunning it (which gets the plugin killed).
 DEADLINE_MARGIN = 0.25
 
-# Outcomes: the values of forwarder.proto's Result.Status.
-DELIVERED, RETRY, FAILED = 1, 2, 3
+# Outcomes: the values of forwarder.proto's Result.Status. NOT_SENT is for an event the
+# call did not try: retried like RETRY, it uses up no attempt while others were tried.
+DELIVERED, RETRY, FAILED, NOT_SENT = 1, 2, 3, 4
 
 
 def describe() -> str:

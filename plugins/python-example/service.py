@@ -16,7 +16,7 @@ from clickgate_forwarder_v1 import forwarder_pb2 as pb
 from clickgate_forwarder_v1 import forwarder_pb2_grpc
 
 import forwarder
-from forwarder import CONFIG, DEADLINE_MARGIN, FAILED, RETRY, ConfigError, Sender
+from forwarder import CONFIG, DEADLINE_MARGIN, FAILED, NOT_SENT, RETRY, ConfigError, Sender
 
 
 class Forwarder(forwarder_pb2_grpc.ForwarderServicer):
@@ -77,7 +77,7 @@ class Forwarder(forwarder_pb2_grpc.ForwarderServicer):
         timeout = sender.cfg.timeout
         left = context.time_remaining()
         if not context.is_active() or (left is not None and left <= DEADLINE_MARGIN):
-            return pb.Result(status=RETRY, reason="not sent: the host's call deadline came first")
+            return pb.Result(status=NOT_SENT, reason="not sent: the host's call deadline came first")
         if left is not None:
             timeout = min(timeout, left - DEADLINE_MARGIN)
         token = sender.cfg.token
