@@ -421,7 +421,13 @@ func (r *Relay) messages(evs []storage.Event) ([]kafka.Message, []uint64) {
 			buf = append(buf, v...)
 			ends = append(ends, len(buf))
 			seqs = append(seqs, e.Seq)
-			msgs = append(msgs, r.message(events.TypeConversion, eventKey(c.VisitorID, c.ID), c.ReceivedAt, version))
+			// A status change is its own event, stamped when it happened: the purchase's
+			// time, weeks before a refund, would fall outside a topic's timestamp window.
+			at := c.ReceivedAt
+			if !c.StatusChangedAt.IsZero() {
+				at = c.StatusChangedAt
+			}
+			msgs = append(msgs, r.message(events.TypeConversion, eventKey(c.VisitorID, c.ID), at, version))
 		}
 	}
 	start := 0

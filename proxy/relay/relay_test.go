@@ -422,6 +422,10 @@ func TestConversionsReachKafka(t *testing.T) {
 			if refund := ev.EventID == "o-1:refunded"; refund != (ev.StatusChangedAt != nil) {
 				t.Errorf("event %s has status_changed_at %v", ev.EventID, ev.StatusChangedAt)
 			}
+			// The refund's message is stamped when it happened, not at the purchase.
+			if ev.StatusChangedAt != nil && !m.Time.Equal(ev.StatusChangedAt.Truncate(time.Millisecond)) {
+				t.Errorf("refund message stamped %v, want its status_changed_at %v", m.Time, ev.StatusChangedAt)
+			}
 			if ev.User.Email != "a@b.co" {
 				t.Errorf("conversion event carries user %+v, want the sender's email", ev.User)
 			}
