@@ -296,10 +296,14 @@ func (in *Intake) process(ctx context.Context, r *reads, v *valid, source string
 			// A refund or rejection reverses the conversion's value; it is not a new one.
 			old.Status, old.Revision = v.status, max(old.Revision, 0)+1
 			// Senders often resend the purchase as it was, its occurred_at included, with
-			// only the status changed: a time not after the purchase's is not the
-			// change's, which then happened when it arrived.
+			// only the status changed: a time not after the purchase's, or an earlier
+			// change's, is not this change's, which then happened when it arrived.
+			floor := old.OccurredAt
+			if old.StatusChangedAt.After(floor) {
+				floor = old.StatusChangedAt
+			}
 			old.StatusChangedAt = v.occurred.UTC()
-			if !v.occurred.After(old.OccurredAt) {
+			if !v.occurred.After(floor) {
 				old.StatusChangedAt = now.UTC()
 			}
 			if _, err := in.DB.PutConversion(oldID, old, in.Horizon, in.sealUser(oldID, v)); err != nil {

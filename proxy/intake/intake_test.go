@@ -192,14 +192,31 @@ func TestJourneys(t *testing.T) {
 		if at := stored.StatusChangedAt; at.Before(sent.Truncate(time.Microsecond)) || at.After(answered) {
 			t.Fatalf("refund stamped %v, want when it was received (%v to %v)", at, sent, answered)
 		}
-		// A change that says when it happened, after the purchase, keeps that time.
-		rejected := bought.Add(time.Hour)
-		c["status"], c["occurred_at"] = "rejected", rejected.Format(time.RFC3339)
+		// A change that says when it happened, but before the refund it follows, happened
+		// when it arrived.
+		c["status"], c["occurred_at"] = "rejected", bought.Add(time.Hour).Format(time.RFC3339)
+		sent = time.Now()
 		if _, out := post(t, g, c, ingest); out["status_changed"] != true {
 			t.Fatalf("rejection: %v", out)
 		}
-		if stored, err := g.S.DB.GetConversion(cid); err != nil || stored.Revision != 2 || !stored.StatusChangedAt.Equal(rejected) || !stored.OccurredAt.Equal(bought) {
+		stored, err = g.S.DB.GetConversion(cid)
+		if err != nil || stored.Revision != 2 || stored.StatusChangedAt.Before(sent.Truncate(time.Microsecond)) || !stored.OccurredAt.Equal(bought) {
 			t.Fatalf("stored after the rejection: %+v, %v", stored, err)
+		}
+	})
+	t.Run("refund that says when it happened", func(t *testing.T) {
+		_, vid := tap(t, g, "/a", "", "")
+		bought := time.Now().Add(-2 * time.Hour).UTC().Truncate(time.Second)
+		c := conv(map[string]any{"visitor_id": vid, "occurred_at": bought.Format(time.RFC3339)})
+		_, first := post(t, g, c, ingest)
+		refunded := bought.Add(time.Hour)
+		c["status"], c["occurred_at"] = "refunded", refunded.Format(time.RFC3339)
+		if _, out := post(t, g, c, ingest); out["status_changed"] != true {
+			t.Fatalf("refund: %v", out)
+		}
+		cid, _ := ids.ParseClickID(first["conversion_id"].(string))
+		if stored, err := g.S.DB.GetConversion(cid); err != nil || !stored.StatusChangedAt.Equal(refunded) || !stored.OccurredAt.Equal(bought) {
+			t.Fatalf("stored after the refund: %+v, %v", stored, err)
 		}
 	})
 	t.Run("identity seen only on a later click", func(t *testing.T) {
