@@ -33,7 +33,7 @@ var knownPaths = map[string][]string{
 	},
 	sdk.TypeConversion: append([]string{
 		"schema_version", "event_type", "event_id", "conversion_id", "source_event_id", "type", "status",
-		"value", "currency", "occurred_at", "received_at", "click_id", "visitor_id",
+		"value", "currency", "occurred_at", "received_at", "status_changed_at", "click_id", "visitor_id",
 		"user.email", "user.phone", "user.customer_id", "reason", "source",
 	}, append(touchPaths("attribution"), touchPaths("first_click")...)...),
 }
