@@ -268,10 +268,18 @@ func (w *Committer) write(b *batch) error {
 	// for it; the transaction being staged holds clicks from first and other events from
 	// firstOther (only once every click is in an earlier one). An event's records never
 	// straddle two transactions: they go with its outbox entry or not at all.
+	maxCount, maxSize := db.bdb.MaxBatchCount()-txnOverheadEntries, db.bdb.MaxBatchSize()-txnOverheadBytes
+	// An event no transaction could hold fails the batch before any of it is committed:
+	// a failure after a split would answer as failed what earlier transactions made
+	// durable.
+	for j, o := range b.others {
+		if n, bytes := writeSize(o); n >= maxCount || bytes >= maxSize {
+			return fmt.Errorf("storage: event %d of the batch is %d entries of %d bytes, more than a transaction takes: %w", j, n, bytes, badger.ErrTxnTooBig)
+		}
+	}
 	txn := db.bdb.NewTransaction(true)
 	defer func() { txn.Discard() }()
 	first, firstOther := 0, 0
-	maxCount, maxSize := db.bdb.MaxBatchCount()-txnOverheadEntries, db.bdb.MaxBatchSize()-txnOverheadBytes
 	var count, size int64
 	// room makes room for n more entries of the given estimated size, committing what is
 	// staged when they would not fit beside it.
@@ -302,11 +310,8 @@ func (w *Committer) write(b *batch) error {
 		}
 	}
 	for j, o := range b.others {
-		var bytes int64
-		for _, kv := range o.Sets {
-			bytes += txnEntrySize(len(kv.Key), len(kv.Value))
-		}
-		err := room(int64(len(o.Sets)), bytes, len(b.ends), j)
+		n, bytes := writeSize(o)
+		err := room(n, bytes, len(b.ends), j)
 		if err == nil {
 			err = stageOther(txn, j)
 		}
@@ -334,6 +339,14 @@ const (
 	txnOverheadEntries = 3
 	txnOverheadBytes   = txnOverheadEntries * (32 + valueThreshold + 12)
 )
+
+// writeSize is the entries and bytes Badger counts for w's records.
+func writeSize(w Write) (n, bytes int64) {
+	for _, kv := range w.Sets {
+		bytes += txnEntrySize(len(kv.Key), len(kv.Value))
+	}
+	return int64(len(w.Sets)), bytes
+}
 
 // txnEntrySize is what Badger counts against a transaction's MaxBatchSize for an entry.
 func txnEntrySize(key, value int) int64 {

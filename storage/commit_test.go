@@ -3,6 +3,7 @@ package storage
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"testing"
 
@@ -101,5 +102,35 @@ func TestCommitSplitsWhatBadgerWillNotTakeInOneTransaction(t *testing.T) {
 		if k := kept[i]; k.Seq != e.Seq || k.Kind != e.Kind || k.Ref != e.Ref || !bytes.Equal(k.Record, e.Record) {
 			t.Fatalf("event %d from memory: %+v, from the outbox %+v", i, k.OutboxEntry, e.OutboxEntry)
 		}
+	}
+}
+
+// An event bigger than any transaction fails its batch before any of the batch is
+// committed: none of it is durable, counted or in the outbox, as its answer says.
+func TestCommitRefusesAnEventNoTransactionHolds(t *testing.T) {
+	db, err := Open(Options{Dir: t.TempDir(), MemTableMB: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	w := db.clicks
+	ctr := db.Counters("", "s")
+	b := w.open
+	for i := range 3000 { // more than one transaction's worth, so they would split first
+		b.recs = AppendClick(b.recs, testClick(i, "s", false))
+		b.ends = append(b.ends, len(b.recs))
+		b.ctrs = append(b.ctrs, counterDelta{ctr, KindHuman})
+	}
+	var sets []KV
+	for i := range 5000 {
+		sets = append(sets, KV{Key: fmt.Appendf(nil, "zz-%d", i), Value: []byte("v")})
+	}
+	b.others = append(b.others, Write{Kind: EventConversion, Ref: [16]byte{0xff}, Sets: sets})
+	w.commitOpen()
+	if !errors.Is(b.err, badger.ErrTxnTooBig) {
+		t.Fatalf("commit: %v, want ErrTxnTooBig", b.err)
+	}
+	if h, n := db.OutboxHead(), ctr.Human.Load(); h != 1 || n != 0 {
+		t.Fatalf("after the refused batch: outbox head %d, counter %d; want nothing committed", h, n)
 	}
 }
