@@ -125,20 +125,23 @@ func (c *call) isolate(items []int, rej outcome) {
 	}
 	if ol.verdict == verdictSplit && or.verdict == verdictSplit && ol.key == rej.key && or.key == rej.key {
 		// Refused for the cause of the whole, both halves: the cause is common to the
-		// inputs (an unknown property, say), or two inputs at fault with the same message sit one
-		// in each half. The first of each half, sent alone, tells them apart: refused
-		// alone too, the cause is common and the rest fail without more requests.
-		if c.budget < 2 {
+		// inputs (an unknown property, say), or inputs at fault with the same message sit in
+		// both halves. The first and last of each half, sent alone, tell them apart:
+		// refused alike too, the cause is taken as common and the rest fail without more
+		// requests (it takes four inputs at fault alike, at those places, to be wrong).
+		if c.budget < 4 {
 			c.notNarrowed(items, rej)
 			return
 		}
-		c.budget -= 2
+		c.budget -= 4
 		common := true
 		for _, h := range []*[]int{&left, &right} {
-			if len(*h) > 1 { // a half of one was alone already
-				common = c.refusedAlone((*h)[0], rej.key) && common
-				*h = (*h)[1:]
+			if len(*h) < 2 {
+				continue // a half of one was alone already
 			}
+			common = c.refusedAlone((*h)[0], rej.key) && common
+			common = c.refusedAlone((*h)[len(*h)-1], rej.key) && common
+			*h = (*h)[1 : len(*h)-1]
 		}
 		if common {
 			for _, i := range append(left[:len(left):len(left)], right...) {

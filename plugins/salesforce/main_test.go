@@ -644,27 +644,29 @@ func TestRejectedBatchIsIsolated(t *testing.T) {
 
 	// Two records at fault with the same message, one in each half, do not pass for a
 	// cause common to all.
-	t.Run("two alike", func(t *testing.T) {
-		api := newSalesforceAPI(t, "")
-		api.respond = func(_ int, w write) *sdktest.Reply {
-			for _, r := range w.Records {
-				if r["Event_ID__c"] == "ord-5" || r["Event_ID__c"] == "ord-30" {
-					return &sdktest.Reply{Status: 400, Body: `[{"message":"Cannot deserialize instance of double from VALUE_STRING","errorCode":"JSON_PARSER_ERROR"}]`}
+	for _, at := range [][2]int{{5, 30}, {0, 20}} {
+		t.Run(fmt.Sprintf("two alike at %v", at), func(t *testing.T) {
+			api := newSalesforceAPI(t, "")
+			api.respond = func(_ int, w write) *sdktest.Reply {
+				for _, r := range w.Records {
+					if r["Event_ID__c"] == fmt.Sprintf("ord-%d", at[0]) || r["Event_ID__c"] == fmt.Sprintf("ord-%d", at[1]) {
+						return &sdktest.Reply{Status: 400, Body: `[{"message":"Cannot deserialize instance of double from VALUE_STRING","errorCode":"JSON_PARSER_ERROR"}]`}
+					}
+				}
+				return nil
+			}
+			p := connect(t, &Salesforce{}, config(api.URL, ""))
+			res := forward(t, p, conversions(t, 40))
+			for i, r := range res {
+				if want := map[bool]sdk.Status{true: failed, false: delivered}[i == at[0] || i == at[1]]; r.Status != want {
+					t.Errorf("event %d: %+v", i, r)
 				}
 			}
-			return nil
-		}
-		p := connect(t, &Salesforce{}, config(api.URL, ""))
-		res := forward(t, p, conversions(t, 40))
-		for i, r := range res {
-			if want := map[bool]sdk.Status{true: failed, false: delivered}[i == 5 || i == 30]; r.Status != want {
-				t.Errorf("event %d: %+v", i, r)
+			if n := len(api.Stored()); n != 38 {
+				t.Errorf("%d records stored, want 38", n)
 			}
-		}
-		if n := len(api.Stored()); n != 38 {
-			t.Errorf("%d records stored, want 38", n)
-		}
-	})
+		})
+	}
 	t.Run("common cause", func(t *testing.T) {
 		api := newSalesforceAPI(t, "")
 		p := connect(t, &Salesforce{}, configFields(api.URL, `"conversion_fields":{"Event_ID__c":"event_id","Discount__c":"value"}`, ""))
@@ -672,8 +674,8 @@ func TestRejectedBatchIsIsolated(t *testing.T) {
 		if !reflect.DeepEqual(statuses(res), repeat(failed, 100)) || !strings.Contains(res[0].Reason, "No such column 'Discount__c'") {
 			t.Fatalf("results %+v", res[0])
 		}
-		if n := len(api.Writes()); n != 5 {
-			t.Errorf("%d requests, want the batch, its two halves and the first of each alone", n)
+		if n := len(api.Writes()); n != 7 {
+			t.Errorf("%d requests, want the batch, its two halves and the first and last of each alone", n)
 		}
 	})
 }
