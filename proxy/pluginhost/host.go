@@ -491,8 +491,11 @@ func (r *runner) replayLetters(ctx, stop context.Context, dls []*storage.DeadLet
 		}
 		var done []uint64
 		for i, rr := range results {
-			res.Replayed++
 			d := chunk[i]
+			if rr.Status == sdk.StatusNotSent {
+				continue // not tried: it keeps its reason and attempts for the next replay
+			}
+			res.Replayed++
 			if rr.Status == sdk.StatusDelivered {
 				res.Delivered++
 				delivered.WithLabelValues(r.spec.Name).Inc()

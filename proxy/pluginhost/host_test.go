@@ -364,6 +364,34 @@ func TestReplayReportsHowFarItGot(t *testing.T) {
 	}
 }
 
+// A dead letter the plugin does not try in a replay is left as it was, its reason and
+// attempts kept, and is not counted as replayed.
+func TestReplayLeavesWhatWasNotSent(t *testing.T) {
+	g := gateWith(t, map[string]any{"name": "x", "path": bins["hang"], "config": map[string]any{"not_sent_on": "later-"}})
+	left := putLetters(t, g, 15, func(seq uint64) string {
+		if seq > 10 {
+			return fmt.Sprint("later-", seq)
+		}
+		return fmt.Sprint("ok-", seq)
+	})
+	st, out := g.API("POST", "/api/v1/deadletters/x/replay", nil)
+	if st != 200 || out["replayed"] != 10.0 || out["delivered"] != 10.0 || out["failed"] != 0.0 {
+		t.Fatalf("replay: %d %v", st, out)
+	}
+	if l := left(); l != 5 {
+		t.Fatalf("%d letters left, want the 5 not sent", l)
+	}
+	dls, err := g.S.DB.DeadLetters(pluginhost.Consumer("x"), 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range dls {
+		if d.Reason != "down" || d.Attempts != 3 {
+			t.Fatalf("letter %d after a replay that did not send it: %q, %d attempts", d.Seq, d.Reason, d.Attempts)
+		}
+	}
+}
+
 // A replay whose request ends stops after the call in flight: the letters it delivered
 // are gone, the rest stay, and the plugin is free for the next replay.
 func TestReplayStopsWhenItsRequestEnds(t *testing.T) {

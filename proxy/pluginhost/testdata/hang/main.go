@@ -1,7 +1,8 @@
 // Command hang is a test plugin whose Forward never returns: for every call, or, when
 // configured with {"hang_on": PREFIX}, only for calls carrying an event whose ID starts
 // with PREFIX, or with {"hang_on_json": TEXT}, whose document contains TEXT (the others
-// are delivered, each call after {"delay": DURATION}). With
+// are delivered, each call after {"delay": DURATION}). With {"not_sent_on": PREFIX}
+// it answers events whose ID starts with PREFIX as not sent. With
 // HANG_DESCRIBE set in its environment, it completes the handshake and then never
 // answers the host's Describe.
 package main
@@ -18,8 +19,8 @@ import (
 )
 
 type hang struct {
-	prefix, text string
-	delay        time.Duration
+	prefix, text, notSent string
+	delay                 time.Duration
 }
 
 // infoCalls counts calls of Info: Serve makes the first, before the handshake, to name
@@ -39,6 +40,7 @@ func (h *hang) Configure(_ context.Context, raw json.RawMessage) error {
 	var c struct {
 		HangOn     string `json:"hang_on"`
 		HangOnJSON string `json:"hang_on_json"`
+		NotSentOn  string `json:"not_sent_on"`
 		Delay      string `json:"delay"`
 	}
 	if len(raw) > 0 {
@@ -46,7 +48,7 @@ func (h *hang) Configure(_ context.Context, raw json.RawMessage) error {
 			return err
 		}
 	}
-	h.prefix, h.text = c.HangOn, c.HangOnJSON
+	h.prefix, h.text, h.notSent = c.HangOn, c.HangOnJSON, c.NotSentOn
 	if c.Delay != "" {
 		d, err := time.ParseDuration(c.Delay)
 		if err != nil {
@@ -62,6 +64,11 @@ func (h *hang) Forward(_ context.Context, evs []sdk.Event) ([]sdk.Result, error)
 	out := make([]sdk.Result, len(evs))
 	for i, e := range evs {
 		switch {
+		case h.notSent != "":
+			if strings.HasPrefix(e.ID, h.notSent) {
+				out[i] = sdk.NotSent(0, "not sent: the test says so")
+				continue
+			}
 		case h.text != "":
 			if strings.Contains(string(e.JSON), h.text) {
 				select {}
