@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/clickgate/clickgate/proxy/dashboard"
 	"github.com/clickgate/clickgate/proxy/links"
 	"github.com/clickgate/clickgate/proxy/metrics"
 	"github.com/clickgate/clickgate/proxy/pluginhost"
@@ -56,6 +57,10 @@ func (a *API) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	// The dashboard's files hold no figures: the page reads them from /api/ with the
+	// admin token it asks for, so the files need none.
+	mux.Handle("GET /ui/", dashboard.Handler())
+	mux.Handle("GET /ui", http.RedirectHandler("/ui/", http.StatusMovedPermanently))
 
 	api := http.NewServeMux()
 	api.HandleFunc("POST /api/v1/links", a.createLink)

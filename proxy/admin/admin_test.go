@@ -82,3 +82,32 @@ func TestDeadLettersOfNothingConfigured(t *testing.T) {
 		}
 	}
 }
+
+// The dashboard's page is served without the token (it holds no figures) and reads its
+// report from the path its script builds (proxy/dashboard tests that it builds this
+// one), which answers only with the token.
+func TestDashboard(t *testing.T) {
+	h := newAPI(t)
+	get := func(path, tok string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest("GET", path, nil)
+		if tok != "" {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec
+	}
+	if rec := get("/ui/", ""); rec.Code != 200 || !strings.HasPrefix(rec.Header().Get("Content-Type"), "text/html") {
+		t.Fatalf("/ui/: %d %s", rec.Code, rec.Header().Get("Content-Type"))
+	}
+	if rec := get("/ui", ""); rec.Code != http.StatusMovedPermanently || rec.Header().Get("Location") != "/ui/" {
+		t.Fatalf("/ui: %d %s", rec.Code, rec.Header().Get("Location"))
+	}
+	const report = "/api/v1/reports/campaigns?from=2026-11-01&to=2026-11-07&group_by=week&format=csv"
+	if rec := get(report, ""); rec.Code != http.StatusUnauthorized {
+		t.Fatalf("the report without the token: %d", rec.Code)
+	}
+	if rec := get(report, token); rec.Code != 200 || !strings.HasPrefix(rec.Header().Get("Content-Type"), "text/csv") {
+		t.Fatalf("the report the page asks for: %d %s", rec.Code, rec.Body)
+	}
+}
