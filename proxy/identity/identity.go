@@ -45,6 +45,11 @@ func Normalize(kind, value, defaultRegion string) (string, error) {
 	}
 	switch kind {
 	case CustomerID:
+		if unfilledTag(v) {
+			// A merge tag the sending platform did not fill names no one, yet the same
+			// text on every recipient's click would join them all as one person.
+			return "", errors.New("an unfilled merge tag, not a customer ID")
+		}
 		return v, nil
 	case Email:
 		v = strings.ToLower(v)
@@ -61,6 +66,21 @@ func Normalize(kind, value, defaultRegion string) (string, error) {
 		return phonenumbers.Format(n, phonenumbers.E164), nil
 	}
 	return "", fmt.Errorf("unknown identity kind %q", kind)
+}
+
+// tagMarks are the delimiters of the merge tags SMS and email platforms fill per
+// recipient: Liquid and Handlebars ({{ }}, {% %}), Mailchimp (*| |*), Salesforce and
+// others (%% %%, [[ ]], ${ }, <% %>). No customer ID holds them.
+var tagMarks = []string{"{{", "}}", "{%", "%}", "*|", "|*", "%%", "[[", "]]", "${", "<%", "%>"}
+
+// unfilledTag reports whether v looks like a merge tag left as it was written.
+func unfilledTag(v string) bool {
+	for _, m := range tagMarks {
+		if strings.Contains(v, m) {
+			return true
+		}
+	}
+	return false
 }
 
 // Hasher turns normalised emails and phones into keyed hashes (HMAC-SHA256 under the

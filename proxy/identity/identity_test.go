@@ -24,6 +24,16 @@ func TestNormalize(t *testing.T) {
 		{CustomerID, "a\r\nb", "", false},
 		{CustomerID, strings.Repeat("x", 300), "", false},
 		{CustomerID, "\xff", "", false},
+		// Merge tags the sending platform left unfilled name no one.
+		{CustomerID, "{{subscriber_id}}", "", false},
+		{CustomerID, "{{ customer.id }}", "", false},
+		{CustomerID, "*|SUB_ID|*", "", false},
+		{CustomerID, "%%CustomerID%%", "", false},
+		{CustomerID, "[[id]]", "", false},
+		{CustomerID, "${id}", "", false},
+		{CustomerID, "{% id %}", "", false},
+		{CustomerID, "<%= id %>", "", false},
+		{CustomerID, "cust_{42}|7*", "cust_{42}|7*", true},
 		{"ssn", "1", "", false},
 	}
 	for _, c := range cases {
