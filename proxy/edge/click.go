@@ -3,6 +3,7 @@ package edge
 import (
 	"bytes"
 	"net/netip"
+	"strings"
 	"sync"
 	"unsafe"
 
@@ -72,7 +73,7 @@ func (e *Edge) fillClick(ctx *fasthttp.RequestCtx, s *scratch, l *links.Link, t 
 			if len(raw) == 0 {
 				continue
 			}
-			norm, err := identity.Normalize(p.Kind, b2s(raw), e.Region)
+			norm, err := identity.Normalize(p.Kind, plusRestored(p.Kind, b2s(raw)), e.Region)
 			if err != nil {
 				// An unfilled merge tag ("{{subscriber_id}}") or a typo: keep the click,
 				// not the identity.
@@ -87,6 +88,20 @@ func (e *Edge) fillClick(ctx *fasthttp.RequestCtx, s *scratch, l *links.Link, t 
 			break
 		}
 	}
+}
+
+// plusRestored undoes what query decoding did to a '+' that a merge tag wrote into the
+// link unencoded: it arrives as a space. No email holds a space, so each was a '+'
+// (jane+sms@example.com); a phone's leading space was its '+' (+447700900123), which
+// without it would be read as a number of the default region.
+func plusRestored(kind, v string) string {
+	switch {
+	case kind == identity.Email && strings.Contains(v, " "):
+		return strings.ReplaceAll(strings.TrimSpace(v), " ", "+")
+	case kind == identity.Phone && strings.HasPrefix(v, " "):
+		return "+" + strings.TrimLeft(v, " ")
+	}
+	return v
 }
 
 // clientIP is the peer address, or the first address of the configured header when the

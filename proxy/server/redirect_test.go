@@ -186,7 +186,7 @@ func TestIdentityParamCapturedAndStripped(t *testing.T) {
 	g := servertest.Start(t, t.TempDir())
 	g.MustCreate(map[string]any{"slug": "cart", "destination": "https://x.example/cart",
 		"utm":             map[string]any{"medium": "abandoned_cart", "campaign": "c"},
-		"identity_params": map[string]any{"rid": "customer_id", "em": "email"}})
+		"identity_params": map[string]any{"rid": "customer_id", "em": "email", "ph": "phone"}})
 	loc := g.Tap("GET", "/cart?rid=cust-42&keep=1", nil).Header.Get("Location")
 	if strings.Contains(loc, "rid=") || !strings.Contains(loc, "keep=1") {
 		t.Fatalf("identity parameter not stripped or others dropped: %s", loc)
@@ -204,12 +204,28 @@ func TestIdentityParamCapturedAndStripped(t *testing.T) {
 	if id["kind"] != "email" || len(fmt.Sprint(id["value"])) != 64 || strings.Contains(fmt.Sprint(c), "jane") {
 		t.Fatalf("email identity must be a keyed hash, got %v", c["identity"])
 	}
-	// An unfilled merge tag keeps the click, not an identity.
-	loc = g.Tap("GET", "/cart?em={{email}}", nil).Header.Get("Location")
-	u, _ = url.Parse(loc)
-	_, c = g.API("GET", "/api/v1/clicks/"+u.Query().Get("cgid"), nil)
-	if c["identity"] != nil {
-		t.Fatalf("invalid identity kept: %v", c["identity"])
+	// An unfilled merge tag keeps the click, not an identity: a customer ID too, which
+	// would otherwise join every recipient of the message as one person.
+	for _, q := range []string{"em={{email}}", "rid={{subscriber_id}}", "rid=*%7CSUB_ID%7C*", "rid=%25%25CustomerID%25%25"} {
+		loc = g.Tap("GET", "/cart?"+q, nil).Header.Get("Location")
+		u, _ = url.Parse(loc)
+		_, c = g.API("GET", "/api/v1/clicks/"+u.Query().Get("cgid"), nil)
+		if c["identity"] != nil {
+			t.Fatalf("%s: invalid identity kept: %v", q, c["identity"])
+		}
+	}
+	// A '+' a merge tag wrote unencoded arrives as a space; the identity is the same as
+	// with %2B.
+	identityOf := func(q string) any {
+		u, _ := url.Parse(g.Tap("GET", "/cart?"+q, nil).Header.Get("Location"))
+		_, c := g.API("GET", "/api/v1/clicks/"+u.Query().Get("cgid"), nil)
+		id, _ := c["identity"].(map[string]any)
+		return id["value"]
+	}
+	for raw, encoded := range map[string]string{"em=jane+sms@example.com": "em=jane%2Bsms@example.com", "ph=+447700900123": "ph=%2B447700900123"} {
+		if a, b := identityOf(raw), identityOf(encoded); a == nil || a != b {
+			t.Errorf("%s: identity %v, want %v as with %s", raw, a, b, encoded)
+		}
 	}
 }
 
