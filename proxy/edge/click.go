@@ -90,6 +90,18 @@ func (e *Edge) fillClick(ctx *fasthttp.RequestCtx, s *scratch, l *links.Link, t 
 	}
 }
 
+// parseForwarded reads an address as proxies write it: bare, or with a port
+// (203.0.113.7:4711, [2001:db8::1]:4711).
+func parseForwarded(s string) (netip.Addr, bool) {
+	if a, err := netip.ParseAddr(s); err == nil {
+		return a.Unmap(), true
+	}
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.Addr().Unmap(), true
+	}
+	return netip.Addr{}, false
+}
+
 // plusRestored undoes what query decoding did to a '+' that a merge tag wrote into the
 // link unencoded: it arrives as a space. No email holds a space, so each was a '+'
 // (jane+sms@example.com); a phone's leading space was its '+' (+447700900123), which
@@ -104,15 +116,17 @@ func plusRestored(kind, v string) string {
 	return v
 }
 
-// clientIP is the peer address, or the first address of the configured header when the
-// edge sits behind a proxy that sets it.
+// clientIP is the peer address, or, when the edge sits behind a proxy that sets the
+// configured header, the last address in it. A proxy appends the address it saw (nginx's
+// $proxy_add_x_forwarded_for, load balancers' X-Forwarded-For): the entries before it
+// are whatever the client sent, so the first would let anyone name their own address.
 func (e *Edge) clientIP(ctx *fasthttp.RequestCtx, dst []byte) []byte {
 	if e.ClientIPHeader != "" {
 		v := ctx.Request.Header.Peek(e.ClientIPHeader)
-		if i := bytes.IndexByte(v, ','); i >= 0 {
-			v = v[:i]
+		if i := bytes.LastIndexByte(v, ','); i >= 0 {
+			v = v[i+1:]
 		}
-		if a, err := netip.ParseAddr(b2s(bytes.TrimSpace(v))); err == nil {
+		if a, ok := parseForwarded(b2s(bytes.TrimSpace(v))); ok {
 			return a.AppendTo(dst)
 		}
 	}

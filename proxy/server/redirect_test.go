@@ -357,3 +357,24 @@ func TestMethodsAndHealth(t *testing.T) {
 		}
 	}
 }
+
+// Behind a proxy, the click's address is the last one of CLICKGATE_CLIENT_IP_HEADER:
+// the proxy appends what it saw, and what comes before is whatever the client sent.
+func TestClientIPFromTheTrustedProxy(t *testing.T) {
+	g := servertest.Start(t, t.TempDir(), "CLICKGATE_CLIENT_IP_HEADER=X-Forwarded-For")
+	g.MustCreate(map[string]any{"slug": "ip", "destination": "https://x.example/", "utm": map[string]any{"medium": "promotional", "campaign": "c"}})
+	for _, tc := range []struct{ header, want string }{
+		{"203.0.113.7", "203.0.113.7"},
+		{"6.6.6.6, 203.0.113.7", "203.0.113.7"}, // a forged first entry
+		{"6.6.6.6,203.0.113.8:4711", "203.0.113.8"},
+		{"[2001:db8::1]:443", "2001:db8::1"},
+		{"::ffff:198.51.100.9", "198.51.100.9"},
+		{"not an address", "127.0.0.1"}, // the peer's
+	} {
+		u, _ := url.Parse(g.Tap("GET", "/ip", map[string]string{"X-Forwarded-For": tc.header}).Header.Get("Location"))
+		_, c := g.API("GET", "/api/v1/clicks/"+u.Query().Get("cgid"), nil)
+		if c["ip"] != tc.want {
+			t.Errorf("X-Forwarded-For %q: click from %v, want %s", tc.header, c["ip"], tc.want)
+		}
+	}
+}
