@@ -9,11 +9,16 @@ import (
 	"golang.org/x/text/currency"
 
 	"github.com/clickgate/clickgate/proxy/reports"
+	"github.com/clickgate/clickgate/proxy/utm"
 	"github.com/clickgate/clickgate/storage"
 )
 
 func (a *API) getCampaign(w http.ResponseWriter, r *http.Request) {
-	c, err := a.DB.GetCampaign(r.PathValue("id"))
+	id, ok := campaignID(w, r)
+	if !ok {
+		return
+	}
+	c, err := a.DB.GetCampaign(id)
 	if err != nil {
 		writeErr(w, err)
 		return
@@ -21,12 +26,23 @@ func (a *API) getCampaign(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, c)
 }
 
+// campaignID is the campaign the path names, normalised as links store campaigns, so
+// that "Black Friday" is the campaign of the links created with it (black_friday).
+func campaignID(w http.ResponseWriter, r *http.Request) (string, bool) {
+	raw := r.PathValue("id")
+	id := utm.Snake(raw)
+	if id == "" || len(raw) > 100 {
+		writeError(w, http.StatusBadRequest, "invalid_field", "campaign id must be 1 to 100 characters with a letter or digit", "id")
+		return "", false
+	}
+	return id, true
+}
+
 // putCampaign sets a campaign's metadata: messages sent, cost and its currency, and the
 // conversions the SMS platform reports (for the discrepancy).
 func (a *API) putCampaign(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	if id == "" || len(id) > 100 {
-		writeError(w, http.StatusBadRequest, "invalid_field", "campaign id must be 1 to 100 characters", "id")
+	id, ok := campaignID(w, r)
+	if !ok {
 		return
 	}
 	var c storage.Campaign

@@ -139,12 +139,20 @@ func (r *Rules) Apply(l *storage.Link, spec *Spec, create bool) ([]string, error
 		}
 	}
 	if spec.Campaign != nil {
-		c := strings.TrimSpace(*spec.Campaign)
-		if c == "" {
-			c = l.UTM.Campaign
-		}
-		if len(c) > maxCampaignLen || strings.ContainsFunc(c, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		raw := strings.TrimSpace(*spec.Campaign)
+		if len(raw) > maxCampaignLen || strings.ContainsFunc(raw, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
 			return nil, fieldErr("campaign", "campaign must be at most %d printable characters", maxCampaignLen)
+		}
+		// Reports group by it and campaign metadata is found by it: normalised as
+		// utm_campaign is, "Spring Sale" and "spring sale " are one campaign.
+		c := utm.Snake(raw)
+		switch {
+		case raw == "":
+			c = l.UTM.Campaign
+		case c == "":
+			return nil, fieldErr("campaign", "campaign %q has no letter or digit", raw)
+		case c != raw:
+			warnings = append(warnings, fmt.Sprintf("campaign: %q normalised to %q", raw, c))
 		}
 		l.Campaign = c
 	}

@@ -90,6 +90,7 @@ func TestApplyRejectsHostileSpec(t *testing.T) {
 		{"campaign too long", withBase(`"campaign":"` + strings.Repeat("c", 101) + `"`), false, "campaign"},
 		{"campaign LF", withBase(`"campaign":"a\nb"`), false, "campaign"},
 		{"campaign DEL", withBase(`"campaign":"a\u007fb"`), false, "campaign"},
+		{"campaign no letters", withBase(`"campaign":"(…)"`), false, "campaign"},
 		{"one variant", withBase(variantsJSON(okA)), false, "variants"},
 		{"27 variants", withBase(variantsJSON(many...)), false, "variants"},
 		{"variant weight 0", withBase(variantsJSON(variantJSON("https://a.example/", 0, "a"), okB)), false, "variants[0].weight"},
@@ -269,14 +270,14 @@ func TestApplyCreateDefaultsAndNormalisation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if l.Destination != "https://a.example/" || l.ForwardQuery || l.Campaign != "Q2 push" ||
+	if l.Destination != "https://a.example/" || l.ForwardQuery || l.Campaign != "q2_push" ||
 		!reflect.DeepEqual(l.Variants, []storage.Variant{{Destination: "https://a.example/", Weight: 3, Content: "variant_a"},
 			{Destination: "https://b.example/", Weight: 1, Content: "big_banner"}}) {
 		t.Fatalf("variants link %+v", l)
 	}
 	joined = strings.Join(w, "\n")
 	for _, s := range []string{"variants[0].destination: removed utm_content=x", `variants[0].content: none given, using "variant_a"`,
-		`variants[1].content: "Big Banner" normalised to "big_banner"`} {
+		`variants[1].content: "Big Banner" normalised to "big_banner"`, `campaign: "Q2 push" normalised to "q2_push"`} {
 		if !strings.Contains(joined, s) {
 			t.Errorf("warnings %q lack %q", w, s)
 		}

@@ -297,7 +297,42 @@ func TestCampaignMetadata(t *testing.T) {
 	if st, _ := g.API("PUT", "/api/v1/campaigns/"+strings.Repeat("c", 101), set); st != 400 {
 		t.Errorf("a 101-character id: %d", st)
 	}
+	if st, _ := g.API("PUT", "/api/v1/campaigns/%E2%80%A6", set); st != 400 {
+		t.Errorf("an id with no letter or digit: %d", st)
+	}
 	want()
+}
+
+// A campaign is named as its links name it: "Black Friday" on a link, on its metadata or
+// in a report path is the campaign black_friday, so the metadata meets the link's clicks
+// in the report, and two spellings do not split a campaign in two rows.
+func TestCampaignNamesAreNormalised(t *testing.T) {
+	g := servertest.Start(t, t.TempDir())
+	for slug, name := range map[string]string{"bf1": "Black Friday", "bf2": "black friday "} {
+		g.MustCreate(map[string]any{"slug": slug, "destination": "https://shop.example.com/", "campaign": name,
+			"utm": map[string]any{"medium": "promotional", "campaign": "bf"}})
+		g.Tap("GET", "/"+slug, map[string]string{"User-Agent": servertest.Android})
+	}
+	if st, out := g.API("PUT", "/api/v1/campaigns/Black%20Friday", map[string]any{"messages_sent": 100}); st != 200 || out["id"] != "black_friday" {
+		t.Fatalf("set: %d %v", st, out)
+	}
+	if st, out := g.API("GET", "/api/v1/campaigns/black_friday", nil); st != 200 || out["messages_sent"] != 100.0 {
+		t.Fatalf("get: %d %v", st, out)
+	}
+	var rows []any
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		_, rep := g.API("GET", "/api/v1/reports/campaigns", nil)
+		rows, _ = rep["rows"].([]any)
+		if len(rows) == 1 && rows[0].(map[string]any)["human_clicks"] == 2.0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if len(rows) != 1 {
+		t.Fatalf("rows %v, want one for both links", rows)
+	}
+	if r := rows[0].(map[string]any); r["group"] != "black_friday" || r["human_clicks"] != 2.0 || r["messages_sent"] != 100.0 {
+		t.Fatalf("row %v", r)
+	}
 }
 
 // Three weeks of clicks and conversions, stored the way the redirect and the intake store
