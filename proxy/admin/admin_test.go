@@ -111,3 +111,17 @@ func TestDashboard(t *testing.T) {
 		t.Fatalf("the report the page asks for: %d %s", rec.Code, rec.Body)
 	}
 }
+
+// A report asked only for its end covers the seven days to it, as one asked for nothing
+// covers the seven days to today.
+func TestReportPeriodFromItsEnd(t *testing.T) {
+	h := newAPI(t)
+	req := httptest.NewRequest("GET", "/api/v1/reports/campaigns?to=2025-01-31", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	var rep struct{ From, To string }
+	if rec.Code != 200 || json.Unmarshal(rec.Body.Bytes(), &rep) != nil || rep.From != "2025-01-25" || rep.To != "2025-01-31" {
+		t.Fatalf("%d %s, want 2025-01-25 to 2025-01-31", rec.Code, rec.Body)
+	}
+}

@@ -102,6 +102,10 @@ func (a *API) campaignReport(w http.ResponseWriter, r *http.Request) {
 			*f.dst = t
 		}
 	}
+	if q.Get("from") == "" && q.Get("to") != "" {
+		// The default period is the seven days to the end, wherever that is.
+		query.From = query.To.AddDate(0, 0, -6)
+	}
 	if query.To.Before(query.From) || query.To.Sub(query.From) > 3*366*24*time.Hour {
 		writeError(w, http.StatusBadRequest, "invalid_field", "to must be on or after from, at most three years later", "to")
 		return
