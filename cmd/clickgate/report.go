@@ -13,7 +13,7 @@ import (
 // reportCmd prints the campaign report as a table (or CSV/JSON).
 func reportCmd(args []string) error {
 	fs := flag.NewFlagSet("report", flag.ContinueOnError)
-	from := fs.String("from", "", "first day, YYYY-MM-DD (default: six days ago)")
+	from := fs.String("from", "", "first day, YYYY-MM-DD (default: six days before the last)")
 	to := fs.String("to", "", "last day, YYYY-MM-DD (default: today)")
 	by := fs.String("group-by", "campaign", "campaign, medium, content, link, day or week")
 	format := fs.String("format", "table", "table, csv or json")
