@@ -73,7 +73,11 @@ func (e *Edge) redirect(ctx *fasthttp.RequestCtx, slug, token []byte) {
 	h.SetCanonical(hdrLocation, s.loc)
 	h.SetCanonical(hdrCacheControl, valNoStore)
 	h.SetCanonical(hdrRobots, valNoIndex)
-	if isNew {
+	// A returning human visitor's cookie is set again, so its lifetime runs from the
+	// last tap (browsers cap some to days: Safari keeps those a server on another
+	// address than the site sets for seven) and a CLICKGATE_COOKIE_DOMAIN set since
+	// reaches it.
+	if isNew || kind == storage.KindHuman {
 		e.setVisitorCookie(ctx, vid)
 	}
 	ctx.SetStatusCode(fasthttp.StatusFound)

@@ -122,10 +122,10 @@ func TestTapRecordsEveryField(t *testing.T) {
 		t.Errorf("click time %v", c["time"])
 	}
 
-	// A returning visitor keeps its ID and gets no new cookie.
+	// A returning visitor keeps its ID, and its cookie is set again from this tap.
 	resp = g.Tap("GET", "/spring", map[string]string{"Cookie": "cg_vid=" + vid})
-	if resp.Header.Get("Set-Cookie") != "" {
-		t.Error("cookie set again for a returning visitor")
+	if again := resp.Header.Get("Set-Cookie"); !strings.HasPrefix(again, "cg_vid="+vid+";") || !strings.Contains(again, "max-age=34560000") {
+		t.Errorf("a returning visitor's cookie: %q, want its own ID with a new max-age", again)
 	}
 	u2, _ := url.Parse(resp.Header.Get("Location"))
 	_, c2 := g.API("GET", "/api/v1/clicks/"+u2.Query().Get("cgid"), nil)
