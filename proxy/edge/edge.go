@@ -153,6 +153,9 @@ func ErrorHandler(ctx *fasthttp.RequestCtx, err error) {
 	}
 }
 
+// tokenTrailers are what may follow a slug or a recipient token that is no part of it.
+const tokenTrailers = "/.,;:!?)'\""
+
 // splitPath splits "/slug" or "/slug/token"; anything else is not a link path.
 func splitPath(p []byte) (slug, token []byte, ok bool) {
 	if len(p) < 2 || p[0] != '/' {
@@ -160,16 +163,18 @@ func splitPath(p []byte) (slug, token []byte, ok bool) {
 	}
 	p = p[1:]
 	if i := bytes.IndexByte(p, '/'); i >= 0 {
-		slug, token = p[:i], p[i+1:]
-		if len(token) == 0 {
-			token = nil // "/slug/" is the link itself
-		} else if !links.ValidToken(token) {
-			return nil, nil, false
+		// Messaging apps that turn text into links take trailing punctuation with the URL
+		// ("…/spring/Ab3k9xQz."), and URL builders add a '/': the token is what is left.
+		slug, token = p[:i], bytes.TrimRight(p[i+1:], tokenTrailers)
+		if !links.ValidToken(token) {
+			// "/slug/" is the link itself, and so is a token mangled past reading: the
+			// recipient lands, without the identity the token would have given.
+			token = nil
 		}
 	} else {
-		slug = p
+		slug = bytes.TrimRight(p, tokenTrailers) // "…/spring." is /spring
 	}
-	if len(slug) == 0 || len(slug) > links.MaxSlugLen {
+	if len(slug) == 0 || len(slug) > links.MaxSlugLen || !links.SlugChars(slug) {
 		return nil, nil, false
 	}
 	return slug, token, true

@@ -104,11 +104,20 @@ func TestSplitPath(t *testing.T) {
 		{"/", "", "", false},
 		{"", "", "", false},
 		{"abc", "", "", false},
-		{"/abc/tok/extra", "", "", false},
-		{"/abc/tok.x", "", "", false},
+		// What a messaging app or a URL builder adds after a token is not the token.
+		{"/abc/tok123/", "abc", "tok123", true},
+		{"/abc/tok123.", "abc", "tok123", true},
+		{"/abc/tok123).", "abc", "tok123", true},
+		// A token mangled past reading: the link itself, without an identity.
+		{"/abc/tok/extra", "abc", "", true},
+		{"/abc/tok.x", "abc", "", true},
+		{"/abc/" + strings.Repeat("t", 33), "abc", "", true},
+		{"/abc.", "abc", "", true},
+		{"/abc!)", "abc", "", true},
 		{"//evil.example", "", "", false},
 		{"/" + strings.Repeat("a", 65), "", "", false},
-		{"/abc/" + strings.Repeat("t", 33), "", "", false},
+		{"/0#", "", "", false},
+		{"/a%20b", "", "", false},
 	}
 	for _, c := range cases {
 		s, tk, ok := splitPath([]byte(c.in))

@@ -51,6 +51,16 @@ func ValidSlug(s string) error {
 	return nil
 }
 
+// SlugChars reports whether s holds only the characters of slugs and tokens.
+func SlugChars[T ~string | ~[]byte](s T) bool {
+	for i := 0; i < len(s); i++ {
+		if !slugByte(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
 func slugByte(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_'
 }

@@ -262,6 +262,23 @@ func TestRecipientTokens(t *testing.T) {
 			t.Errorf("%s stored in the clear: %v", wantKinds[i], id["value"])
 		}
 	}
+	// What a messaging app or a URL builder adds after a token is not the token; a token
+	// mangled past reading still lands the recipient, without the identity.
+	tok := toks[0].(map[string]any)["token"].(string)
+	for suffix, identified := range map[string]bool{".": true, "/": true, ")!": true, "/x": false, "x.y": false} {
+		resp := g.Tap("GET", "/vip/"+tok+suffix, nil)
+		if resp.StatusCode != 302 {
+			t.Fatalf("/vip/%s%s: %d", tok, suffix, resp.StatusCode)
+		}
+		u, _ := url.Parse(resp.Header.Get("Location"))
+		_, c := g.API("GET", "/api/v1/clicks/"+u.Query().Get("cgid"), nil)
+		if (c["identity"] != nil) != identified {
+			t.Errorf("/vip/%s%s: identity %v", tok, suffix, c["identity"])
+		}
+	}
+	if resp := g.Tap("GET", "/vip.", nil); resp.StatusCode != 302 {
+		t.Errorf("/vip.: %d", resp.StatusCode)
+	}
 	// Bad send lists are refused whole.
 	for _, bad := range []any{
 		[]any{map[string]any{"phone": "+14155552671"}, map[string]any{"phone": "not a phone"}},
