@@ -2,6 +2,7 @@ package admin
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -123,5 +124,43 @@ func TestReportPeriodFromItsEnd(t *testing.T) {
 	var rep struct{ From, To string }
 	if rec.Code != 200 || json.Unmarshal(rec.Body.Bytes(), &rep) != nil || rep.From != "2025-01-25" || rep.To != "2025-01-31" {
 		t.Fatalf("%d %s, want 2025-01-25 to 2025-01-31", rec.Code, rec.Body)
+	}
+}
+
+// A bulk create that creates nothing answers as a single create would, with the error
+// shape: 409 when every slug is taken, 500 when the store failed (a script retries),
+// 400 for the requests' own faults.
+func TestBulkCreateThatCreatesNothing(t *testing.T) {
+	post := func(h http.Handler, body string) (int, errorBody) {
+		req := httptest.NewRequest("POST", "/api/v1/links/bulk", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		var e errorBody
+		json.Unmarshal(rec.Body.Bytes(), &e)
+		return rec.Code, e
+	}
+	const link = `{"slug":"%s","destination":"https://x.example/","utm":{"medium":"promotional","campaign":"c"}}`
+	h := newAPI(t)
+	if st, _ := post(h, `{"links":[`+fmt.Sprintf(link, "a")+`]}`); st != 201 {
+		t.Fatalf("first create: %d", st)
+	}
+	if st, e := post(h, `{"links":[`+fmt.Sprintf(link, "a")+`,`+fmt.Sprintf(link, "a")+`]}`); st != 409 || e.Error.Code != "conflict" {
+		t.Errorf("every slug taken: %d %+v", st, e)
+	}
+	if st, e := post(h, `{"links":[{"destination":"ftp://x.example/"},`+fmt.Sprintf(link, "a")+`]}`); st != 400 || e.Error.Code != "invalid_field" {
+		t.Errorf("invalid and taken: %d %+v", st, e)
+	}
+
+	db, err := storage.Open(storage.Options{Dir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close() // every write fails
+	svc := &links.Service{DB: db, Index: links.NewIndex(), PublicURL: "https://go.example.com", Hasher: identity.NewHasher([]byte("k")), Region: "US",
+		Rules: &links.Rules{UTM: utm.DefaultPolicy(), ClickParam: "cgid"}}
+	broken := New(svc, db, nil, nil, token, slog.New(slog.NewTextHandler(io.Discard, nil))).Handler()
+	if st, e := post(broken, `{"links":[`+fmt.Sprintf(link, "b")+`]}`); st != 500 || e.Error.Code != "internal" {
+		t.Errorf("store failing: %d %+v", st, e)
 	}
 }

@@ -93,6 +93,9 @@ func (a *API) bulkCreate(w http.ResponseWriter, r *http.Request) {
 		Created int    `json:"created"`
 		Failed  int    `json:"failed"`
 		Results []item `json:"results"`
+		// Error is set when nothing was created, so the answer has the error shape of
+		// every other 4xx and 5xx.
+		Error *itemError `json:"error,omitempty"`
 	}{Results: make([]item, len(res))}
 	for i, x := range res {
 		if x.Err != nil {
@@ -106,7 +109,23 @@ func (a *API) bulkCreate(w http.ResponseWriter, r *http.Request) {
 	}
 	status := http.StatusCreated
 	if out.Created == 0 {
+		// Said as a single create would say it: the store failing is the server's
+		// (retry), slugs all taken is a conflict, anything else the request's.
+		code := "invalid_field"
 		status = http.StatusBadRequest
+		conflicts := 0
+		for _, x := range out.Results {
+			switch x.Error.Code {
+			case "internal":
+				status, code = http.StatusInternalServerError, "internal"
+			case "conflict":
+				conflicts++
+			}
+		}
+		if code != "internal" && conflicts == len(out.Results) {
+			status, code = http.StatusConflict, "conflict"
+		}
+		out.Error = &itemError{Code: code, Message: fmt.Sprintf("no link created: %d failed (each result says why)", out.Failed)}
 	}
 	writeJSON(w, status, out)
 }
