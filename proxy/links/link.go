@@ -133,10 +133,13 @@ func (r *Rules) Apply(l *storage.Link, spec *Spec, create bool) ([]string, error
 		for _, c := range changes {
 			warnings = append(warnings, fmt.Sprintf("%s: %q normalised to %q", c.Field, c.From, c.To))
 		}
-		l.UTM = storage.UTM{Source: v.Source, Medium: v.Medium, Campaign: v.Campaign, Content: v.Content, Term: v.Term}
-		if l.Campaign == "" || (spec.Campaign == nil && create) {
+		// The report campaign follows utm_campaign unless it was given apart: a link
+		// whose utm_campaign changes is reported under the new one, as analytics tools
+		// will show it.
+		if l.Campaign == "" || spec.Campaign == nil && (create || l.Campaign == l.UTM.Campaign) {
 			l.Campaign = v.Campaign
 		}
+		l.UTM = storage.UTM{Source: v.Source, Medium: v.Medium, Campaign: v.Campaign, Content: v.Content, Term: v.Term}
 	}
 	if spec.Campaign != nil {
 		raw := strings.TrimSpace(*spec.Campaign)

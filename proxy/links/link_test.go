@@ -450,3 +450,26 @@ func TestPickIndependentAcrossLinks(t *testing.T) {
 		}
 	}
 }
+
+// A link's report campaign follows its utm_campaign through an update, unless it was
+// given apart, which an update of the UTM values leaves alone.
+func TestUpdateKeepsTheCampaignWithItsUTM(t *testing.T) {
+	r := testRules()
+	for _, tc := range []struct {
+		create, want string
+	}{
+		{`{` + validUTM + `,"destination":"https://x.example/"}`, "cyber_monday"},
+		{`{` + validUTM + `,"destination":"https://x.example/","campaign":"q4"}`, "q4"},
+	} {
+		var l storage.Link
+		if _, err := r.Apply(&l, decodeSpec(t, tc.create), true); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.Apply(&l, decodeSpec(t, `{"utm":{"medium":"promotional","campaign":"Cyber Monday"}}`), false); err != nil {
+			t.Fatal(err)
+		}
+		if l.Campaign != tc.want || l.UTM.Campaign != "cyber_monday" {
+			t.Errorf("%s, then utm.campaign Cyber Monday: campaign %q utm %q, want %q", tc.create, l.Campaign, l.UTM.Campaign, tc.want)
+		}
+	}
+}
