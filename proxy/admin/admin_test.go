@@ -164,3 +164,28 @@ func TestBulkCreateThatCreatesNothing(t *testing.T) {
 		t.Errorf("store failing: %d %+v", st, e)
 	}
 }
+
+// A link's domain is named in any case on the endpoints that take one, as its host is.
+func TestDomainInAnyCase(t *testing.T) {
+	h := newAPI(t)
+	do := func(method, path, body string) int {
+		req := httptest.NewRequest(method, path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	if st := do("POST", "/api/v1/links", `{"slug":"d1","domain":"Go.Brand.com","destination":"https://x.example/","utm":{"medium":"promotional","campaign":"c"}}`); st != 201 {
+		t.Fatalf("create: %d", st)
+	}
+	for _, tc := range []struct{ method, path, body string }{
+		{"GET", "/api/v1/links/d1?domain=GO.BRAND.COM", ""},
+		{"PATCH", "/api/v1/links/d1?domain=Go.Brand.Com", `{"max_clicks":5}`},
+		{"POST", "/api/v1/links/d1/tokens?domain=go.BRAND.com", `{"recipients":[{"customer_id":"1"}]}`},
+		{"POST", "/api/v1/links/d1/archive?domain=Go.Brand.com", ""},
+	} {
+		if st := do(tc.method, tc.path, tc.body); st >= 300 {
+			t.Errorf("%s %s: %d", tc.method, tc.path, st)
+		}
+	}
+}

@@ -148,7 +148,7 @@ func itemErrorOf(err error, prefix string) *itemError {
 }
 
 func (a *API) getLink(w http.ResponseWriter, r *http.Request) {
-	l, _, err := a.Links.Get(r.URL.Query().Get("domain"), r.PathValue("slug"))
+	l, _, err := a.Links.Get(domainOf(r), r.PathValue("slug"))
 	if err != nil {
 		writeErr(w, err)
 		return
@@ -161,7 +161,7 @@ func (a *API) updateLink(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, maxBody, &spec) {
 		return
 	}
-	c, err := a.Links.Update(r.URL.Query().Get("domain"), r.PathValue("slug"), &spec)
+	c, err := a.Links.Update(domainOf(r), r.PathValue("slug"), &spec)
 	if err != nil {
 		writeErr(w, err)
 		return
@@ -170,7 +170,7 @@ func (a *API) updateLink(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) archiveLink(w http.ResponseWriter, r *http.Request) {
-	c, err := a.Links.Archive(r.URL.Query().Get("domain"), r.PathValue("slug"))
+	c, err := a.Links.Archive(domainOf(r), r.PathValue("slug"))
 	if err != nil {
 		writeErr(w, err)
 		return
@@ -230,7 +230,7 @@ func (a *API) createTokens(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, maxTokensBody, &req) {
 		return
 	}
-	toks, err := a.Links.CreateTokens(r.URL.Query().Get("domain"), r.PathValue("slug"), req.Recipients)
+	toks, err := a.Links.CreateTokens(domainOf(r), r.PathValue("slug"), req.Recipients)
 	if err != nil {
 		writeErr(w, err)
 		return
@@ -239,3 +239,7 @@ func (a *API) createTokens(w http.ResponseWriter, r *http.Request) {
 		Tokens []links.Token `json:"tokens"`
 	}{toks})
 }
+
+// domainOf is the link domain a request names, lowercased as links store domains (host
+// names are case-insensitive).
+func domainOf(r *http.Request) string { return strings.ToLower(r.URL.Query().Get("domain")) }
