@@ -264,10 +264,13 @@ func readRecipients(path string) ([]map[string]string, error) {
 	if len(rows) == 0 {
 		return nil, fmt.Errorf("%s is empty", path)
 	}
-	cols := rows[0]
+	// Send lists come from spreadsheets: "Phone", " Email ", "Customer ID" name the
+	// columns as well as their API names do.
+	cols := make([]string, len(rows[0]))
 	header := false
-	for _, c := range cols {
-		if c == "phone" || c == "email" || c == "customer_id" {
+	for i, c := range rows[0] {
+		cols[i] = strings.NewReplacer(" ", "_", "-", "_").Replace(strings.ToLower(strings.TrimSpace(c)))
+		if cols[i] == "phone" || cols[i] == "email" || cols[i] == "customer_id" {
 			header = true
 		}
 	}
@@ -276,8 +279,8 @@ func readRecipients(path string) ([]map[string]string, error) {
 		for _, r := range rows[1:] {
 			m := map[string]string{}
 			for i, c := range cols {
-				if i < len(r) && r[i] != "" && (c == "phone" || c == "email" || c == "customer_id") {
-					m[c] = r[i]
+				if i < len(r) && strings.TrimSpace(r[i]) != "" && (c == "phone" || c == "email" || c == "customer_id") {
+					m[c] = strings.TrimSpace(r[i])
 					break
 				}
 			}
@@ -290,13 +293,33 @@ func readRecipients(path string) ([]map[string]string, error) {
 		switch {
 		case strings.Contains(v, "@"):
 			out = append(out, map[string]string{"email": v})
-		case strings.HasPrefix(v, "+"):
+		case phoneLike(v):
+			// Without its '+', read in CLICKGATE_DEFAULT_REGION by the server.
 			out = append(out, map[string]string{"phone": v})
 		default:
 			out = append(out, map[string]string{"customer_id": v})
 		}
 	}
 	return out, nil
+}
+
+// phoneLike reports whether v is written as a phone number is: a '+' or digits, with
+// the punctuation people put in numbers, and at least seven digits.
+func phoneLike(v string) bool {
+	if strings.HasPrefix(v, "+") {
+		return true
+	}
+	digits := 0
+	for _, r := range v {
+		switch {
+		case r >= '0' && r <= '9':
+			digits++
+		case strings.ContainsRune(" ().-", r):
+		default:
+			return false
+		}
+	}
+	return digits >= 7
 }
 
 func check(c *client, slug, q, base string) error {

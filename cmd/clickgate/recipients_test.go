@@ -1,0 +1,33 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+)
+
+// Send lists as spreadsheets write them: a header in any case, or one column of values
+// whose kind shows in their form (a phone without its '+' included).
+func TestReadRecipients(t *testing.T) {
+	for _, tc := range []struct {
+		name, csv string
+		want      []map[string]string
+	}{
+		{"header", "phone,email\n+14155550101,\n,a@b.co\n", []map[string]string{{"phone": "+14155550101"}, {"email": "a@b.co"}}},
+		{"header in a spreadsheet's case", "Phone, Email \n4155550101,\n,A@B.co\n", []map[string]string{{"phone": "4155550101"}, {"email": "A@B.co"}}},
+		{"customer ID column", "Name,Customer ID\nJane,c-9\n", []map[string]string{{"customer_id": "c-9"}}},
+		{"one column", "+14155550101\n(415) 555-0102\n4155550103\na@b.co\ncust-42\n12345\n", []map[string]string{
+			{"phone": "+14155550101"}, {"phone": "(415) 555-0102"}, {"phone": "4155550103"}, {"email": "a@b.co"},
+			{"customer_id": "cust-42"}, {"customer_id": "12345"}}},
+	} {
+		path := filepath.Join(t.TempDir(), "r.csv")
+		if err := os.WriteFile(path, []byte(tc.csv), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		got, err := readRecipients(path)
+		if err != nil || !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s: %v, %v; want %v", tc.name, got, err, tc.want)
+		}
+	}
+}
