@@ -303,23 +303,25 @@ func readRecipients(path string) ([]map[string]string, error) {
 	return out, nil
 }
 
-// phoneLike reports whether v is written as a phone number is: a '+' or digits, with
-// the punctuation people put in numbers, and at least seven digits.
+// phoneLike reports whether v is written as a phone number is: with a '+', or at least
+// seven digits punctuated as people write numbers ("(415) 555-0102"). Bare digits stay
+// a customer ID (stores number their customers too); a header says otherwise.
 func phoneLike(v string) bool {
 	if strings.HasPrefix(v, "+") {
 		return true
 	}
-	digits := 0
+	digits, marks := 0, 0
 	for _, r := range v {
 		switch {
 		case r >= '0' && r <= '9':
 			digits++
 		case strings.ContainsRune(" ().-", r):
+			marks++
 		default:
 			return false
 		}
 	}
-	return digits >= 7
+	return digits >= 7 && marks > 0
 }
 
 func check(c *client, slug, q, base string) error {

@@ -24,7 +24,7 @@ Usage:
   clickgate links update SLUG JSON    change a link (JSON like the create body)
   clickgate links archive SLUG        retire a link (answers 410 from then on)
   clickgate links tokens SLUG FILE    per-recipient tokens for a send list (CSV with a phone, email or customer_id
-                                      column, any case; or one column, each value read as what it looks like)
+                                      column, any case; or one column: +/punctuated numbers are phones, bare digits customer IDs)
   clickgate links check SLUG          preflight: follow the link without counting a click
   clickgate clicks get CLICK_ID       show one click
   clickgate report [-from D] [-to D] [-group-by campaign|medium|content|link|day|week] [-format table|csv|json]

@@ -17,9 +17,11 @@ func TestReadRecipients(t *testing.T) {
 		{"header", "phone,email\n+14155550101,\n,a@b.co\n", []map[string]string{{"phone": "+14155550101"}, {"email": "a@b.co"}}},
 		{"header in a spreadsheet's case", "Phone, Email \n4155550101,\n,A@B.co\n", []map[string]string{{"phone": "4155550101"}, {"email": "A@B.co"}}},
 		{"customer ID column", "Name,Customer ID\nJane,c-9\n", []map[string]string{{"customer_id": "c-9"}}},
-		{"one column", "+14155550101\n(415) 555-0102\n4155550103\na@b.co\ncust-42\n12345\n", []map[string]string{
-			{"phone": "+14155550101"}, {"phone": "(415) 555-0102"}, {"phone": "4155550103"}, {"email": "a@b.co"},
-			{"customer_id": "cust-42"}, {"customer_id": "12345"}}},
+		// Bare digits may be a store's customer number: a customer ID, unless a header
+		// names the column.
+		{"one column", "+14155550101\n(415) 555-0102\n415.555.0104\n6871563157530\na@b.co\ncust-42\n", []map[string]string{
+			{"phone": "+14155550101"}, {"phone": "(415) 555-0102"}, {"phone": "415.555.0104"}, {"customer_id": "6871563157530"},
+			{"email": "a@b.co"}, {"customer_id": "cust-42"}}},
 	} {
 		path := filepath.Join(t.TempDir(), "r.csv")
 		if err := os.WriteFile(path, []byte(tc.csv), 0o600); err != nil {
