@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strings"
 	"unicode/utf8"
+
+	"golang.org/x/net/idna"
 )
 
 // MaxDestinationLen bounds a destination URL: browsers and SMS platforms handle far less
@@ -61,6 +63,54 @@ func ValidateDestination(raw string) error {
 		}
 	}
 	return nil
+}
+
+// asciiDestination writes a valid destination as the ASCII URI a Location header must
+// carry (RFC 9110): an internationalised host in punycode, every other non-ASCII byte
+// percent-encoded as UTF-8, as a browser would send them. Sent raw, a client reading
+// headers as Latin-1 follows a garbled host, and bidirectional controls pass unseen.
+func asciiDestination(raw string) (string, error) {
+	if isASCII(raw) {
+		return raw, nil
+	}
+	i := strings.Index(raw, "://") + len("://") // ValidateDestination made sure of it
+	rest := raw[i:]
+	end := strings.IndexAny(rest, "/?#")
+	if end < 0 {
+		end = len(rest)
+	}
+	host, port := rest[:end], ""
+	if j := strings.LastIndexByte(host, ':'); j >= 0 && !strings.Contains(host[j:], "]") {
+		host, port = host[:j], host[j:]
+	}
+	if !isASCII(host) {
+		h, err := idna.Lookup.ToASCII(host)
+		if err != nil {
+			return "", fmt.Errorf("destination host %q is not a valid internationalised domain name", host)
+		}
+		host = h
+	}
+	var b strings.Builder
+	b.WriteString(raw[:i])
+	b.WriteString(host)
+	b.WriteString(port)
+	for k := end; k < len(rest); k++ {
+		if c := rest[k]; c >= utf8.RuneSelf {
+			fmt.Fprintf(&b, "%%%02X", c)
+		} else {
+			b.WriteByte(c)
+		}
+	}
+	return b.String(), nil
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 // splitDestination splits a destination into the part before the query, the raw query

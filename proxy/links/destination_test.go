@@ -83,8 +83,6 @@ func TestValidateDestinationAcceptsUnchanged(t *testing.T) {
 		"https://shop.example.com/p?sel=a*b;c!d&x=$'()+,",
 		"https://x.example/a%2Fb%2fc",
 		"https://x.example/p?q=%2F%20%26",
-		"https://x.example/café/ürün?ä=ö",
-		"https://x.example/日本語",
 		"https://x.example/p#frag",
 		"https://x.example/p?a=1#frag/with?q=1",
 		"https://x.example/p#",
@@ -128,8 +126,8 @@ func TestRulesDestinationStripsUTM(t *testing.T) {
 		{"https://x.example/p?utm%5fcampaign=x", "https://x.example/p", []string{"utm%5fcampaign=x"}},
 		{"https://x.example/p?utm_source&k", "https://x.example/p?k", []string{"utm_source"}},
 		{"https://x.example/p?utm_source=&k=", "https://x.example/p?k=", []string{"utm_source="}},
-		// Every other byte stays: sub-delims, escapes, non-ASCII, unknown utm_* keys, empty pairs.
-		{"https://x.example/a*b;c!d?s=a*b;c!&utm_term=t&p=%2F&q=ü&utm_foo=1&&z#top?x", "https://x.example/a*b;c!d?s=a*b;c!&p=%2F&q=ü&utm_foo=1&&z#top?x",
+		// Every other byte stays: sub-delims, escapes, unknown utm_* keys, empty pairs.
+		{"https://x.example/a*b;c!d?s=a*b;c!&utm_term=t&p=%2F&q=%C3%BC&utm_foo=1&&z#top?x", "https://x.example/a*b;c!d?s=a*b;c!&p=%2F&q=%C3%BC&utm_foo=1&&z#top?x",
 			[]string{"utm_term=t"}},
 		// A utm key in the fragment is not a query parameter.
 		{"https://x.example/p?utm_id=1#utm_source=x", "https://x.example/p#utm_source=x", []string{"utm_id=1"}},
@@ -175,5 +173,31 @@ func TestRulesDestinationRefusesClickParam(t *testing.T) {
 		if got, _, err := testRules().destination(d, "destination"); err != nil || got != d {
 			t.Errorf("Rules.destination(%q) = %q, %v", d, got, err)
 		}
+	}
+}
+
+// A destination with non-ASCII parts is stored as the ASCII URI a Location header must
+// carry, and the warning says what it became.
+func TestDestinationWrittenAsASCII(t *testing.T) {
+	r := testRules()
+	for _, tc := range []struct{ in, want string }{
+		{"https://bücher.example/straße?q=ü#teil", "https://xn--bcher-kva.example/stra%C3%9Fe?q=%C3%BC#teil"},
+		{"https://BÜCHER.example:8443/", "https://xn--bcher-kva.example:8443/"},
+		{"https://x.example/a\u202Eb", "https://x.example/a%E2%80%AEb"}, // a bidirectional override
+		{"https://x.example/plain?a=1", "https://x.example/plain?a=1"},
+		{"https://x.example/café/ürün?ä=ö", "https://x.example/caf%C3%A9/%C3%BCr%C3%BCn?%C3%A4=%C3%B6"},
+		{"https://x.example/日本語", "https://x.example/%E6%97%A5%E6%9C%AC%E8%AA%9E"},
+		{"https://[2001:db8::1]:8443/é", "https://[2001:db8::1]:8443/%C3%A9"},
+	} {
+		got, notes, err := r.destination(tc.in, "destination")
+		if err != nil || got != tc.want {
+			t.Errorf("%q: %q, %v; want %q", tc.in, got, err, tc.want)
+		}
+		if changed := tc.in != tc.want; changed != (len(notes) == 1 && strings.Contains(notes[0], tc.want)) {
+			t.Errorf("%q: warnings %q", tc.in, notes)
+		}
+	}
+	if _, _, err := r.destination("https://xn--a.é/", "destination"); err == nil {
+		t.Error("an invalid internationalised host was accepted")
 	}
 }

@@ -230,6 +230,13 @@ func (r *Rules) destination(raw, field string) (string, []string, error) {
 	if err := ValidateDestination(raw); err != nil {
 		return "", nil, fieldErr(field, "%v", err)
 	}
+	var notes []string
+	if ascii, err := asciiDestination(raw); err != nil {
+		return "", nil, fieldErr(field, "%v", err)
+	} else if ascii != raw {
+		notes = append(notes, fmt.Sprintf("%s: written as %s (a Location header carries ASCII only)", field, ascii))
+		raw = ascii
+	}
 	base, q, _, frag := splitDestination(raw)
 	for _, pair := range strings.Split(q, "&") {
 		if q != "" && queryKey(pair) == r.ClickParam {
@@ -238,14 +245,14 @@ func (r *Rules) destination(raw, field string) (string, []string, error) {
 	}
 	kept, removed := stripUTM(q)
 	if len(removed) == 0 {
-		return raw, nil, nil
+		return raw, notes, nil
 	}
 	out := base
 	if kept != "" {
 		out += "?" + kept
 	}
 	out += frag
-	return out, []string{fmt.Sprintf("%s: removed %s; the link's UTM values replace them", field, strings.Join(removed, "&"))}, nil
+	return out, append(notes, fmt.Sprintf("%s: removed %s; the link's UTM values replace them", field, strings.Join(removed, "&"))), nil
 }
 
 func (r *Rules) variants(in []VariantSpec) ([]storage.Variant, []string, error) {
