@@ -166,10 +166,12 @@ func splitPath(p []byte) (slug, token []byte, ok bool) {
 		// Messaging apps that turn text into links take trailing punctuation with the URL
 		// ("…/spring/Ab3k9xQz."), and URL builders add a '/': the token is what is left.
 		slug, token = p[:i], bytes.TrimRight(p[i+1:], tokenTrailers)
-		if !links.ValidToken(token) {
-			// "/slug/" is the link itself, and so is a token mangled past reading: the
-			// recipient lands, without the identity the token would have given.
-			token = nil
+		switch {
+		case len(token) == 0:
+			token = nil // "/slug/" is the link itself
+		case !links.ValidToken(token):
+			// Not a token (a scanner's /slug/.env, a deeper path): no link's, and no click.
+			return nil, nil, false
 		}
 	} else {
 		slug = bytes.TrimRight(p, tokenTrailers) // "…/spring." is /spring

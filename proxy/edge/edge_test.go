@@ -108,10 +108,11 @@ func TestSplitPath(t *testing.T) {
 		{"/abc/tok123/", "abc", "tok123", true},
 		{"/abc/tok123.", "abc", "tok123", true},
 		{"/abc/tok123).", "abc", "tok123", true},
-		// A token mangled past reading: the link itself, without an identity.
-		{"/abc/tok/extra", "abc", "", true},
-		{"/abc/tok.x", "abc", "", true},
-		{"/abc/" + strings.Repeat("t", 33), "abc", "", true},
+		// Anything else after a slug is not a token, and not the link.
+		{"/abc/tok/extra", "", "", false},
+		{"/abc/tok.x", "", "", false},
+		{"/abc/.env", "", "", false},
+		{"/abc/" + strings.Repeat("t", 33), "", "", false},
 		{"/abc.", "abc", "", true},
 		{"/abc!)", "abc", "", true},
 		{"//evil.example", "", "", false},
