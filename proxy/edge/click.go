@@ -92,14 +92,27 @@ func (e *Edge) fillClick(ctx *fasthttp.RequestCtx, s *scratch, l *links.Link, t 
 
 // parseForwarded reads an address as proxies write it: bare, or with a port
 // (203.0.113.7:4711, [2001:db8::1]:4711).
+//
+// The form is told apart before parsing, since a failed parse allocates its error.
 func parseForwarded(s string) (netip.Addr, bool) {
-	if a, err := netip.ParseAddr(s); err == nil {
-		return a.Unmap(), true
+	var a netip.Addr
+	var err error
+	switch {
+	case s == "":
+		return a, false
+	case s[0] == '[' && s[len(s)-1] == ']':
+		a, err = netip.ParseAddr(s[1 : len(s)-1])
+	case s[0] == '[' || strings.Count(s, ":") == 1:
+		var ap netip.AddrPort
+		ap, err = netip.ParseAddrPort(s)
+		a = ap.Addr()
+	default:
+		a, err = netip.ParseAddr(s)
 	}
-	if ap, err := netip.ParseAddrPort(s); err == nil {
-		return ap.Addr().Unmap(), true
+	if err != nil {
+		return netip.Addr{}, false
 	}
-	return netip.Addr{}, false
+	return a.Unmap(), true
 }
 
 // plusRestored undoes what query decoding did to a '+' that a merge tag wrote into the
@@ -122,12 +135,15 @@ func plusRestored(kind, v string) string {
 // are whatever the client sent, so the first would let anyone name their own address.
 func (e *Edge) clientIP(ctx *fasthttp.RequestCtx, dst []byte) []byte {
 	if e.ClientIPHeader != "" {
-		v := ctx.Request.Header.Peek(e.ClientIPHeader)
-		if i := bytes.LastIndexByte(v, ','); i >= 0 {
-			v = v[i+1:]
-		}
-		if a, ok := parseForwarded(b2s(bytes.TrimSpace(v))); ok {
-			return a.AppendTo(dst)
+		// A proxy may add a header line of its own rather than append to the client's.
+		if all := ctx.Request.Header.PeekAll(e.ClientIPHeader); len(all) > 0 {
+			v := all[len(all)-1]
+			if i := bytes.LastIndexByte(v, ','); i >= 0 {
+				v = v[i+1:]
+			}
+			if a, ok := parseForwarded(b2s(bytes.TrimSpace(v))); ok {
+				return a.AppendTo(dst)
+			}
 		}
 	}
 	ip := ctx.RemoteIP()

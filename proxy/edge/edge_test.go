@@ -91,6 +91,20 @@ func TestRedirectAllocations(t *testing.T) {
 	if n != 0 {
 		t.Fatalf("redirect handler allocates %.1f times", n)
 	}
+	// Behind a proxy, whatever form its header takes.
+	e.ClientIPHeader = "X-Forwarded-For"
+	for _, v := range []string{"", "203.0.113.7", "6.6.6.6, 203.0.113.7:4711", "[2001:db8::1]:443", "[2001:db8::1]", "2001:db8::1"} {
+		ctx.Request.Header.Del("X-Forwarded-For")
+		if v != "" {
+			ctx.Request.Header.Set("X-Forwarded-For", v)
+		}
+		if n := testing.AllocsPerRun(100, func() {
+			ctx.Response.Reset()
+			e.Handler(ctx)
+		}); n != 0 {
+			t.Errorf("X-Forwarded-For %q: the redirect handler allocates %.1f times", v, n)
+		}
+	}
 }
 
 func TestSplitPath(t *testing.T) {

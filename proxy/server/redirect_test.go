@@ -391,6 +391,7 @@ func TestClientIPFromTheTrustedProxy(t *testing.T) {
 		{"6.6.6.6, 203.0.113.7", "203.0.113.7"}, // a forged first entry
 		{"6.6.6.6,203.0.113.8:4711", "203.0.113.8"},
 		{"[2001:db8::1]:443", "2001:db8::1"},
+		{"[2001:db8::2]", "2001:db8::2"},
 		{"::ffff:198.51.100.9", "198.51.100.9"},
 		{"not an address", "127.0.0.1"}, // the peer's
 	} {
@@ -399,5 +400,19 @@ func TestClientIPFromTheTrustedProxy(t *testing.T) {
 		if c["ip"] != tc.want {
 			t.Errorf("X-Forwarded-For %q: click from %v, want %s", tc.header, c["ip"], tc.want)
 		}
+	}
+	// A proxy that adds a line of its own (HAProxy's option forwardfor) after the
+	// client's.
+	req, _ := http.NewRequest("GET", g.Pub+"/ip", nil)
+	req.Header.Add("X-Forwarded-For", "6.6.6.6")
+	req.Header.Add("X-Forwarded-For", "203.0.113.9")
+	resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	u, _ := url.Parse(resp.Header.Get("Location"))
+	if _, c := g.API("GET", "/api/v1/clicks/"+u.Query().Get("cgid"), nil); c["ip"] != "203.0.113.9" {
+		t.Errorf("two header lines: click from %v, want the last line's", c["ip"])
 	}
 }
