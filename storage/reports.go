@@ -221,6 +221,28 @@ func (db *DB) PutCampaign(c *Campaign) error {
 	return nil
 }
 
+// EachCampaign calls fn with the metadata of every campaign, until it returns false.
+func (db *DB) EachCampaign(fn func(*Campaign) bool) error {
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixCampaign}, PrefetchValues: true})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var c Campaign
+			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &c) }); err != nil {
+				return err
+			}
+			if !fn(&c) {
+				return nil
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("storage: read campaigns: %w", err)
+	}
+	return nil
+}
+
 // GetCampaign reads campaign metadata.
 func (db *DB) GetCampaign(id string) (*Campaign, error) {
 	var c Campaign

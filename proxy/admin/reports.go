@@ -8,8 +8,8 @@ import (
 
 	"golang.org/x/text/currency"
 
+	"github.com/clickgate/clickgate/proxy/links"
 	"github.com/clickgate/clickgate/proxy/reports"
-	"github.com/clickgate/clickgate/proxy/utm"
 	"github.com/clickgate/clickgate/storage"
 )
 
@@ -29,10 +29,9 @@ func (a *API) getCampaign(w http.ResponseWriter, r *http.Request) {
 // campaignID is the campaign the path names, normalised as links store campaigns, so
 // that "Black Friday" is the campaign of the links created with it (black_friday).
 func campaignID(w http.ResponseWriter, r *http.Request) (string, bool) {
-	raw := r.PathValue("id")
-	id := utm.Snake(raw)
-	if id == "" || len(raw) > 100 {
-		writeError(w, http.StatusBadRequest, "invalid_field", "campaign id must be 1 to 100 characters with a letter or digit", "id")
+	id := links.CampaignName(r.PathValue("id"))
+	if id == "" || len(id) > 100 {
+		writeError(w, http.StatusBadRequest, "invalid_field", "campaign id must be 1 to 100 characters", "id")
 		return "", false
 	}
 	return id, true

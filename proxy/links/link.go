@@ -148,12 +148,12 @@ func (r *Rules) Apply(l *storage.Link, spec *Spec, create bool) ([]string, error
 		}
 		// Reports group by it and campaign metadata is found by it: normalised as
 		// utm_campaign is, "Spring Sale" and "spring sale " are one campaign.
-		c := utm.Snake(raw)
+		c := CampaignName(raw)
 		switch {
 		case raw == "":
 			c = l.UTM.Campaign
-		case c == "":
-			return nil, fieldErr("campaign", "campaign %q has no letter or digit", raw)
+		case len(c) > maxCampaignLen:
+			return nil, fieldErr("campaign", "campaign %q is %d characters once normalised, more than %d", raw, len(c), maxCampaignLen)
 		case c != raw:
 			warnings = append(warnings, fmt.Sprintf("campaign: %q normalised to %q", raw, c))
 		}
@@ -226,6 +226,18 @@ func (r *Rules) now() time.Time {
 
 // destination validates a destination and removes UTM parameters it carries, since the
 // link's own values must win and duplicates would split the data.
+// CampaignName is the form a campaign name is kept and matched in: snake case, as
+// utm_campaign is, so "Spring Sale" and "spring sale " are one campaign. A name with no
+// Latin letter or digit ("春のセール") is kept as given, trimmed: snake case would leave
+// nothing of it.
+func CampaignName(s string) string {
+	s = strings.TrimSpace(s)
+	if c := utm.Snake(s); c != "" {
+		return c
+	}
+	return s
+}
+
 func (r *Rules) destination(raw, field string) (string, []string, error) {
 	if err := ValidateDestination(raw); err != nil {
 		return "", nil, fieldErr(field, "%v", err)

@@ -90,7 +90,7 @@ func TestApplyRejectsHostileSpec(t *testing.T) {
 		{"campaign too long", withBase(`"campaign":"` + strings.Repeat("c", 101) + `"`), false, "campaign"},
 		{"campaign LF", withBase(`"campaign":"a\nb"`), false, "campaign"},
 		{"campaign DEL", withBase(`"campaign":"a\u007fb"`), false, "campaign"},
-		{"campaign no letters", withBase(`"campaign":"(…)"`), false, "campaign"},
+		{"campaign too long once normalised", withBase(`"campaign":"` + strings.Repeat("㎯", 33) + `"`), false, "campaign"},
 		{"one variant", withBase(variantsJSON(okA)), false, "variants"},
 		{"27 variants", withBase(variantsJSON(many...)), false, "variants"},
 		{"variant weight 0", withBase(variantsJSON(variantJSON("https://a.example/", 0, "a"), okB)), false, "variants[0].weight"},
@@ -471,5 +471,18 @@ func TestUpdateKeepsTheCampaignWithItsUTM(t *testing.T) {
 		if l.Campaign != tc.want || l.UTM.Campaign != "cyber_monday" {
 			t.Errorf("%s, then utm.campaign Cyber Monday: campaign %q utm %q, want %q", tc.create, l.Campaign, l.UTM.Campaign, tc.want)
 		}
+	}
+}
+
+// A campaign name snake case would leave nothing of is kept as given.
+func TestCampaignNameInOtherScripts(t *testing.T) {
+	for in, want := range map[string]string{" Spring Sale ": "spring_sale", "春のセール": "春のセール", " 春 ": "春", "Q4 – 春": "q4"} {
+		if got := CampaignName(in); got != want {
+			t.Errorf("CampaignName(%q) = %q, want %q", in, got, want)
+		}
+	}
+	var l storage.Link
+	if _, err := testRules().Apply(&l, decodeSpec(t, `{`+validUTM+`,"destination":"https://x.example/","campaign":"春のセール"}`), true); err != nil || l.Campaign != "春のセール" {
+		t.Fatalf("campaign %q, %v", l.Campaign, err)
 	}
 }

@@ -110,3 +110,21 @@ func TestPercentilesFromHistogram(t *testing.T) {
 		t.Error("an empty histogram has percentiles")
 	}
 }
+
+// A link stored before campaign names were normalised is reported with the links of the
+// same campaign stored since: one row, with the campaign's metadata.
+func TestCampaignStoredBeforeNormalisingSharesItsRow(t *testing.T) {
+	sent := int64(100)
+	f := &fake{camps: map[string]*storage.Campaign{"black_friday": {ID: "black_friday", MessagesSent: &sent}}}
+	for _, camp := range []string{"Black Friday", "black_friday"} {
+		f.cells = append(f.cells, &storage.CellData{Day: day("2026-11-27"), ID: storage.CellID{Campaign: camp, Medium: "promotional", Slug: camp},
+			Visitors: hyperloglog.New14(), Cell: storage.Cell{HumanClicks: 5}})
+	}
+	r, err := Build(f, Query{From: time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC), GroupBy: "campaign"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Rows) != 1 || r.Rows[0].Group != "black_friday" || r.Rows[0].HumanClicks != 10 || r.Rows[0].MessagesSent == nil {
+		t.Fatalf("rows %+v", r.Rows)
+	}
+}

@@ -5,6 +5,7 @@
 package reports
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"sort"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/axiomhq/hyperloglog"
 
+	"github.com/clickgate/clickgate/proxy/links"
 	"github.com/clickgate/clickgate/storage"
 )
 
@@ -295,7 +297,9 @@ func key(c *storage.CellData, by string) string {
 	case "day", "week":
 		return periodKey(c.Day, by)
 	}
-	return orNone(c.ID.Campaign)
+	// Links store their campaign normalised; one stored before that was is reported
+	// under the name it has now.
+	return orNone(links.CampaignName(c.ID.Campaign))
 }
 
 // periodKey is the group of day d by day, or by week (its Monday).
@@ -305,6 +309,38 @@ func periodKey(d storage.Day, by string) string {
 		t = t.AddDate(0, 0, -((int(t.Weekday()) + 6) % 7))
 	}
 	return t.Format(time.DateOnly)
+}
+
+// NormaliseCampaigns copies the metadata of campaigns stored under a name that is not in
+// the form links keep campaigns in (before names were normalised) to that form, unless
+// metadata is there already, so reports and the API find it. It returns how many it
+// copied; the old records stay.
+func NormaliseCampaigns(db *storage.DB) (int, error) {
+	var old []*storage.Campaign
+	if err := db.EachCampaign(func(c *storage.Campaign) bool {
+		if links.CampaignName(c.ID) != c.ID {
+			old = append(old, c)
+		}
+		return true
+	}); err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, c := range old {
+		id := links.CampaignName(c.ID)
+		switch _, err := db.GetCampaign(id); {
+		case err == nil:
+			continue // set since under its new name
+		case !errors.Is(err, storage.ErrNotFound):
+			return n, err
+		}
+		c.ID = id
+		if err := db.PutCampaign(c); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
 }
 
 func orNone(s string) string {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/clickgate/clickgate/proxy/ids"
+	"github.com/clickgate/clickgate/proxy/reports"
 	"github.com/clickgate/clickgate/proxy/server/servertest"
 	"github.com/clickgate/clickgate/storage"
 )
@@ -297,8 +298,8 @@ func TestCampaignMetadata(t *testing.T) {
 	if st, _ := g.API("PUT", "/api/v1/campaigns/"+strings.Repeat("c", 101), set); st != 400 {
 		t.Errorf("a 101-character id: %d", st)
 	}
-	if st, _ := g.API("PUT", "/api/v1/campaigns/%E2%80%A6", set); st != 400 {
-		t.Errorf("an id with no letter or digit: %d", st)
+	if st, out := g.API("PUT", "/api/v1/campaigns/%20%E6%98%A5%20", set); st != 200 || out["id"] != "春" {
+		t.Errorf("an id in another script, kept as given: %d %v", st, out)
 	}
 	want()
 }
@@ -604,4 +605,36 @@ func mapOf(v any) map[string]float64 {
 		out[k], _ = x.(float64)
 	}
 	return out
+}
+
+// Metadata stored under a campaign name from before names were normalised is copied to
+// the name its links now report under, unless that already has its own.
+func TestNormaliseCampaigns(t *testing.T) {
+	db, err := storage.Open(storage.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	n := func(v int64) *int64 { return &v }
+	for _, c := range []*storage.Campaign{
+		{ID: "Black Friday", MessagesSent: n(100)},
+		{ID: "Cyber Monday", MessagesSent: n(1)}, {ID: "cyber_monday", MessagesSent: n(2)},
+		{ID: "spring", MessagesSent: n(3)}, {ID: "春", MessagesSent: n(4)},
+	} {
+		if err := db.PutCampaign(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	copied, err := reports.NormaliseCampaigns(db)
+	if err != nil || copied != 1 {
+		t.Fatalf("copied %d, %v; want the one", copied, err)
+	}
+	for id, want := range map[string]int64{"black_friday": 100, "cyber_monday": 2, "spring": 3, "春": 4, "Black Friday": 100} {
+		if c, err := db.GetCampaign(id); err != nil || *c.MessagesSent != want {
+			t.Errorf("%s: %+v, %v; want %d messages", id, c, err, want)
+		}
+	}
+	if again, err := reports.NormaliseCampaigns(db); err != nil || again != 0 {
+		t.Errorf("a second run copied %d, %v", again, err)
+	}
 }

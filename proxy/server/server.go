@@ -32,6 +32,7 @@ import (
 	"github.com/clickgate/clickgate/proxy/metrics"
 	"github.com/clickgate/clickgate/proxy/pluginhost"
 	"github.com/clickgate/clickgate/proxy/relay"
+	"github.com/clickgate/clickgate/proxy/reports"
 	"github.com/clickgate/clickgate/proxy/utm"
 	"github.com/clickgate/clickgate/storage"
 )
@@ -121,6 +122,11 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	log.Info("links loaded", "links", s.Links.Index.Len(), "took", time.Since(start).Round(time.Millisecond).String())
+	if n, err := reports.NormaliseCampaigns(s.DB); err != nil {
+		return nil, fmt.Errorf("campaign metadata: %w", err)
+	} else if n > 0 {
+		log.Info("campaign metadata copied under normalised names", "campaigns", n)
+	}
 	if cfg.SeedLinks != "" {
 		if err := seed(s.Links, cfg.SeedLinks, log); err != nil {
 			return nil, err
