@@ -84,7 +84,7 @@ func asciiDestination(raw string) (string, error) {
 		host, port = host[:j], host[j:]
 	}
 	if !isASCII(host) {
-		h, err := idna.Lookup.ToASCII(host)
+		h, err := hostToASCII.ToASCII(host)
 		if err != nil {
 			return "", fmt.Errorf("destination host %q is not a valid internationalised domain name", host)
 		}
@@ -103,6 +103,10 @@ func asciiDestination(raw string) (string, error) {
 	}
 	return b.String(), nil
 }
+
+// hostToASCII maps a host as browsers look it up (UTS 46), but takes what they take
+// beyond the strict hostname rules: an underscore in a label (a_b.bücher.example).
+var hostToASCII = idna.New(idna.MapForLookup(), idna.BidiRule(), idna.StrictDomainName(false))
 
 func isASCII(s string) bool {
 	for i := 0; i < len(s); i++ {

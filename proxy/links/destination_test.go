@@ -188,6 +188,8 @@ func TestDestinationWrittenAsASCII(t *testing.T) {
 		{"https://x.example/café/ürün?ä=ö", "https://x.example/caf%C3%A9/%C3%BCr%C3%BCn?%C3%A4=%C3%B6"},
 		{"https://x.example/日本語", "https://x.example/%E6%97%A5%E6%9C%AC%E8%AA%9E"},
 		{"https://[2001:db8::1]:8443/é", "https://[2001:db8::1]:8443/%C3%A9"},
+		{"https://a_b.bücher.example/", "https://a_b.xn--bcher-kva.example/"}, // browsers take '_'
+		{"https://bücher.example./x", "https://xn--bcher-kva.example./x"},
 	} {
 		got, notes, err := r.destination(tc.in, "destination")
 		if err != nil || got != tc.want {
