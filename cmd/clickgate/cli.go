@@ -266,11 +266,13 @@ func readRecipients(path string) ([]map[string]string, error) {
 	}
 	// Send lists come from spreadsheets: "Phone", " Email ", "Customer ID" name the
 	// columns as well as their API names do.
+	// Excel's "CSV UTF-8" starts with a byte-order mark.
+	rows[0][0] = strings.TrimPrefix(rows[0][0], "\ufeff")
 	cols := make([]string, len(rows[0]))
 	header := false
 	for i, c := range rows[0] {
-		cols[i] = strings.NewReplacer(" ", "_", "-", "_").Replace(strings.ToLower(strings.TrimSpace(c)))
-		if cols[i] == "phone" || cols[i] == "email" || cols[i] == "customer_id" {
+		cols[i] = headerAliases[strings.NewReplacer(" ", "_", "-", "_").Replace(strings.ToLower(strings.TrimSpace(c)))]
+		if cols[i] != "" {
 			header = true
 		}
 	}
@@ -301,6 +303,14 @@ func readRecipients(path string) ([]map[string]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// headerAliases names the column headers a send list may have, after lowercasing with
+// spaces and hyphens as underscores, by the identity each holds.
+var headerAliases = map[string]string{
+	"phone": "phone", "phone_number": "phone", "mobile": "phone", "mobile_number": "phone", "msisdn": "phone",
+	"email": "email", "e_mail": "email", "email_address": "email",
+	"customer_id": "customer_id", "customerid": "customer_id",
 }
 
 // phoneLike reports whether v is written as a phone number is: with a '+', or at least
