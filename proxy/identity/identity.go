@@ -73,10 +73,17 @@ func Normalize(kind, value, defaultRegion string) (string, error) {
 // others (%% %%, [[ ]], ${ }, <% %>). No customer ID holds them.
 var tagMarks = []string{"{{", "}}", "{%", "%}", "*|", "|*", "%%", "[[", "]]", "${", "<%", "%>"}
 
-// unfilledTag reports whether v looks like a merge tag left as it was written.
+// unfilledTag reports whether v looks like a merge tag left as it was written: holding a
+// pair of delimiters above, or wrapped whole in one of %…% (ActiveCampaign), {…}, […].
 func unfilledTag(v string) bool {
 	for _, m := range tagMarks {
 		if strings.Contains(v, m) {
+			return true
+		}
+	}
+	if len(v) >= 3 {
+		switch v[0:1] + v[len(v)-1:] {
+		case "%%", "{}", "[]":
 			return true
 		}
 	}

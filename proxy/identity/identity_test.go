@@ -33,7 +33,11 @@ func TestNormalize(t *testing.T) {
 		{CustomerID, "${id}", "", false},
 		{CustomerID, "{% id %}", "", false},
 		{CustomerID, "<%= id %>", "", false},
+		{CustomerID, "%CUSTOMER_ID%", "", false},
+		{CustomerID, "{id}", "", false},
+		{CustomerID, "[subscriber]", "", false},
 		{CustomerID, "cust_{42}|7*", "cust_{42}|7*", true},
+		{CustomerID, "%", "%", true},
 		{"ssn", "1", "", false},
 	}
 	for _, c := range cases {
