@@ -415,7 +415,7 @@ func pluginsCmd(args []string) error {
 }
 
 func deadlettersCmd(args []string) error {
-	usage := errors.New("deadletters list PLUGIN | show PLUGIN SEQ | replay PLUGIN [SEQ...] | purge PLUGIN [SEQ] (PLUGIN kafka: the Kafka relay's)")
+	usage := errors.New("deadletters list PLUGIN | show PLUGIN SEQ | replay PLUGIN [SEQ...] | purge PLUGIN [SEQ...] (PLUGIN kafka: the Kafka relay's)")
 	if len(args) < 2 {
 		return usage
 	}
@@ -442,12 +442,25 @@ func deadlettersCmd(args []string) error {
 			body = map[string]any{"seqs": seqs}
 		}
 		err = c.do("POST", "/api/v1/deadletters/"+plugin+"/replay", body, &raw)
-	case sub == "purge" && len(rest) <= 1:
-		path := "/api/v1/deadletters/" + plugin
-		if len(rest) == 1 {
-			path += "/" + url.PathEscape(rest[0])
+	case sub == "purge" && len(rest) == 0:
+		err = c.do("DELETE", "/api/v1/deadletters/"+plugin, nil, &raw)
+	case sub == "purge":
+		// One request a letter; a letter already gone stops nothing, and is not counted.
+		purged := 0
+		for _, s := range rest {
+			var seq uint64
+			if _, err := fmt.Sscan(s, &seq); err != nil {
+				return fmt.Errorf("%q is not a sequence number", s)
+			}
+			var out struct {
+				Purged int `json:"purged"`
+			}
+			if err := c.do("DELETE", "/api/v1/deadletters/"+plugin+"/"+fmt.Sprint(seq), nil, &out); err != nil && !strings.Contains(err.Error(), "no such dead letter") {
+				return err
+			}
+			purged += out.Purged
 		}
-		err = c.do("DELETE", path, nil, &raw)
+		raw, _ = json.Marshal(map[string]int{"purged": purged})
 	default:
 		return usage
 	}

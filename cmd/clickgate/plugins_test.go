@@ -72,6 +72,21 @@ func TestDeadLetterCommands(t *testing.T) {
 	if out := cli("plugins"); !strings.Contains(out, `"state": "running"`) {
 		t.Fatalf("plugins: %s", out)
 	}
+	// Two more letters, purged by their numbers (with one that is not there).
+	for range 2 {
+		if resp, err := noRedirect.Do(req); err != nil || resp.StatusCode != 302 {
+			t.Fatalf("tap: %v", err)
+		}
+	}
+	for deadline := time.Now().Add(20 * time.Second); len(list.DeadLetters) < 3; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d dead letters, want 3", len(list.DeadLetters))
+		}
+		json.Unmarshal([]byte(cli("deadletters", "list", "hook")), &list)
+	}
+	if out := cli("deadletters", "purge", "hook", jsonNum(list.DeadLetters[1].Seq), jsonNum(list.DeadLetters[2].Seq), "999999"); !strings.Contains(out, `"purged": 2`) {
+		t.Fatalf("purge by numbers: %s", out)
+	}
 	refuse.Store(false)
 	if out := cli("deadletters", "replay", "hook"); !strings.Contains(out, `"delivered": 1`) {
 		t.Fatalf("replay: %s", out)
