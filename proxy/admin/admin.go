@@ -83,6 +83,20 @@ func (a *API) Handler() http.Handler {
 	api.HandleFunc("DELETE /api/v1/deadletters/{plugin}", a.purgeDeadLetters)
 	api.HandleFunc("DELETE /api/v1/deadletters/{plugin}/{seq}", a.purgeDeadLetters)
 	api.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		// The path may be an endpoint's under another method: say which ones, as 405.
+		var allow []string
+		for _, m := range []string{"GET", "POST", "PUT", "PATCH", "DELETE"} {
+			probe := r.Clone(r.Context())
+			probe.Method = m
+			if _, pattern := api.Handler(probe); pattern != "/api/" && pattern != "" {
+				allow = append(allow, m)
+			}
+		}
+		if len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed on "+r.URL.Path+" (allowed: "+strings.Join(allow, ", ")+")", "")
+			return
+		}
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path, "")
 	})
 	mux.Handle("/api/", a.auth(api))

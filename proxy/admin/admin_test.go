@@ -189,3 +189,27 @@ func TestDomainInAnyCase(t *testing.T) {
 		}
 	}
 }
+
+// A path that is an endpoint under other methods answers 405 naming them; one that is
+// none answers 404.
+func TestMethodNotAllowed(t *testing.T) {
+	h := newAPI(t)
+	for _, tc := range []struct {
+		method, path string
+		status       int
+		allow        string
+	}{
+		{"PUT", "/api/v1/links/bf", 405, "GET, PATCH, DELETE"},
+		{"DELETE", "/api/v1/reports/campaigns", 405, "GET"},
+		{"GET", "/api/v1/nothing", 404, ""},
+	} {
+		req := httptest.NewRequest(tc.method, tc.path, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		var e errorBody
+		if rec.Code != tc.status || rec.Header().Get("Allow") != tc.allow || json.Unmarshal(rec.Body.Bytes(), &e) != nil || e.Error.Code == "" {
+			t.Errorf("%s %s: %d Allow %q %s, want %d Allow %q", tc.method, tc.path, rec.Code, rec.Header().Get("Allow"), rec.Body, tc.status, tc.allow)
+		}
+	}
+}
