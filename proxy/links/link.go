@@ -209,6 +209,11 @@ func (r *Rules) Apply(l *storage.Link, spec *Spec, create bool) ([]string, error
 	if spec.Status != nil {
 		switch *spec.Status {
 		case storage.StatusActive, storage.StatusPaused, storage.StatusArchived:
+			if l.Status == storage.StatusArchived && *spec.Status != storage.StatusArchived {
+				// Archived is for good (the link answers 410 from then on); paused is
+				// the state to leave.
+				return nil, fieldErr("status", "an archived link stays archived: pause a link to stop it for a while, or create a new one")
+			}
 			l.Status = *spec.Status
 		default:
 			return nil, fieldErr("status", "status must be active, paused or archived")

@@ -486,3 +486,24 @@ func TestCampaignNameInOtherScripts(t *testing.T) {
 		t.Fatalf("campaign %q, %v", l.Campaign, err)
 	}
 }
+
+// Archived is for good; paused is the state a link comes back from.
+func TestArchivedStaysArchived(t *testing.T) {
+	r := testRules()
+	var l storage.Link
+	if _, err := r.Apply(&l, decodeSpec(t, `{`+validUTM+`,"destination":"https://x.example/"}`), true); err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range []string{"paused", "active", "archived"} {
+		if _, err := r.Apply(&l, decodeSpec(t, `{"status":"`+st+`"}`), false); err != nil || l.Status != st {
+			t.Fatalf("to %s: %q, %v", st, l.Status, err)
+		}
+	}
+	for _, st := range []string{"active", "paused"} {
+		_, err := r.Apply(&l, decodeSpec(t, `{"status":"`+st+`"}`), false)
+		var fe *FieldError
+		if !errors.As(err, &fe) || fe.Field != "status" || l.Status != "archived" {
+			t.Errorf("archived to %s: %v, status %q", st, err, l.Status)
+		}
+	}
+}

@@ -238,6 +238,10 @@ func (s *Service) CreateTokens(domain, slug string, rs []RecipientSpec) ([]Token
 	if err != nil {
 		return nil, err
 	}
+	if l.Status == storage.StatusArchived {
+		// Its taps answer 410: tokens for it would be sent to recipients as dead links.
+		return nil, fieldErr("slug", "link %q is archived: tokens for it would answer 410", slug)
+	}
 	if len(rs) == 0 || len(rs) > MaxRecipients {
 		return nil, fieldErr("recipients", "send 1 to %d recipients", MaxRecipients)
 	}

@@ -298,6 +298,10 @@ func TestRecipientTokens(t *testing.T) {
 	if st, _ := g.API("POST", "/api/v1/links/nope/tokens", map[string]any{"recipients": []any{map[string]any{"customer_id": "1"}}}); st != 404 {
 		t.Errorf("tokens for a missing link: %d", st)
 	}
+	g.API("DELETE", "/api/v1/links/vip", nil)
+	if st, out := g.API("POST", "/api/v1/links/vip/tokens", map[string]any{"recipients": []any{map[string]any{"customer_id": "2"}}}); st != 400 || !strings.Contains(fmt.Sprint(out), "archived") {
+		t.Errorf("tokens for an archived link: %d %v", st, out)
+	}
 }
 
 func TestGoneAndNotFound(t *testing.T) {
