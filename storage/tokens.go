@@ -20,15 +20,20 @@ type Recipient struct {
 	Sealed []byte
 }
 
+// TokenTakenError is PutRecipients refusing a token the link already has.
+type TokenTakenError struct{ Token string }
+
+func (e *TokenTakenError) Error() string { return fmt.Sprintf("token %q is taken", e.Token) }
+
 // PutRecipients stores tokens for one link. It refuses, writing nothing, when a token is
-// already taken.
+// already taken (a *TokenTakenError).
 func (db *DB) PutRecipients(domain, slug string, rs []Recipient) error {
 	lk := LinkKey(domain, slug)
 	err := db.bdb.View(func(txn *badger.Txn) error {
 		for _, r := range rs {
 			_, err := txn.Get(tokenKey(lk, r.Token))
 			if err == nil {
-				return fmt.Errorf("token %q is taken", r.Token)
+				return &TokenTakenError{r.Token}
 			}
 			if !errors.Is(err, badger.ErrKeyNotFound) {
 				return err

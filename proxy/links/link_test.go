@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clickgate/clickgate/proxy/identity"
 	"github.com/clickgate/clickgate/storage"
 )
 
@@ -505,5 +506,25 @@ func TestArchivedStaysArchived(t *testing.T) {
 		if !errors.As(err, &fe) || fe.Field != "status" || l.Status != "archived" {
 			t.Errorf("archived to %s: %v, status %q", st, err, l.Status)
 		}
+	}
+}
+
+// A token drawn that the link already has is drawn again, not a failed send list.
+func TestTokenDrawnTwiceIsDrawnAgain(t *testing.T) {
+	db := openTestDB(t)
+	draws := []string{"tokA1", "tokA1", "tokB2"}
+	svc := &Service{DB: db, Index: NewIndex(), Rules: testRules(), PublicURL: "https://go.example", Hasher: identity.NewHasher([]byte("k")), Region: "US",
+		newToken: func() string { tok := draws[0]; draws = draws[1:]; return tok }}
+	if res := svc.CreateMany([]*Spec{decodeSpec(t, withBase(`"slug":"t"`))}); res[0].Err != nil {
+		t.Fatal(res[0].Err)
+	}
+	for _, want := range []string{"tokA1", "tokB2"} {
+		toks, err := svc.CreateTokens("", "t", []RecipientSpec{{CustomerID: "c-" + want}})
+		if err != nil || len(toks) != 1 || toks[0].Token != want {
+			t.Fatalf("tokens %v, %v; want %s", toks, err, want)
+		}
+	}
+	if r, err := db.GetRecipient("", "t", "tokA1"); err != nil || r.Value != "c-tokA1" {
+		t.Fatalf("the first token's recipient: %+v, %v", r, err)
 	}
 }

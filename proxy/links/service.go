@@ -29,6 +29,9 @@ type Service struct {
 	Sealer *identity.Sealer
 
 	mu sync.Mutex // serialises writes: slug uniqueness is checked against the index
+
+	// newToken draws a recipient token (NewToken when nil); tests make it collide.
+	newToken func() string
 }
 
 // Errors the admin API maps to statuses.
@@ -246,7 +249,25 @@ func (s *Service) CreateTokens(domain, slug string, rs []RecipientSpec) ([]Token
 		return nil, fieldErr("recipients", "send 1 to %d recipients", MaxRecipients)
 	}
 	stored := make([]storage.Recipient, len(rs))
+	plain := make([]string, len(rs))
 	seen := make(map[string]bool, len(rs))
+	draw := s.newToken
+	if draw == nil {
+		draw = NewToken
+	}
+	// mint gives recipient i a token no other of the list has, sealing its identity
+	// to it when identities at clicks are kept.
+	mint := func(i int) {
+		tok := draw()
+		for seen[tok] {
+			tok = draw()
+		}
+		seen[tok] = true
+		stored[i].Token = tok
+		if s.Sealer != nil {
+			stored[i].Sealed = events.SealIdentity(s.Sealer, stored[i].Kind, plain[i], events.RecipientSealAD(domain, slug, tok))
+		}
+	}
 	for i, r := range rs {
 		kind, v, n := "", "", 0
 		for _, kv := range [...][2]string{{identity.Phone, r.Phone}, {identity.Email, r.Email}, {identity.CustomerID, r.CustomerID}} {
@@ -262,20 +283,28 @@ func (s *Service) CreateTokens(domain, slug string, rs []RecipientSpec) ([]Token
 		if err != nil {
 			return nil, fieldErr(f+"."+kind, "%v", err)
 		}
-		tok := NewToken()
-		for seen[tok] {
-			tok = NewToken()
-		}
-		seen[tok] = true
-		stored[i] = storage.Recipient{Token: tok, Kind: kind, Value: s.Hasher.Stored(kind, norm)}
-		if s.Sealer != nil {
-			stored[i].Sealed = events.SealIdentity(s.Sealer, kind, norm, events.RecipientSealAD(domain, slug, tok))
-		}
+		stored[i] = storage.Recipient{Kind: kind, Value: s.Hasher.Stored(kind, norm)}
+		plain[i] = norm
+		mint(i)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.DB.PutRecipients(domain, slug, stored); err != nil {
-		return nil, err
+	// A token drawn may already be the link's (a million tokens of 62^TokenLen): draw
+	// that one again, a few times at most, rather than fail the whole send list.
+	for try := 0; ; try++ {
+		err := s.DB.PutRecipients(domain, slug, stored)
+		var taken *storage.TokenTakenError
+		if err == nil {
+			break
+		}
+		if !errors.As(err, &taken) || try == 3 {
+			return nil, err
+		}
+		for i := range stored {
+			if stored[i].Token == taken.Token {
+				mint(i)
+			}
+		}
 	}
 	base := s.ShortURL(l) + "/"
 	out := make([]Token, len(stored))
