@@ -53,7 +53,9 @@ func (l *Link) appendForwarded(dst []byte, t *Target, query []byte, clickParam s
 // every utm_* key (incoming campaign parameters would fragment the link's own), the click
 // parameter, identity parameters and the destination's own keys.
 func (l *Link) owns(t *Target, key []byte, clickParam string) bool {
-	if string(key) == clickParam || hasUTMPrefix(key) {
+	// The click parameter in any case: frameworks that read parameter names without
+	// case (ASP.NET) would join an incoming CGID to the link's.
+	if equalFoldASCII(key, clickParam) || hasUTMPrefix(key) {
 		return true
 	}
 	for _, p := range l.IdentityParams {
@@ -67,6 +69,25 @@ func (l *Link) owns(t *Target, key []byte, clickParam string) bool {
 		}
 	}
 	return false
+}
+
+func equalFoldASCII(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range b {
+		x, y := b[i], s[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
 }
 
 func hasUTMPrefix(k []byte) bool {
@@ -95,7 +116,9 @@ func unescapeKey(buf []byte, k []byte) ([]byte, bool) {
 }
 
 // appendQuerySafe appends a raw query pair, percent-encoding every byte that may not
-// appear in a URL query (RFC 3986) and every '%' that does not start an escape.
+// appear in a URL query (RFC 3986), every '%' that does not start an escape, and ';':
+// servers that also split parameters on ';' (Rack 2, older Java) would read one inside a
+// forwarded value as parameters of their own, after the link's (?x=1;utm_source=evil).
 func appendQuerySafe(dst, s []byte) []byte {
 	const hex = "0123456789ABCDEF"
 	for i := 0; i < len(s); i++ {
@@ -114,7 +137,7 @@ func appendQuerySafe(dst, s []byte) []byte {
 }
 
 var querySafe = func() (t [256]bool) {
-	for _, c := range []byte("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$'()*+,;=:@/?") {
+	for _, c := range []byte("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$'()*+,=:@/?") {
 		t[c] = true
 	}
 	return t

@@ -54,14 +54,16 @@ func TestAppendLocation(t *testing.T) {
 		{"utm without value", "https://x.example/p", "utm_source&utm_medium=&ok", true, p + "&ok&cgid=ID"},
 		{"not utm", "https://x.example/p", "utm=1&utmsource=2&xutm_source=3&utm-source=4", true, p + "&utm=1&utmsource=2&xutm_source=3&utm-source=4&cgid=ID"},
 		{"click parameter", "https://x.example/p", "cgid=forged&%63gid=f2&cgid&cgid=&ok=1&cgid=f3", true, p + "&ok=1&cgid=ID"},
-		{"click parameter is case-sensitive", "https://x.example/p", "CGID=x", true, p + "&CGID=x&cgid=ID"},
+		{"click parameter in any case", "https://x.example/p", "CGID=x&Cgid=y&cgidx=1", true, p + "&cgidx=1&cgid=ID"},
 		{"identity params", "https://x.example/p", "rid=7&em=a%40b.example&%72id=8&rid&ok=1", true, p + "&ok=1&cgid=ID"},
 		{"identity params are case-sensitive", "https://x.example/p", "RID=7", true, p + "&RID=7&cgid=ID"},
 		{"bytes escaped", "https://x.example/p", "d=<>\"&e=\x01\x1f&f=a b&g=\x7f&h=é&i=`{}|^\\[]", true,
 			p + "&d=%3C%3E%22&e=%01%1F&f=a%20b&g=%7F&h=%C3%A9&i=%60%7B%7D%7C%5E%5C%5B%5D&cgid=ID"},
 		{"CRLF and NUL escaped", "https://x.example/p", "a=\r\nSet-Cookie:%20x&b=\x00", true, p + "&a=%0D%0ASet-Cookie:%20x&b=%00&cgid=ID"},
 		{"hash escaped", "https://x.example/p#f", "a=1#x", true, p + "&a=1%23x&cgid=ID#f"},
-		{"allowed bytes kept", "https://x.example/p", "n=/p?q=1&s=!$'()*+,;:@~-._", true, p + "&n=/p?q=1&s=!$'()*+,;:@~-._&cgid=ID"},
+		{"allowed bytes kept", "https://x.example/p", "n=/p?q=1&s=!$'()*+,:@~-._", true, p + "&n=/p?q=1&s=!$'()*+,:@~-._&cgid=ID"},
+		// Servers that split on ';' too would read what follows as parameters of their own.
+		{"semicolon escaped", "https://x.example/p", "x=1;utm_source=evil;k=v", true, p + "&x=1%3Butm_source=evil%3Bk=v&cgid=ID"},
 		{"lone percent", "https://x.example/p", "a=%&b=%4&c=%41&d=%zz&e=100%&f=%%41&g=%4G", true,
 			p + "&a=%25&b=%254&c=%41&d=%25zz&e=100%25&f=%25%41&g=%254G&cgid=ID"},
 		{"lone percent in key", "https://x.example/p", "%=1&a%=2", true, p + "&%25=1&a%25=2&cgid=ID"},
@@ -173,10 +175,11 @@ func TestUnescapeKey(t *testing.T) {
 }
 
 func TestAppendQuerySafe(t *testing.T) {
-	// Every byte but the RFC 3986 query characters (and '%' starting an escape) is escaped.
+	// Every byte but the RFC 3986 query characters (and '%' starting an escape) is
+	// escaped, and ';', which some servers split parameters on.
 	for c := 0; c < 256; c++ {
 		got := appendQuerySafe(nil, []byte{byte(c)})
-		safe := bytes.IndexByte([]byte("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$'()*+,;=:@/?"), byte(c)) >= 0
+		safe := bytes.IndexByte([]byte("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$'()*+,=:@/?"), byte(c)) >= 0
 		if safe && string(got) != string(rune(c)) || !safe && (len(got) != 3 || got[0] != '%' || !isHex(got[1]) || !isHex(got[2]) || unhex(got[1])<<4|unhex(got[2]) != byte(c)) {
 			t.Errorf("byte %#x -> %q", c, got)
 		}
