@@ -4,7 +4,10 @@ import (
 	"math"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/text/currency"
 
@@ -29,9 +32,10 @@ func (a *API) getCampaign(w http.ResponseWriter, r *http.Request) {
 // campaignID is the campaign the path names, normalised as links store campaigns, so
 // that "Black Friday" is the campaign of the links created with it (black_friday).
 func campaignID(w http.ResponseWriter, r *http.Request) (string, bool) {
-	id := links.CampaignName(r.PathValue("id"))
-	if id == "" || len(id) > 100 {
-		writeError(w, http.StatusBadRequest, "invalid_field", "campaign id must be 1 to 100 characters", "id")
+	raw := r.PathValue("id")
+	id := links.CampaignName(raw)
+	if id == "" || len(id) > 100 || !utf8.ValidString(raw) || strings.ContainsFunc(raw, unicode.IsControl) {
+		writeError(w, http.StatusBadRequest, "invalid_field", "campaign id must be 1 to 100 printable characters", "id")
 		return "", false
 	}
 	return id, true

@@ -85,7 +85,10 @@ func asciiDestination(raw string) (string, error) {
 	}
 	if !isASCII(host) {
 		h, err := hostToASCII.ToASCII(host)
-		if err != nil {
+		// Mapping turns compatibility forms into ASCII ('／' into '/', '＠' into '@'):
+		// what comes out must still be a host name alone, or the link would lead
+		// elsewhere than the host that was checked.
+		if err != nil || h == "" || strings.Trim(h, "abcdefghijklmnopqrstuvwxyz0123456789.-_") != "" {
 			return "", fmt.Errorf("destination host %q is not a valid internationalised domain name", host)
 		}
 		host = h
@@ -101,7 +104,11 @@ func asciiDestination(raw string) (string, error) {
 			b.WriteByte(c)
 		}
 	}
-	return b.String(), nil
+	out := b.String()
+	if err := ValidateDestination(out); err != nil {
+		return "", fmt.Errorf("destination as ASCII (%s): %w", out, err)
+	}
+	return out, nil
 }
 
 // hostToASCII maps a host as browsers look it up (UTS 46), but takes what they take

@@ -199,7 +199,12 @@ func TestDestinationWrittenAsASCII(t *testing.T) {
 			t.Errorf("%q: warnings %q", tc.in, notes)
 		}
 	}
-	if _, _, err := r.destination("https://xn--a.é/", "destination"); err == nil {
-		t.Error("an invalid internationalised host was accepted")
+	// Compatibility forms that map to URL delimiters would lead elsewhere than the host
+	// that was checked.
+	for _, bad := range []string{"https://xn--a.é/", "https://evil.example／.bücher.example/x", "https://a＠evil.example.bücher.example/",
+		"https://bücher＼evil.example/", "https://bücher\u3000.example/", "https://bücher.example？x/", "https://bücher.example＃x/"} {
+		if got, _, err := r.destination(bad, "destination"); err == nil {
+			t.Errorf("%q accepted as %q", bad, got)
+		}
 	}
 }

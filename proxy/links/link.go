@@ -6,6 +6,9 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode"
+
+	"golang.org/x/text/unicode/norm"
 
 	"github.com/clickgate/clickgate/proxy/identity"
 	"github.com/clickgate/clickgate/proxy/utm"
@@ -229,20 +232,23 @@ func (r *Rules) now() time.Time {
 	return time.Now()
 }
 
-// destination validates a destination and removes UTM parameters it carries, since the
-// link's own values must win and duplicates would split the data.
 // CampaignName is the form a campaign name is kept and matched in: snake case, as
-// utm_campaign is, so "Spring Sale" and "spring sale " are one campaign. A name with no
-// Latin letter or digit ("春のセール") is kept as given, trimmed: snake case would leave
-// nothing of it.
+// utm_campaign is, so "Spring Sale" and "spring sale " are one campaign. Snake case keeps
+// Latin letters and digits only, so a name with letters of another script ("春のセール
+// 2026") is kept whole instead, lowercased and in one Unicode form: "Q4 春" and "Q4 秋"
+// stay two campaigns, "РАСПРОДАЖА" and "Распродажа" are one.
 func CampaignName(s string) string {
 	s = strings.TrimSpace(s)
-	if c := utm.Snake(s); c != "" {
-		return c
+	for _, r := range s {
+		if unicode.IsLetter(r) && utm.Snake(string(r)) == "" {
+			return strings.ToLower(norm.NFC.String(s))
+		}
 	}
-	return s
+	return utm.Snake(s)
 }
 
+// destination validates a destination and removes UTM parameters it carries, since the
+// link's own values must win and duplicates would split the data.
 func (r *Rules) destination(raw, field string) (string, []string, error) {
 	if err := ValidateDestination(raw); err != nil {
 		return "", nil, fieldErr(field, "%v", err)

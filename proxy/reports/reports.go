@@ -7,7 +7,9 @@ package reports
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"sort"
 	"time"
 
@@ -315,27 +317,31 @@ func periodKey(d storage.Day, by string) string {
 // the form links keep campaigns in (before names were normalised) to that form, unless
 // metadata is there already, so reports and the API find it. It returns how many it
 // copied; the old records stay.
+//
+// Several old names may come to one ("Black Friday", "black-friday"): the metadata
+// updated last is copied, as the operator's latest word.
 func NormaliseCampaigns(db *storage.DB) (int, error) {
-	var old []*storage.Campaign
+	latest := map[string]*storage.Campaign{}
 	if err := db.EachCampaign(func(c *storage.Campaign) bool {
-		if links.CampaignName(c.ID) != c.ID {
-			old = append(old, c)
+		id := links.CampaignName(c.ID)
+		if id != c.ID && (latest[id] == nil || c.UpdatedAt.After(latest[id].UpdatedAt)) {
+			latest[id] = c
 		}
 		return true
 	}); err != nil {
 		return 0, err
 	}
 	n := 0
-	for _, c := range old {
-		id := links.CampaignName(c.ID)
+	for _, id := range slices.Sorted(maps.Keys(latest)) {
 		switch _, err := db.GetCampaign(id); {
 		case err == nil:
 			continue // set since under its new name
 		case !errors.Is(err, storage.ErrNotFound):
 			return n, err
 		}
+		c := *latest[id]
 		c.ID = id
-		if err := db.PutCampaign(c); err != nil {
+		if err := db.PutCampaign(&c); err != nil {
 			return n, err
 		}
 		n++

@@ -301,6 +301,11 @@ func TestCampaignMetadata(t *testing.T) {
 	if st, out := g.API("PUT", "/api/v1/campaigns/%20%E6%98%A5%20", set); st != 200 || out["id"] != "春" {
 		t.Errorf("an id in another script, kept as given: %d %v", st, out)
 	}
+	for _, bad := range []string{"%E6%98%A5%0A%E7%A7%8B", "%FF"} {
+		if st, _ := g.API("PUT", "/api/v1/campaigns/"+bad, set); st != 400 {
+			t.Errorf("id %s: %d, want 400", bad, st)
+		}
+	}
 	want()
 }
 
@@ -616,8 +621,11 @@ func TestNormaliseCampaigns(t *testing.T) {
 	}
 	defer db.Close()
 	n := func(v int64) *int64 { return &v }
+	at := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 	for _, c := range []*storage.Campaign{
-		{ID: "Black Friday", MessagesSent: n(100)},
+		// Two old spellings of one campaign: the one updated last is its metadata.
+		{ID: "Black Friday", MessagesSent: n(100), UpdatedAt: at.Add(time.Hour)},
+		{ID: "black-friday", MessagesSent: n(50), UpdatedAt: at},
 		{ID: "Cyber Monday", MessagesSent: n(1)}, {ID: "cyber_monday", MessagesSent: n(2)},
 		{ID: "spring", MessagesSent: n(3)}, {ID: "春", MessagesSent: n(4)},
 	} {
