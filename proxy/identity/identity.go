@@ -74,18 +74,21 @@ func Normalize(kind, value, defaultRegion string) (string, error) {
 var tagMarks = []string{"{{", "}}", "{%", "%}", "*|", "|*", "%%", "[[", "]]", "${", "<%", "%>"}
 
 // unfilledTag reports whether v looks like a merge tag left as it was written: holding a
-// pair of delimiters above, or wrapped whole in one of %…% (ActiveCampaign), {…}, […].
+// pair of delimiters above, or a field name wrapped whole in %…% (ActiveCampaign), {…}
+// or […]: letters, '_' and '.', no digit, so a braced GUID or [A123] is an ID.
 func unfilledTag(v string) bool {
 	for _, m := range tagMarks {
 		if strings.Contains(v, m) {
 			return true
 		}
 	}
-	if len(v) >= 3 {
-		switch v[0:1] + v[len(v)-1:] {
-		case "%%", "{}", "[]":
-			return true
-		}
+	if len(v) < 3 {
+		return false
+	}
+	switch v[0:1] + v[len(v)-1:] {
+	case "%%", "{}", "[]":
+		name := strings.TrimSpace(v[1 : len(v)-1])
+		return name != "" && strings.Trim(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_.") == ""
 	}
 	return false
 }

@@ -38,6 +38,10 @@ func TestNormalize(t *testing.T) {
 		{CustomerID, "[subscriber]", "", false},
 		{CustomerID, "cust_{42}|7*", "cust_{42}|7*", true},
 		{CustomerID, "%", "%", true},
+		{CustomerID, "{customer.id}", "", false},
+		{CustomerID, "{3F2504E0-4F89-11D3-9A0C-0305E82C3301}", "{3F2504E0-4F89-11D3-9A0C-0305E82C3301}", true}, // a braced GUID
+		{CustomerID, "[A123]", "[A123]", true},
+		{CustomerID, "%20%", "%20%", true},
 		{"ssn", "1", "", false},
 	}
 	for _, c := range cases {
