@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -252,12 +253,13 @@ func linksCmd(args []string) error {
 // readRecipients reads a CSV send list: either a header naming phone, email and/or
 // customer_id columns, or a single column whose kind is guessed per row.
 func readRecipients(path string) ([]map[string]string, error) {
-	f, err := os.Open(path)
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	rows, err := csv.NewReader(f).ReadAll()
+	// Excel's "CSV UTF-8" starts with a byte-order mark, which would hide the first
+	// header (or, quoted, fail the parse).
+	rows, err := csv.NewReader(bytes.NewReader(bytes.TrimPrefix(data, []byte("\ufeff")))).ReadAll()
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -266,8 +268,6 @@ func readRecipients(path string) ([]map[string]string, error) {
 	}
 	// Send lists come from spreadsheets: "Phone", " Email ", "Customer ID" name the
 	// columns as well as their API names do.
-	// Excel's "CSV UTF-8" starts with a byte-order mark.
-	rows[0][0] = strings.TrimPrefix(rows[0][0], "\ufeff")
 	cols := make([]string, len(rows[0]))
 	header := false
 	for i, c := range rows[0] {
@@ -281,8 +281,13 @@ func readRecipients(path string) ([]map[string]string, error) {
 		for _, r := range rows[1:] {
 			m := map[string]string{}
 			for i, c := range cols {
-				if i < len(r) && strings.TrimSpace(r[i]) != "" && (c == "phone" || c == "email" || c == "customer_id") {
-					m[c] = strings.TrimSpace(r[i])
+				if i < len(r) && strings.TrimSpace(r[i]) != "" && c != "" {
+					v := strings.TrimSpace(r[i])
+					if c == "msisdn" {
+						// An MSISDN is international, written without its '+'.
+						c, v = "phone", "+"+strings.TrimPrefix(v, "+")
+					}
+					m[c] = v
 					break
 				}
 			}
@@ -308,7 +313,7 @@ func readRecipients(path string) ([]map[string]string, error) {
 // headerAliases names the column headers a send list may have, after lowercasing with
 // spaces and hyphens as underscores, by the identity each holds.
 var headerAliases = map[string]string{
-	"phone": "phone", "phone_number": "phone", "mobile": "phone", "mobile_number": "phone", "msisdn": "phone",
+	"phone": "phone", "phone_number": "phone", "mobile": "phone", "mobile_number": "phone", "msisdn": "msisdn",
 	"email": "email", "e_mail": "email", "email_address": "email",
 	"customer_id": "customer_id", "customerid": "customer_id",
 }
@@ -435,9 +440,11 @@ func deadlettersCmd(args []string) error {
 		if len(rest) > 0 {
 			seqs := make([]uint64, len(rest))
 			for i, s := range rest {
-				if _, err := fmt.Sscan(s, &seqs[i]); err != nil {
+				n, err := strconv.ParseUint(s, 10, 64)
+				if err != nil {
 					return fmt.Errorf("%q is not a sequence number", s)
 				}
+				seqs[i] = n
 			}
 			body = map[string]any{"seqs": seqs}
 		}
@@ -448,8 +455,8 @@ func deadlettersCmd(args []string) error {
 		// One request a letter; a letter already gone stops nothing, and is not counted.
 		purged := 0
 		for _, s := range rest {
-			var seq uint64
-			if _, err := fmt.Sscan(s, &seq); err != nil {
+			seq, err := strconv.ParseUint(s, 10, 64)
+			if err != nil {
 				return fmt.Errorf("%q is not a sequence number", s)
 			}
 			var out struct {

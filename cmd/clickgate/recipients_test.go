@@ -18,6 +18,9 @@ func TestReadRecipients(t *testing.T) {
 		{"header in a spreadsheet's case", "Phone, Email \n4155550101,\n,A@B.co\n", []map[string]string{{"phone": "4155550101"}, {"email": "A@B.co"}}},
 		{"customer ID column", "Name,Customer ID\nJane,c-9\n", []map[string]string{{"customer_id": "c-9"}}},
 		{"Excel's byte-order mark and other names", "\ufeffMobile Number,E-mail\n4155550101,\n,a@b.co\n", []map[string]string{{"phone": "4155550101"}, {"email": "a@b.co"}}},
+		{"byte-order mark and quoted headers", "\ufeff\"Phone\",\"Email\"\n\"+14155550101\",\n", []map[string]string{{"phone": "+14155550101"}}},
+		// An MSISDN is international without its '+', not a number of the default region.
+		{"MSISDN", "MSISDN\n447700900123\n+447700900124\n", []map[string]string{{"phone": "+447700900123"}, {"phone": "+447700900124"}}},
 		// Bare digits may be a store's customer number: a customer ID, unless a header
 		// names the column.
 		{"one column", "+14155550101\n(415) 555-0102\n415.555.0104\n6871563157530\na@b.co\ncust-42\n", []map[string]string{
