@@ -208,7 +208,8 @@ func FuzzAppendLocationForwarding(f *testing.F) {
 				}
 				k := string(refDecodeKey(raw))
 				lk := strings.ToLower(k)
-				if k == "" || len(k) > 64 || strings.HasPrefix(lk, "utm_") || k == "rid" || k == "em" || slices.Contains(tg.Keys, k) {
+				if k == "" || len(k) > 64 || strings.HasPrefix(lk, "utm_") || k == "rid" || k == "em" ||
+					slices.ContainsFunc(tg.Keys, func(d string) bool { return asciiLower(d) == asciiLower(k) }) {
 					continue
 				}
 				if lk == "cgid" { // in any case
@@ -353,4 +354,15 @@ func FuzzApplySpecCanonical(f *testing.F) {
 			t.Fatalf("%s: Pick outside the targets", js)
 		}
 	})
+}
+
+// asciiLower lowers ASCII letters only, as the forwarding rules compare names.
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }

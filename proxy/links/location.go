@@ -63,8 +63,10 @@ func (l *Link) owns(t *Target, key []byte, clickParam string) bool {
 			return true
 		}
 	}
+	// The destination's own keys in any case too: PROMO=B beside the destination's
+	// promo=A reaches such frameworks as "A,B".
 	for _, k := range t.Keys {
-		if string(key) == k {
+		if equalFoldASCII(key, k) {
 			return true
 		}
 	}
