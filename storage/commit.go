@@ -38,6 +38,9 @@ type Committer struct {
 
 	// Observe, when set, is told the size and duration of each commit (for metrics).
 	Observe func(clicks int, d time.Duration, err error)
+	// finishing, when set (tests), is called before each transaction commits; an error
+	// it returns fails that commit as a store failing would.
+	finishing func() error
 }
 
 type batch struct {
@@ -50,6 +53,10 @@ type batch struct {
 	err    error
 	// otherSeq is the outbox sequence of others[0], set by the commit.
 	otherSeq uint64
+	// clicksDone and othersDone count the clicks and other events that are durable
+	// although err is set: a batch split over transactions can fail after the first
+	// ones committed, and what they hold is answered as stored.
+	clicksDone, othersDone int
 }
 
 type counterDelta struct {
@@ -92,7 +99,7 @@ func (w *Committer) CommitEvent(wr Write) (uint64, error) {
 	default:
 	}
 	<-b.done
-	if b.err != nil {
+	if b.err != nil && i >= b.othersDone {
 		return 0, b.err
 	}
 	return b.otherSeq + uint64(i), nil
@@ -125,12 +132,16 @@ func (w *Committer) CommitClick(rec []byte, c *Counters, kind ClickKind) error {
 	b.recs = append(b.recs, rec...)
 	b.ends = append(b.ends, len(b.recs))
 	b.ctrs = append(b.ctrs, counterDelta{c, kind})
+	i := len(b.ends) - 1
 	w.mu.Unlock()
 	select {
 	case w.kick <- struct{}{}:
 	default:
 	}
 	<-b.done
+	if i < b.clicksDone {
+		return nil
+	}
 	return b.err
 }
 
@@ -296,6 +307,12 @@ func (w *Committer) write(b *batch) error {
 		}
 		w.applyDeltas(b.ctrs[first:clicksTo])
 		first, firstOther = clicksTo, othersTo
+		b.clicksDone, b.othersDone = clicksTo, othersTo
+		if clicksTo > 0 {
+			db.outboxMu.Lock()
+			db.clickHead = seq + uint64(clicksTo)
+			db.outboxMu.Unlock()
+		}
 		txn = db.bdb.NewTransaction(true)
 		count, size = n, bytes
 		return nil
@@ -366,6 +383,11 @@ func (b *batch) start(i int) int {
 // finish stages the outbox entry for the events numbered from first and the outbox
 // high-water mark, then commits.
 func (w *Committer) finish(txn *badger.Txn, first uint64, events []byte) error {
+	if w.finishing != nil {
+		if err := w.finishing(); err != nil {
+			return err
+		}
+	}
 	n := uint64(len(events) / outboxEventLen)
 	last := first + n - 1
 	if err := txn.Set(outboxKey(first), events); err != nil {

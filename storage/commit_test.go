@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -132,5 +133,53 @@ func TestCommitRefusesAnEventNoTransactionHolds(t *testing.T) {
 	}
 	if h, n := db.OutboxHead(), ctr.Human.Load(); h != 1 || n != 0 {
 		t.Fatalf("after the refused batch: outbox head %d, counter %d; want nothing committed", h, n)
+	}
+}
+
+// A batch split over transactions that fails after the first ones committed answers
+// what they made durable as stored, and only the rest as failed: a click committed
+// and counted is never redirected without its click ID.
+func TestCommitAnswersWhatItCommittedBeforeFailing(t *testing.T) {
+	db, err := Open(Options{Dir: t.TempDir(), MemTableMB: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	w := db.clicks
+	commits := 0
+	w.finishing = func() error {
+		if commits++; commits == 2 {
+			return errors.New("disk full")
+		}
+		return nil
+	}
+	ctr := db.Counters("", "s")
+	const n = 3000 // about two transactions' worth
+	errs := make(chan error, n+1)
+	for i := range n {
+		go func() { errs <- w.CommitClick(AppendClick(nil, testClick(i, "s", false)), ctr, KindHuman) }()
+	}
+	go func() {
+		_, err := w.CommitEvent(Write{Kind: EventConversion, Ref: [16]byte{0xff}, Sets: []KV{{Key: []byte("zz-conv"), Value: []byte("v")}}})
+		errs <- err
+	}()
+	for queued := false; !queued; time.Sleep(time.Millisecond) {
+		w.mu.Lock()
+		queued = len(w.open.ends) == n && len(w.open.others) == 1
+		w.mu.Unlock()
+	}
+	w.commitOpen()
+	stored := 0
+	for range n + 1 {
+		if <-errs == nil {
+			stored++
+		}
+	}
+	done := int(ctr.Human.Load())
+	if done == 0 || done == n {
+		t.Fatalf("%d clicks committed before the failure, want some and not all", done)
+	}
+	if stored != done || db.OutboxHead() != uint64(done)+1 || db.ClickHead() != uint64(done)+1 {
+		t.Fatalf("%d answered as stored, %d committed and counted, outbox head %d, click head %d", stored, done, db.OutboxHead(), db.ClickHead())
 	}
 }
