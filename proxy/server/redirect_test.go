@@ -1,6 +1,8 @@
 package server_test
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -8,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/clickgate/clickgate/proxy/ids"
 	"github.com/clickgate/clickgate/proxy/server/servertest"
@@ -418,5 +421,33 @@ func TestClientIPFromTheTrustedProxy(t *testing.T) {
 	u, _ := url.Parse(resp.Header.Get("Location"))
 	if _, c := g.API("GET", "/api/v1/clicks/"+u.Query().Get("cgid"), nil); c["ip"] != "203.0.113.9" {
 		t.Errorf("two header lines: click from %v, want the last line's", c["ip"])
+	}
+}
+
+// Group commits failing while reads still work (a full disk) show in /readyz, which stays
+// 200: redirects still answer, without click IDs. One commit that succeeds clears it.
+func TestReadyzReportsFailingCommits(t *testing.T) {
+	g := servertest.Start(t, t.TempDir())
+	ready := func() (int, map[string]any) {
+		t.Helper()
+		r, err := http.Get(g.Pub + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Body.Close()
+		var out map[string]any
+		json.NewDecoder(r.Body).Decode(&out)
+		return r.StatusCode, out
+	}
+	observe := g.S.DB.Committer().Observe
+	observe(3, time.Millisecond, errors.New("write /data/badger/000042.vlog: no space left on device"))
+	observe(2, time.Millisecond, errors.New("write /data/badger/000042.vlog: no space left on device"))
+	st, out := ready()
+	if s, _ := out["storage"].(string); st != 200 || out["status"] != "ready" || !strings.HasPrefix(s, "commits failing since ") || !strings.Contains(s, "no space left") {
+		t.Fatalf("readyz while commits fail: %d %v", st, out)
+	}
+	observe(1, time.Millisecond, nil)
+	if st, out := ready(); st != 200 || out["storage"] != "ok" {
+		t.Fatalf("readyz after a commit succeeded: %d %v", st, out)
 	}
 }

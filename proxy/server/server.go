@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -50,6 +51,9 @@ type Server struct {
 	TokenCreated bool
 
 	relay *relay.Relay
+	// commitFailing is the error of the last group commit when it failed (a full disk),
+	// with when commits began failing; nil once one succeeds.
+	commitFailing atomic.Pointer[commitFailure]
 	// Plugins is the plugin host, nil without CLICKGATE_PLUGINS_FILE.
 	Plugins      *pluginhost.Host
 	pub          *fasthttp.Server
@@ -86,9 +90,16 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	s.DB.Committer().Observe = func(n int, d time.Duration, err error) {
 		metrics.CommitBatch.Observe(float64(n))
 		metrics.CommitSeconds.Observe(d.Seconds())
-		if err != nil {
-			metrics.CommitErrors.Inc()
+		if err == nil {
+			s.commitFailing.Store(nil)
+			return
 		}
+		metrics.CommitErrors.Inc()
+		since := time.Now()
+		if f := s.commitFailing.Load(); f != nil {
+			since = f.since
+		}
+		s.commitFailing.Store(&commitFailure{err: err.Error(), since: since})
 	}
 	ok := false
 	defer func() {
@@ -267,14 +278,26 @@ func (s *Server) Run(ctx context.Context) error {
 	return runErr
 }
 
+// commitFailure is what /readyz says of group commits failing.
+type commitFailure struct {
+	err   string
+	since time.Time
+}
+
 // ready answers /readyz: storage must answer; Kafka's state is reported but a Kafka
 // outage does not make the edge unready, since clicks wait safely in the outbox.
+//
+// Commits failing while reads still work (a full disk) are reported, not fatal:
+// redirects still answer, without click IDs, and on a node alone behind a load balancer
+// unready would turn them into errors.
 func (s *Server) ready() (bool, []byte) {
 	out := map[string]any{"status": "ready", "storage": "ok", "kafka": map[string]any{"state": "off"}}
 	ok := true
 	if err := s.DB.Ping(); err != nil {
 		ok = false
 		out["status"], out["storage"] = "not_ready", err.Error()
+	} else if f := s.commitFailing.Load(); f != nil {
+		out["storage"] = "commits failing since " + f.since.UTC().Format(time.RFC3339) + ": " + f.err
 	}
 	if s.relay != nil {
 		st, last, lastOK := s.relay.Status()
