@@ -13,6 +13,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/clickgate/clickgate/plugins/internal/narrow"
 	"github.com/clickgate/clickgate/sdk"
 )
 
@@ -51,14 +52,17 @@ func (h *HubSpot) post(ctx context.Context, path string, body any) answer {
 	return answer{status: resp.StatusCode, header: resp.Header, body: b}
 }
 
-// verdict is how an answer that is not a success resolves for the inputs it covered.
-type verdict int
+// verdict is how an answer that is not a success resolves for what it covered.
+type verdict = narrow.Verdict
 
 const (
-	verdictRetry verdict = iota + 1 // transient: send again later
-	verdictFail                     // permanent for every input of the request
-	verdictSplit                    // rejected as a whole for what one input carries: try halves
+	verdictRetry = narrow.Retry
+	verdictFail  = narrow.Fail
+	verdictSplit = narrow.Split
 )
+
+// outcome is what one request said of its items.
+type outcome = narrow.Outcome
 
 // classify maps a failed answer to a verdict, how long to wait, and a reason.
 // scope names the scope the endpoint needs, for 403 reasons.

@@ -23,6 +23,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/clickgate/clickgate/plugins/internal/narrow"
 	"github.com/clickgate/clickgate/sdk"
 )
 
@@ -230,7 +231,7 @@ func (h *HubSpot) Forward(ctx context.Context, evs []sdk.Event) ([]sdk.Result, e
 	if h.client == nil {
 		return nil, errors.New("hubspot: Forward before Configure")
 	}
-	ctx, cancel := callContext(ctx)
+	ctx, cancel := narrow.Context(ctx)
 	defer cancel()
 	results := make([]sdk.Result, len(evs))
 	ms := make([]mapped, len(evs))
@@ -244,12 +245,12 @@ func (h *HubSpot) Forward(ctx context.Context, evs []sdk.Event) ([]sdk.Result, e
 		ms[i] = m
 		pending = append(pending, i)
 	}
-	c := &call{ctx: ctx, budget: isolationBudget}
+	c := &narrow.Call{Ctx: ctx, Budget: narrow.Budget}
 	if h.cfg.UpsertContacts {
 		pending = h.upsertContacts(c, ms, pending, results)
 	}
-	c.set = func(i int, r sdk.Result) { results[i] = r }
-	c.send = func(items []int) outcome {
+	c.Set = func(i int, r sdk.Result) { results[i] = r }
+	c.Send = func(items []int) outcome {
 		inputs := make([]eventInput, len(items))
 		for k, i := range items {
 			inputs[k] = ms[i].event
@@ -260,7 +261,7 @@ func (h *HubSpot) Forward(ctx context.Context, evs []sdk.Event) ([]sdk.Result, e
 		}
 		return h.rejected(a, eventsScope, len(items))
 	}
-	c.deliver(pending, h.cfg.MaxBatch)
+	c.Deliver(pending, h.cfg.MaxBatch)
 	for i := range results {
 		results[i].Reason = h.redact(results[i].Reason)
 	}
@@ -279,7 +280,7 @@ func (h *HubSpot) redact(s string) string {
 // upsertContacts upserts the contacts of the pending events, one input per email, and
 // returns the events whose contact is in HubSpot (or that have none to upsert); the
 // others have their result.
-func (h *HubSpot) upsertContacts(c *call, ms []mapped, pending []int, results []sdk.Result) []int {
+func (h *HubSpot) upsertContacts(c *narrow.Call, ms []mapped, pending []int, results []sdk.Result) []int {
 	var contacts []contactInput
 	var owners [][]int // events of each contact
 	byEmail := map[string]int{}
@@ -306,7 +307,7 @@ func (h *HubSpot) upsertContacts(c *call, ms []mapped, pending []int, results []
 		return pending
 	}
 	held := map[int]bool{} // events whose contact is not in HubSpot yet
-	c.set = func(k int, r sdk.Result) {
+	c.Set = func(k int, r sdk.Result) {
 		if r.Status == sdk.StatusDelivered {
 			return
 		}
@@ -315,12 +316,12 @@ func (h *HubSpot) upsertContacts(c *call, ms []mapped, pending []int, results []
 			results[i], held[i] = r, true
 		}
 	}
-	c.send = func(items []int) outcome {
+	c.Send = func(items []int) outcome {
 		inputs := make([]contactInput, len(items))
 		for n, k := range items {
 			inputs[n] = contacts[k]
 		}
-		a := h.post(c.ctx, contactsPath, map[string]any{"inputs": inputs})
+		a := h.post(c.Ctx, contactsPath, map[string]any{"inputs": inputs})
 		if a.err == nil && a.status >= 200 && a.status < 300 {
 			return upsertOutcome(a, items)
 		}
@@ -330,7 +331,7 @@ func (h *HubSpot) upsertContacts(c *call, ms []mapped, pending []int, results []
 	for k := range all {
 		all[k] = k
 	}
-	c.deliver(all, maxContactsBatch)
+	c.Deliver(all, maxContactsBatch)
 	var next []int
 	for _, i := range pending {
 		if !held[i] {
@@ -351,14 +352,14 @@ func upsertOutcome(a answer, items []int) outcome {
 	if json.Unmarshal(a.body, &body) != nil || len(body.Errors) == 0 {
 		return outcome{}
 	}
-	o := outcome{each: map[int]sdk.Result{}}
+	o := outcome{Each: map[int]sdk.Result{}}
 	var loose []string
 	for _, raw := range body.Errors {
 		e := parseAPIError(raw)
 		traces := e.Context["objectWriteTraceId"]
 		for _, t := range traces {
 			if k, err := strconv.Atoi(t); err == nil {
-				o.each[k] = sdk.Failed(e.summary(a.status))
+				o.Each[k] = sdk.Failed(e.summary(a.status))
 			}
 		}
 		if len(traces) == 0 {
@@ -368,8 +369,8 @@ func upsertOutcome(a answer, items []int) outcome {
 	if len(loose) > 0 {
 		r := sdk.Retry(0, "HubSpot reported an error it tied to no input: "+clean(strings.Join(loose, " | "), maxReason))
 		for _, k := range items {
-			if _, ok := o.each[k]; !ok {
-				o.each[k] = r
+			if _, ok := o.Each[k]; !ok {
+				o.Each[k] = r
 			}
 		}
 	}
@@ -379,9 +380,9 @@ func upsertOutcome(a answer, items []int) outcome {
 // rejected turns an answer that is not a success into an outcome.
 func (h *HubSpot) rejected(a answer, scope string, n int) outcome {
 	v, after, reason := classify(a, h.now(), scope)
-	o := outcome{verdict: v, after: after, reason: reason}
+	o := outcome{Verdict: v, After: after, Reason: reason}
 	if v == verdictSplit {
-		o.key = parseAPIError(a.body).key(a.status)
+		o.Key = parseAPIError(a.body).key(a.status)
 		if n > 1 {
 			h.log.Warn("HubSpot rejected a batch without naming the input at fault; sending it in halves", "inputs", n, "reason", h.redact(reason))
 		}

@@ -22,6 +22,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/clickgate/clickgate/plugins/internal/narrow"
 	"github.com/clickgate/clickgate/sdk"
 	"github.com/clickgate/clickgate/sdk/sdktest"
 )
@@ -720,7 +721,7 @@ func TestIsolationBudget(t *testing.T) {
 			t.Fatalf("result %d %+v", i, r)
 		}
 	}
-	if n := len(api.Requests("events")); n > 1+isolationBudget {
+	if n := len(api.Requests("events")); n > 1+narrow.Budget {
 		t.Errorf("%d requests, over the budget", n)
 	}
 	if byStatus[notSent] == 0 || byStatus[failed] == 0 {
@@ -1183,7 +1184,7 @@ func FuzzParseAPIError(f *testing.F) {
 			t.Fatal("the same body gives two keys")
 		}
 		o := upsertOutcome(answer{status: 207, body: body}, []int{0, 1, 2})
-		for k, r := range o.each {
+		for k, r := range o.Each {
 			if r.Reason == "" || r.Status == delivered {
 				t.Fatalf("input %d: %+v", k, r)
 			}

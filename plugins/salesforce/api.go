@@ -12,6 +12,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/clickgate/clickgate/plugins/internal/narrow"
 	"github.com/clickgate/clickgate/sdk"
 )
 
@@ -131,14 +132,17 @@ func summary(errs []apiError) string {
 	return clean(b.String(), maxReason)
 }
 
-// verdict is how an answer that is not a success resolves for the records it covered.
-type verdict int
+// verdict is how an answer that is not a success resolves for what it covered.
+type verdict = narrow.Verdict
 
 const (
-	verdictRetry verdict = iota + 1 // transient: send again later
-	verdictFail                     // permanent for every record of the request
-	verdictSplit                    // rejected as a whole for what one record carries: try halves
+	verdictRetry = narrow.Retry
+	verdictFail  = narrow.Fail
+	verdictSplit = narrow.Split
 )
+
+// outcome is what one request said of its items.
+type outcome = narrow.Outcome
 
 // transient are the error codes that name a passing condition: a record lock held by
 // another transaction, the org's API request limits, a server busy or in maintenance,
@@ -214,10 +218,10 @@ func collectionOutcome(a answer, items []int) outcome {
 	if err := json.Unmarshal(a.body, &results); err != nil || len(results) != len(items) {
 		// Which records were written is unknown: send them again (with an external ID
 		// field the upsert makes that harmless).
-		return outcome{verdict: verdictRetry, reason: fmt.Sprintf("%d answer with %d results for %d records: %s",
+		return outcome{Verdict: verdictRetry, Reason: fmt.Sprintf("%d answer with %d results for %d records: %s",
 			a.status, len(results), len(items), clean(string(a.body), 200))}
 	}
-	o := outcome{each: map[int]sdk.Result{}}
+	o := outcome{Each: map[int]sdk.Result{}}
 	for k, r := range results {
 		if r.Success {
 			continue
@@ -231,9 +235,9 @@ func collectionOutcome(a answer, items []int) outcome {
 			reason = "Salesforce did not save the record and gave no reason"
 		}
 		if isTransient(errs) {
-			o.each[items[k]] = sdk.Retry(0, reason)
+			o.Each[items[k]] = sdk.Retry(0, reason)
 		} else {
-			o.each[items[k]] = sdk.Failed(reason)
+			o.Each[items[k]] = sdk.Failed(reason)
 		}
 	}
 	return o

@@ -25,6 +25,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/clickgate/clickgate/plugins/internal/narrow"
 	"github.com/clickgate/clickgate/sdk"
 )
 
@@ -286,7 +287,7 @@ func (s *Salesforce) Forward(ctx context.Context, evs []sdk.Event) ([]sdk.Result
 	if s.client == nil {
 		return nil, errors.New("salesforce: Forward before Configure")
 	}
-	ctx, cancel := callContext(ctx)
+	ctx, cancel := narrow.Context(ctx)
 	defer cancel()
 	results := make([]sdk.Result, len(evs))
 	records := make([]json.RawMessage, len(evs))
@@ -300,9 +301,9 @@ func (s *Salesforce) Forward(ctx context.Context, evs []sdk.Event) ([]sdk.Result
 		records[i] = r
 		pending = append(pending, i)
 	}
-	c := &call{ctx: ctx, budget: isolationBudget}
-	c.set = func(i int, r sdk.Result) { results[i] = r }
-	c.send = func(items []int) outcome {
+	c := &narrow.Call{Ctx: ctx, Budget: narrow.Budget}
+	c.Set = func(i int, r sdk.Result) { results[i] = r }
+	c.Send = func(items []int) outcome {
 		var body bytes.Buffer
 		body.WriteString(`{"allOrNone":false,"records":[`)
 		for k, i := range items {
@@ -314,7 +315,7 @@ func (s *Salesforce) Forward(ctx context.Context, evs []sdk.Event) ([]sdk.Result
 		body.WriteString("]}")
 		return s.write(ctx, body.Bytes(), items)
 	}
-	c.deliver(pending, s.cfg.MaxBatch)
+	c.Deliver(pending, s.cfg.MaxBatch)
 	for i := range results {
 		results[i].Reason = s.redact(results[i].Reason)
 	}
@@ -326,13 +327,13 @@ func (s *Salesforce) Forward(ctx context.Context, evs []sdk.Event) ([]sdk.Result
 func (s *Salesforce) write(ctx context.Context, body []byte, items []int) outcome {
 	if s.accessToken == "" {
 		if err := s.obtainToken(ctx); err != nil {
-			return outcome{verdict: verdictRetry, reason: "no access token: " + err.Error() + " (" + s.authHint() + ")"}
+			return outcome{Verdict: verdictRetry, Reason: "no access token: " + err.Error() + " (" + s.authHint() + ")"}
 		}
 	}
 	a := s.send(ctx, s.method, s.endpoint, body, s.accessToken)
 	if a.err == nil && a.status == http.StatusUnauthorized && s.cfg.grant() != "" {
 		if err := s.obtainToken(ctx); err != nil {
-			return outcome{verdict: verdictRetry, reason: fmt.Sprintf("%d %s; no new access token: %v", a.status, summary(parseErrors(a.body)), err)}
+			return outcome{Verdict: verdictRetry, Reason: fmt.Sprintf("%d %s; no new access token: %v", a.status, summary(parseErrors(a.body)), err)}
 		}
 		a = s.send(ctx, s.method, s.endpoint, body, s.accessToken)
 	}
@@ -340,9 +341,9 @@ func (s *Salesforce) write(ctx context.Context, body []byte, items []int) outcom
 		return collectionOutcome(a, items)
 	}
 	v, after, reason := s.classify(a)
-	o := outcome{verdict: v, after: after, reason: reason}
+	o := outcome{Verdict: v, After: after, Reason: reason}
 	if v == verdictSplit {
-		o.key = summary(parseErrors(a.body))
+		o.Key = summary(parseErrors(a.body))
 		if len(items) > 1 {
 			s.log.Warn("Salesforce rejected a batch without naming the record at fault; sending it in halves", "records", len(items), "reason", s.redact(reason))
 		}

@@ -1157,13 +1157,13 @@ func FuzzParseErrors(f *testing.F) {
 	f.Fuzz(func(t *testing.T, status int, body []byte) {
 		checkLine(t, summary(parseErrors(body)))
 		o := collectionOutcome(answer{status: 200, body: body}, []int{4, 5})
-		if o.verdict == 0 && len(o.reason) > 0 {
+		if o.Verdict == 0 && len(o.Reason) > 0 {
 			t.Fatal("an accepted answer with a reason")
 		}
-		if o.verdict != 0 {
-			checkLine(t, o.reason)
+		if o.Verdict != 0 {
+			checkLine(t, o.Reason)
 		}
-		for i, r := range o.each {
+		for i, r := range o.Each {
 			if i != 4 && i != 5 || r.Status == delivered || r.Reason == "" {
 				t.Fatalf("record %d: %+v", i, r)
 			}
