@@ -419,6 +419,34 @@ func pluginsCmd(args []string) error {
 	return nil
 }
 
+// deadLetterPage is how many dead letters `deadletters list` asks for at a time, the
+// most the API answers.
+const deadLetterPage = 1000
+
+// listDeadLetters reads every dead letter of plugin, page after page.
+func listDeadLetters(c *client, plugin string, page int) (json.RawMessage, error) {
+	var all []json.RawMessage
+	after := uint64(0)
+	for {
+		var out struct {
+			DeadLetters []json.RawMessage `json:"dead_letters"`
+			NextAfter   *uint64           `json:"next_after"`
+		}
+		if err := c.do("GET", fmt.Sprintf("/api/v1/deadletters?limit=%d&after=%d&plugin=%s", page, after, plugin), nil, &out); err != nil {
+			return nil, err
+		}
+		all = append(all, out.DeadLetters...)
+		if out.NextAfter == nil {
+			break
+		}
+		after = *out.NextAfter
+	}
+	if all == nil {
+		all = []json.RawMessage{}
+	}
+	return json.Marshal(map[string]any{"dead_letters": all})
+}
+
 func deadlettersCmd(args []string) error {
 	usage := errors.New("deadletters list PLUGIN | show PLUGIN SEQ | replay PLUGIN [SEQ...] | purge PLUGIN [SEQ...] (PLUGIN kafka: the Kafka relay's)")
 	if len(args) < 2 {
@@ -432,7 +460,7 @@ func deadlettersCmd(args []string) error {
 	var raw json.RawMessage
 	switch {
 	case sub == "list" && len(rest) == 0:
-		err = c.do("GET", "/api/v1/deadletters?limit=1000&plugin="+plugin, nil, &raw)
+		raw, err = listDeadLetters(c, plugin, deadLetterPage)
 	case sub == "show" && len(rest) == 1:
 		err = c.do("GET", "/api/v1/deadletters/"+plugin+"/"+url.PathEscape(rest[0]), nil, &raw)
 	case sub == "replay":

@@ -1,9 +1,13 @@
 package main
 
 import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"testing"
 )
 
@@ -35,5 +39,37 @@ func TestReadRecipients(t *testing.T) {
 		if err != nil || !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("%s: %v, %v; want %v", tc.name, got, err, tc.want)
 		}
+	}
+}
+
+// deadletters list reads page after page while the API says there is more, so a long
+// list is not cut at one page.
+func TestListDeadLettersPages(t *testing.T) {
+	var asked []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked = append(asked, r.URL.RawQuery)
+		after, _ := strconv.Atoi(r.URL.Query().Get("after"))
+		limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
+		var page []map[string]int
+		for s := after + 1; s <= 5 && len(page) < limit; s++ {
+			page = append(page, map[string]int{"seq": s})
+		}
+		out := map[string]any{"dead_letters": page}
+		if len(page) == limit {
+			out["next_after"] = page[len(page)-1]["seq"]
+		}
+		json.NewEncoder(w).Encode(out)
+	}))
+	defer srv.Close()
+	raw, err := listDeadLetters(&client{base: srv.URL, token: "t", http: srv.Client()}, "hook", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		DeadLetters []struct{ Seq int } `json:"dead_letters"`
+	}
+	json.Unmarshal(raw, &got)
+	if len(got.DeadLetters) != 5 || got.DeadLetters[4].Seq != 5 || len(asked) != 3 {
+		t.Fatalf("%s after requests %q, want the five letters in three pages", raw, asked)
 	}
 }

@@ -81,9 +81,15 @@ func (a *API) listDeadLetters(w http.ResponseWriter, r *http.Request) {
 	if dls == nil {
 		dls = []*storage.DeadLetter{}
 	}
-	writeJSON(w, http.StatusOK, struct {
+	out := struct {
 		DeadLetters []*storage.DeadLetter `json:"dead_letters"`
-	}{dls})
+		// NextAfter, on a full page, is the after= of the next one.
+		NextAfter *uint64 `json:"next_after,omitempty"`
+	}{DeadLetters: dls}
+	if len(dls) == limit {
+		out.NextAfter = &dls[len(dls)-1].Seq
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func seqParam(w http.ResponseWriter, r *http.Request) (uint64, bool) {

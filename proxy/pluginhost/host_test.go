@@ -476,3 +476,17 @@ func TestPoisonEventDeadLetteredAlone(t *testing.T) {
 		})
 	}
 }
+
+// A full page of dead letters says where the next begins; the last page does not.
+func TestDeadLetterPages(t *testing.T) {
+	g := gateWith(t, map[string]any{"name": "x", "path": bins["hang"], "config": map[string]any{"hang_on": "never-"}})
+	putLetters(t, g, 3, func(seq uint64) string { return fmt.Sprint("ok-", seq) })
+	st, out := g.API("GET", "/api/v1/deadletters?plugin=x&limit=2", nil)
+	if st != 200 || len(out["dead_letters"].([]any)) != 2 || out["next_after"] != 2.0 {
+		t.Fatalf("first page: %d %v", st, out)
+	}
+	st, out = g.API("GET", "/api/v1/deadletters?plugin=x&limit=2&after=2", nil)
+	if _, more := out["next_after"]; st != 200 || len(out["dead_letters"].([]any)) != 1 || more {
+		t.Fatalf("last page: %d %v", st, out)
+	}
+}
