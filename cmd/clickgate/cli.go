@@ -284,8 +284,7 @@ func readRecipients(path string) ([]map[string]string, error) {
 				if i < len(r) && strings.TrimSpace(r[i]) != "" && c != "" {
 					v := strings.TrimSpace(r[i])
 					if c == "msisdn" {
-						// An MSISDN is international, written without its '+'.
-						c, v = "phone", "+"+strings.TrimPrefix(v, "+")
+						c, v = "phone", msisdnPhone(v)
 					}
 					m[c] = v
 					break
@@ -316,6 +315,21 @@ var headerAliases = map[string]string{
 	"phone": "phone", "phone_number": "phone", "mobile": "phone", "mobile_number": "phone", "msisdn": "msisdn",
 	"email": "email", "e_mail": "email", "email_address": "email",
 	"customer_id": "customer_id", "customerid": "customer_id",
+}
+
+// msisdnPhone writes an MSISDN, an international number without its '+', as a phone
+// the server reads: with its '+', or after the international prefix 00; one written
+// nationally (a leading 0) is left for the server to read in its default region.
+func msisdnPhone(v string) string {
+	switch {
+	case strings.HasPrefix(v, "+"):
+		return v
+	case strings.HasPrefix(v, "00"):
+		return "+" + v[2:]
+	case strings.HasPrefix(v, "0"):
+		return v
+	}
+	return "+" + v
 }
 
 // phoneLike reports whether v is written as a phone number is: with a '+', or at least
@@ -436,7 +450,8 @@ func listDeadLetters(c *client, plugin string, page int) (json.RawMessage, error
 			return nil, err
 		}
 		all = append(all, out.DeadLetters...)
-		if out.NextAfter == nil {
+		// A cursor that does not move on would page for ever.
+		if out.NextAfter == nil || *out.NextAfter <= after || len(out.DeadLetters) == 0 {
 			break
 		}
 		after = *out.NextAfter

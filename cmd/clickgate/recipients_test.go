@@ -24,7 +24,8 @@ func TestReadRecipients(t *testing.T) {
 		{"Excel's byte-order mark and other names", "\ufeffMobile Number,E-mail\n4155550101,\n,a@b.co\n", []map[string]string{{"phone": "4155550101"}, {"email": "a@b.co"}}},
 		{"byte-order mark and quoted headers", "\ufeff\"Phone\",\"Email\"\n\"+14155550101\",\n", []map[string]string{{"phone": "+14155550101"}}},
 		// An MSISDN is international without its '+', not a number of the default region.
-		{"MSISDN", "MSISDN\n447700900123\n+447700900124\n", []map[string]string{{"phone": "+447700900123"}, {"phone": "+447700900124"}}},
+		{"MSISDN", "MSISDN\n447700900123\n+447700900124\n00447700900125\n07700900126\n", []map[string]string{
+			{"phone": "+447700900123"}, {"phone": "+447700900124"}, {"phone": "+447700900125"}, {"phone": "07700900126"}}},
 		// Bare digits may be a store's customer number: a customer ID, unless a header
 		// names the column.
 		{"one column", "+14155550101\n(415) 555-0102\n415.555.0104\n6871563157530\na@b.co\ncust-42\n", []map[string]string{
@@ -62,6 +63,16 @@ func TestListDeadLettersPages(t *testing.T) {
 	}))
 	defer srv.Close()
 	raw, err := listDeadLetters(&client{base: srv.URL, token: "t", http: srv.Client()}, "hook", 2)
+	defer func() {
+		// A server whose cursor does not move on ends the listing after one page.
+		stuck := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Write([]byte(`{"dead_letters":[{"seq":7}],"next_after":7}`))
+		}))
+		defer stuck.Close()
+		if _, err := listDeadLetters(&client{base: stuck.URL, token: "t", http: stuck.Client()}, "hook", 1); err != nil {
+			t.Errorf("stuck cursor: %v", err)
+		}
+	}()
 	if err != nil {
 		t.Fatal(err)
 	}
