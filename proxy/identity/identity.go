@@ -75,7 +75,9 @@ var tagMarks = []string{"{{", "}}", "{%", "%}", "*|", "|*", "%%", "[[", "]]", "$
 
 // unfilledTag reports whether v looks like a merge tag left as it was written: holding a
 // pair of delimiters above, or a field name wrapped whole in %…% (ActiveCampaign), {…}
-// or […]: letters, '_' and '.', no digit, so a braced GUID or [A123] is an ID.
+// or […] ("{First Name}", "[custom1]", "%FIELD_1%"): words, digits, spaces, '_', '.' and
+// '-', with a word of two letters or more, and not hex digits and hyphens alone, which
+// is a braced GUID. "[A123]" and "{3F2504E0-4F89-…}" are IDs.
 func unfilledTag(v string) bool {
 	for _, m := range tagMarks {
 		if strings.Contains(v, m) {
@@ -87,8 +89,23 @@ func unfilledTag(v string) bool {
 	}
 	switch v[0:1] + v[len(v)-1:] {
 	case "%%", "{}", "[]":
-		name := strings.TrimSpace(v[1 : len(v)-1])
-		return name != "" && strings.Trim(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_.") == ""
+	default:
+		return false
+	}
+	name := v[1 : len(v)-1]
+	const nameChars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 _.-"
+	if strings.Trim(name, nameChars) != "" || strings.Trim(name, "0123456789abcdefABCDEF-") == "" {
+		return false
+	}
+	run := 0
+	for i := 0; i < len(name); i++ {
+		if c := name[i] | 0x20; c >= 'a' && c <= 'z' {
+			if run++; run >= 2 {
+				return true
+			}
+		} else {
+			run = 0
+		}
 	}
 	return false
 }

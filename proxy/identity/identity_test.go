@@ -39,6 +39,14 @@ func TestNormalize(t *testing.T) {
 		{CustomerID, "cust_{42}|7*", "cust_{42}|7*", true},
 		{CustomerID, "%", "%", true},
 		{CustomerID, "{customer.id}", "", false},
+		{CustomerID, "[Customer ID]", "", false},
+		{CustomerID, "{First Name}", "", false},
+		{CustomerID, "%Customer Id%", "", false},
+		{CustomerID, "{customer-id}", "", false},
+		{CustomerID, "[custom1]", "", false},
+		{CustomerID, "{custom_field_1}", "", false},
+		{CustomerID, "%FIELD1%", "", false},
+		{CustomerID, "{ab12-cd34}", "{ab12-cd34}", true}, // hex and hyphens: an ID
 		{CustomerID, "{3F2504E0-4F89-11D3-9A0C-0305E82C3301}", "{3F2504E0-4F89-11D3-9A0C-0305E82C3301}", true}, // a braced GUID
 		{CustomerID, "[A123]", "[A123]", true},
 		{CustomerID, "%20%", "%20%", true},
