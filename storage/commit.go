@@ -105,6 +105,10 @@ func (w *Committer) CommitEvent(wr Write) (uint64, error) {
 	return b.otherSeq + uint64(i), nil
 }
 
+// ErrEventTooBig fails a group commit holding an event more than a transaction takes:
+// the event's fault, not the store's.
+var ErrEventTooBig = errors.New("an event is more than a transaction takes")
+
 // ErrClosed is returned for clicks submitted after the committer stopped.
 var ErrClosed = errors.New("storage: committer stopped")
 
@@ -285,7 +289,7 @@ func (w *Committer) write(b *batch) error {
 	// durable.
 	for j, o := range b.others {
 		if n, bytes := writeSize(o); n >= maxCount || bytes >= maxSize {
-			return fmt.Errorf("storage: event %d of the batch is %d entries of %d bytes, more than a transaction takes: %w", j, n, bytes, badger.ErrTxnTooBig)
+			return fmt.Errorf("storage: event %d of the batch is %d entries of %d bytes: %w (%w)", j, n, bytes, ErrEventTooBig, badger.ErrTxnTooBig)
 		}
 	}
 	txn := db.bdb.NewTransaction(true)

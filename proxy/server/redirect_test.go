@@ -14,6 +14,7 @@ import (
 
 	"github.com/clickgate/clickgate/proxy/ids"
 	"github.com/clickgate/clickgate/proxy/server/servertest"
+	"github.com/clickgate/clickgate/storage"
 )
 
 const utmQuery = "utm_source=sms&utm_medium=promotional&utm_campaign=spring_sale_2026&utm_content=version_a"
@@ -449,5 +450,10 @@ func TestReadyzReportsFailingCommits(t *testing.T) {
 	observe(1, time.Millisecond, nil)
 	if st, out := ready(); st != 200 || out["storage"] != "ok" {
 		t.Fatalf("readyz after a commit succeeded: %d %v", st, out)
+	}
+	// An event too big for a transaction is its own fault, not the store's.
+	observe(1, time.Millisecond, fmt.Errorf("storage: event 0: %w", storage.ErrEventTooBig))
+	if _, out := ready(); out["storage"] != "ok" {
+		t.Fatalf("readyz after an oversized event: %v", out)
 	}
 }

@@ -95,11 +95,15 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 			return
 		}
 		metrics.CommitErrors.Inc()
-		since := time.Now()
+		if errors.Is(err, storage.ErrEventTooBig) {
+			return // the event's fault, not the store's
+		}
+		now := time.Now()
+		since := now
 		if f := s.commitFailing.Load(); f != nil {
 			since = f.since
 		}
-		s.commitFailing.Store(&commitFailure{err: err.Error(), since: since})
+		s.commitFailing.Store(&commitFailure{err: err.Error(), since: since, last: now})
 	}
 	ok := false
 	defer func() {
@@ -280,9 +284,13 @@ func (s *Server) Run(ctx context.Context) error {
 
 // commitFailure is what /readyz says of group commits failing.
 type commitFailure struct {
-	err   string
-	since time.Time
+	err         string
+	since, last time.Time
 }
+
+// commitFailureLapse is how long a failed commit is reported without another: a node
+// with no traffic commits nothing, and a disk freed since would stay "failing" for ever.
+const commitFailureLapse = time.Minute
 
 // ready answers /readyz: storage must answer; Kafka's state is reported but a Kafka
 // outage does not make the edge unready, since clicks wait safely in the outbox.
@@ -296,7 +304,7 @@ func (s *Server) ready() (bool, []byte) {
 	if err := s.DB.Ping(); err != nil {
 		ok = false
 		out["status"], out["storage"] = "not_ready", err.Error()
-	} else if f := s.commitFailing.Load(); f != nil {
+	} else if f := s.commitFailing.Load(); f != nil && time.Since(f.last) < commitFailureLapse {
 		out["storage"] = "commits failing since " + f.since.UTC().Format(time.RFC3339) + ": " + f.err
 	}
 	if s.relay != nil {
