@@ -183,3 +183,59 @@ func TestCommitAnswersWhatItCommittedBeforeFailing(t *testing.T) {
 		t.Fatalf("%d answered as stored, %d committed and counted, outbox head %d, click head %d", stored, done, db.OutboxHead(), db.ClickHead())
 	}
 }
+
+// The same for other events (conversions): those the committed transactions held are
+// answered with their sequence, the rest with the error.
+func TestCommitAnswersEventsCommittedBeforeFailing(t *testing.T) {
+	db, err := Open(Options{Dir: t.TempDir(), MemTableMB: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	w := db.clicks
+	commits := 0
+	w.finishing = func() error {
+		if commits++; commits == 2 {
+			return errors.New("disk full")
+		}
+		return nil
+	}
+	const n = 3000 // about two transactions' worth, one entry each
+	type answer struct {
+		seq uint64
+		err error
+	}
+	answers := make(chan answer, n)
+	for i := range n {
+		go func() {
+			var ref [16]byte
+			binary.BigEndian.PutUint64(ref[8:], uint64(i))
+			seq, err := w.CommitEvent(Write{Kind: EventConversion, Ref: ref, Sets: []KV{{Key: fmt.Appendf(nil, "zz-%d", i), Value: []byte("v")}}})
+			answers <- answer{seq, err}
+		}()
+	}
+	for queued := false; !queued; time.Sleep(time.Millisecond) {
+		w.mu.Lock()
+		queued = len(w.open.others) == n
+		w.mu.Unlock()
+	}
+	w.commitOpen()
+	stored := map[uint64]bool{}
+	for range n {
+		if a := <-answers; a.err == nil {
+			stored[a.seq] = true
+		}
+	}
+	head := db.OutboxHead()
+	if len(stored) == 0 || len(stored) == n || uint64(len(stored))+1 != head {
+		t.Fatalf("%d answered as stored, outbox head %d: want some, not all, and the same", len(stored), head)
+	}
+	for seq := uint64(1); seq < head; seq++ {
+		if !stored[seq] {
+			t.Fatalf("committed event %d answered as failed", seq)
+		}
+	}
+	if db.ClickHead() != 1 {
+		t.Errorf("click head %d after a batch of conversions only", db.ClickHead())
+	}
+}
