@@ -166,10 +166,37 @@ func TestPingGivesUpOnAFrozenPlugin(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer syscall.Kill(pid, syscall.SIGCONT)
+	// The stop takes effect when the kernel next gets to every thread: a ping sent
+	// before that could still be answered.
+	for deadline := time.Now().Add(5 * time.Second); !stopped(pid); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("plugin %d not stopped 5 s after SIGSTOP", pid)
+		}
+	}
 	err = within(t, 20*time.Second, "Ping", func() error { return ping(300 * time.Millisecond) })
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("ping of a stopped plugin = %v, want its deadline exceeded", err)
 	}
+}
+
+// stopped reports whether every thread of process pid is stopped.
+func stopped(pid int) bool {
+	tasks, err := os.ReadDir(filepath.Join("/proc", strconv.Itoa(pid), "task"))
+	if err != nil || len(tasks) == 0 {
+		return false
+	}
+	for _, task := range tasks {
+		stat, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "task", task.Name(), "stat"))
+		if err != nil {
+			return false
+		}
+		// pid (comm) state ...: the state follows the last ')'.
+		i := strings.LastIndexByte(string(stat), ')')
+		if i < 0 || i+2 >= len(stat) || stat[i+2] != 'T' && stat[i+2] != 't' {
+			return false
+		}
+	}
+	return true
 }
 
 // pidOf finds the process running the binary at path.
