@@ -136,23 +136,31 @@ func TestCommitRefusesAnEventNoTransactionHolds(t *testing.T) {
 	}
 }
 
-// A batch split over transactions that fails after the first ones committed answers
-// what they made durable as stored, and only the rest as failed: a click committed
-// and counted is never redirected without its click ID.
-func TestCommitAnswersWhatItCommittedBeforeFailing(t *testing.T) {
+// failingSecondCommit opens a store whose transactions hold about 1,600 entries and
+// whose second transaction fails to commit, as a store running out of disk would.
+func failingSecondCommit(t *testing.T) *DB {
+	t.Helper()
 	db, err := Open(Options{Dir: t.TempDir(), MemTableMB: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
-	w := db.clicks
+	t.Cleanup(func() { db.Close() })
 	commits := 0
-	w.finishing = func() error {
+	db.clicks.finishing = func() error {
 		if commits++; commits == 2 {
 			return errors.New("disk full")
 		}
 		return nil
 	}
+	return db
+}
+
+// A batch split over transactions that fails after the first ones committed answers
+// what they made durable as stored, and only the rest as failed: a click committed
+// and counted is never redirected without its click ID.
+func TestCommitAnswersWhatItCommittedBeforeFailing(t *testing.T) {
+	db := failingSecondCommit(t)
+	w := db.clicks
 	ctr := db.Counters("", "s")
 	const n = 3000 // about two transactions' worth
 	errs := make(chan error, n+1)
@@ -187,19 +195,8 @@ func TestCommitAnswersWhatItCommittedBeforeFailing(t *testing.T) {
 // The same for other events (conversions): those the committed transactions held are
 // answered with their sequence, the rest with the error.
 func TestCommitAnswersEventsCommittedBeforeFailing(t *testing.T) {
-	db, err := Open(Options{Dir: t.TempDir(), MemTableMB: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := failingSecondCommit(t)
 	w := db.clicks
-	commits := 0
-	w.finishing = func() error {
-		if commits++; commits == 2 {
-			return errors.New("disk full")
-		}
-		return nil
-	}
 	const n = 3000 // about two transactions' worth, one entry each
 	type answer struct {
 		seq uint64
