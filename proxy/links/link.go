@@ -239,6 +239,9 @@ func (r *Rules) now() time.Time {
 // stay two campaigns, "РАСПРОДАЖА" and "Распродажа" are one.
 func CampaignName(s string) string {
 	s = strings.TrimSpace(s)
+	if c := utm.Snake(s); c == s {
+		return s // already its own form, the common case: reports ask for every cell's
+	}
 	for _, r := range s {
 		if unicode.IsLetter(r) && utm.Snake(string(r)) == "" {
 			return strings.ToLower(norm.NFC.String(s))

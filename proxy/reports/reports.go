@@ -188,8 +188,9 @@ func groups(src Source, from, to storage.Day, by string) (map[string]*acc, error
 		return nil, err
 	}
 	out := map[string]*acc{}
+	names := map[string]string{} // campaign names as stored, and as reported
 	for _, c := range cells {
-		k := key(c, by)
+		k := key(c, by, names)
 		a := out[k]
 		if a == nil {
 			a = &acc{visitors: hyperloglog.New14(), ttc: map[int]int64{}, m: Metrics{Conversions: map[string]int64{}, Reversed: map[string]int64{},
@@ -280,7 +281,9 @@ func percentiles(ttc map[int]int64) (med, p90 int64, ok bool) {
 	return at((n-1)/2 + 1), at(int64(math.Ceil(0.9 * float64(n)))), true
 }
 
-func key(c *storage.CellData, by string) string {
+// key is the group of a cell; names remembers the campaign names already worked out,
+// since a report reads many cells of each campaign.
+func key(c *storage.CellData, by string, names map[string]string) string {
 	if c.ID.Slug == "" {
 		// Conversions no click was credited with: a day's or week's row counts only
 		// attributed conversions and revenue, like every other grouping's.
@@ -301,7 +304,12 @@ func key(c *storage.CellData, by string) string {
 	}
 	// Links store their campaign normalised; one stored before that was is reported
 	// under the name it has now.
-	return orNone(links.CampaignName(c.ID.Campaign))
+	n, ok := names[c.ID.Campaign]
+	if !ok {
+		n = orNone(links.CampaignName(c.ID.Campaign))
+		names[c.ID.Campaign] = n
+	}
+	return n
 }
 
 // periodKey is the group of day d by day, or by week (its Monday).
