@@ -14,8 +14,8 @@ import (
 // Committer makes clicks durable before their redirect is answered, at a cost shared
 // by every click in flight: handlers append their record to the open batch and wait; one
 // goroutine commits the whole batch in one Badger transaction (click records, their
-// outbox entry and the outbox sequence), then wakes them all and adds the clicks to
-// their links' counters; a timer starts counter checkpoints (checkpoint.go). While one
+// outbox entry and the outbox sequence), or in several in order when Badger will not
+// take it in one, then wakes them all and adds the clicks to their links' counters; a timer starts counter checkpoints (checkpoint.go). While one
 // batch commits, the next one fills, so the batch size follows the load without a timer.
 // Other events (conversions) go through the same commits, so the outbox has one
 // sequence in commit order.
@@ -234,8 +234,9 @@ func (w *Committer) write(b *batch) error {
 	b.otherSeq = seq + uint64(len(b.ends))
 
 	// Keys and outbox values live in one arena sized up front, so appending never moves
-	// memory that Badger still points at.
-	need := len(b.ends)*(1+16+outboxEventLen) + 64
+	// memory that Badger still points at: a key per click, an outbox event per click
+	// and other event.
+	need := len(b.ends)*(1+16) + (len(b.ends)+len(b.others))*outboxEventLen + 64
 	if cap(b.keys) < need {
 		b.keys = make([]byte, 0, need)
 	}
@@ -296,16 +297,9 @@ func (w *Committer) write(b *batch) error {
 	defer func() { txn.Discard() }()
 	first, firstOther := 0, 0
 	var count, size int64
-	// room makes room for n more entries of the given estimated size, committing what is
-	// staged when they would not fit beside it.
-	room := func(n, bytes int64, clicksTo, othersTo int) error {
-		if count+n < maxCount && size+bytes < maxSize {
-			count, size = count+n, size+bytes
-			return nil
-		}
-		if count == 0 {
-			return fmt.Errorf("%d entries of %d bytes: %w", n, bytes, badger.ErrTxnTooBig)
-		}
+	// commit commits the transaction staged, holding clicks up to clicksTo and other
+	// events up to othersTo, and counts what is durable from then on.
+	commit := func(clicksTo, othersTo int) error {
 		if err := w.finish(txn, seq+uint64(first+firstOther), events(first, clicksTo, firstOther, othersTo)); err != nil {
 			return err
 		}
@@ -316,6 +310,21 @@ func (w *Committer) write(b *batch) error {
 			db.outboxMu.Lock()
 			db.clickHead = seq + uint64(clicksTo)
 			db.outboxMu.Unlock()
+		}
+		return nil
+	}
+	// room makes room for n more entries of the given estimated size, committing what is
+	// staged when they would not fit beside it.
+	room := func(n, bytes int64, clicksTo, othersTo int) error {
+		if count+n < maxCount && size+bytes < maxSize {
+			count, size = count+n, size+bytes
+			return nil
+		}
+		if count == 0 {
+			return fmt.Errorf("%d entries of %d bytes: %w", n, bytes, badger.ErrTxnTooBig)
+		}
+		if err := commit(clicksTo, othersTo); err != nil {
+			return err
 		}
 		txn = db.bdb.NewTransaction(true)
 		count, size = n, bytes
@@ -340,16 +349,7 @@ func (w *Committer) write(b *batch) error {
 			return fmt.Errorf("storage: stage event: %w", err)
 		}
 	}
-	if err := w.finish(txn, seq+uint64(first+firstOther), events(first, len(b.ends), firstOther, len(b.others))); err != nil {
-		return err
-	}
-	w.applyDeltas(b.ctrs[first:])
-	if len(b.ends) > 0 {
-		db.outboxMu.Lock()
-		db.clickHead = seq + uint64(len(b.ends))
-		db.outboxMu.Unlock()
-	}
-	return nil
+	return commit(len(b.ends), len(b.others))
 }
 
 // What a transaction holds besides the events' records, at most: Badger's end-of-
